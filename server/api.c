@@ -1,0 +1,717 @@
+#include "api.h"
+
+#include "alert.h"
+#include "app.h"
+#include "http.h"
+#include "keys.h"
+#include "kpi.h"
+#include "log.h"
+#include "pgconn.h"
+#include "pub.h"
+#include "store.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_BUCKETS 5000
+#define MIN_US INT64_C(60000000)
+#define RETRY_AFTER_S 2
+
+static void unavailable(struct http_req *r, const char *detail)
+{
+	r->retry_after_s = RETRY_AFTER_S;
+	http_problem(r, 503, "unavailable", "Service unavailable", detail,
+		     NULL);
+}
+
+static void not_found(struct http_req *r)
+{
+	http_problem(r, 404, "not_found", "Not found",
+		     "There is no API at this address; see docs/api.md.",
+		     NULL);
+}
+
+static void method_not_allowed(struct http_req *r, const char *allowed)
+{
+	char detail[96];
+
+	snprintf(detail, sizeof(detail), "Use %s at this address.", allowed);
+	http_problem(r, 405, "method_not_allowed", "Method not allowed",
+		     detail, NULL);
+}
+
+static const struct key_info *authorize(struct http_req *r)
+{
+	const struct key_info *k = keys_check(r->app->keys, r->authorization);
+
+	if (!k)
+		http_problem(r, 401, "unauthorized", "Unauthorized",
+			     r->authorization[0]
+				     ? "The API key is unknown or revoked. Ask "
+				       "the command centre for a valid key."
+				     : "Send the agency's API key as "
+				       "\"Authorization: Bearer <key>\".",
+			     NULL);
+	return k;
+}
+
+/* The media type without parameters, compared case-insensitively. */
+static bool media_is(const char *ct, const char *type)
+{
+	size_t n = strlen(type);
+
+	return strncasecmp(ct, type, n) == 0 &&
+	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+static void problem_from(struct http_req *r, const struct ev_error *e)
+{
+	json_t *extra = json_object();
+	const char *title = e->status == 400   ? "Malformed body"
+			    : e->status == 413 ? "Request too large"
+					       : "Invalid event";
+
+	if (e->index >= 0)
+		json_object_set_new(extra, "index", json_integer(e->index));
+	if (e->field[0])
+		json_object_set_new(extra, "field", json_string(e->field));
+	if (e->line > 0) {
+		json_object_set_new(extra, "line", json_integer(e->line));
+		json_object_set_new(extra, "column", json_integer(e->column));
+	}
+	http_problem(r, e->status, e->code, title, e->detail, extra);
+}
+
+/* ---- POST /api/v1/events ---- */
+
+static void events_done(void *arg, enum store_status st, size_t accepted,
+			size_t duplicates, const char *error)
+{
+	struct http_req *r = arg;
+	struct app *a = r->app;
+
+	if (st == STORE_OK) {
+		a->events_accepted += accepted;
+		a->events_duplicate += duplicates;
+		http_respond_json(r, 202,
+				  json_pack("{s:I, s:I}", "accepted",
+					    (json_int_t)accepted, "duplicates",
+					    (json_int_t)duplicates));
+	} else if (st == STORE_UNAVAILABLE) {
+		unavailable(r, "The database cannot take writes now; nothing "
+			       "of this request was stored. Retry later.");
+	} else {
+		log_error("storing events failed: %s", error ? error : "?");
+		http_problem(r, 500, "internal", "Internal error",
+			     "The database refused this request; nothing of "
+			     "it was stored. The command centre has been "
+			     "logged the cause.",
+			     NULL);
+	}
+}
+
+static void post_events(struct http_req *r)
+{
+	struct app *a = r->app;
+	const struct key_info *key;
+	enum ev_format fmt;
+	struct ev_limits lim = {a->cfg.max_batch, 32};
+	struct ev_batch batch = {0};
+	struct ev_error err = {0};
+	char detail[200];
+
+	if (!(key = authorize(r)))
+		return;
+	if (media_is(r->content_type, "application/json")) {
+		fmt = EV_FORMAT_JSON;
+	} else if (media_is(r->content_type, "application/x-ndjson")) {
+		fmt = EV_FORMAT_NDJSON;
+	} else {
+		http_problem(r, 415, "unsupported_media_type",
+			     "Unsupported media type",
+			     "Send events as application/json (one object or "
+			     "an array) or application/x-ndjson.",
+			     NULL);
+		return;
+	}
+	if (ev_parse_batch(r->body.p ? r->body.p : "", r->body.len, fmt,
+			   app_now(), &lim, &batch, &err) < 0) {
+		a->rejected++;
+		problem_from(r, &err);
+		return;
+	}
+	for (size_t i = 0; i < batch.n; i++) {
+		const struct ev_event *e = &batch.events[i];
+
+		if (!(key->types & (1u << e->type))) {
+			snprintf(detail, sizeof(detail),
+				 "This key may not post \"%s\" events; ask "
+				 "for a key with that type.",
+				 ev_type_name(e->type));
+			ev_batch_free(&batch);
+			a->rejected++;
+			http_problem(r, 403, "forbidden", "Forbidden", detail,
+				     json_pack("{s:I}", "index", (json_int_t)i));
+			return;
+		}
+		if (e->type == EV_SENSOR && !kpi_sensor_known(a->kpi, e->subject)) {
+			snprintf(detail, sizeof(detail),
+				 "Sensor \"%.64s\" is not registered; register "
+				 "it with PUT /api/v1/sensors/{id} first.",
+				 e->subject);
+			ev_batch_free(&batch);
+			a->rejected++;
+			http_problem(r, 422, "invalid_event", "Invalid event",
+				     detail,
+				     json_pack("{s:I, s:s}", "index",
+					       (json_int_t)i, "field",
+					       "sensor.sensor_id"));
+			return;
+		}
+	}
+	if (store_submit(a->store, key->poster, &batch, events_done, r) < 0) {
+		ev_batch_free(&batch);
+		unavailable(r, "The database cannot take writes now; nothing "
+			       "of this request was stored. Retry later.");
+	}
+}
+
+/* ---- the sensor registry ---- */
+
+static json_t *sensor_json(struct app *a, int i, int64_t now)
+{
+	const struct ev_sensor_def *d = kpi_sensor_def(a->kpi, i);
+	struct kpi_sensor_view v;
+	json_t *th = json_object();
+	static const char *const names[3] = {"waspada", "siaga", "awas"};
+	char at[40];
+
+	kpi_sensor_view(a->kpi, i, now, &v);
+	for (int t = 0; t < 3; t++)
+		if (!isnan(d->thresholds[t]))
+			json_object_set_new(th, names[t],
+					    json_real(d->thresholds[t]));
+	if (v.has_reading)
+		ev_time_format(v.at_us, a->tz_offset_s, at);
+	return json_pack(
+		"{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:b}",
+		"sensor_id", d->sensor_id, "name", d->name, "metric", d->metric,
+		"unit", d->unit,
+		"district", d->district[0] ? json_string(d->district) : json_null(),
+		"location", d->has_location
+			? json_pack("{s:f, s:f}", "lat", d->lat, "lon", d->lon)
+			: json_null(),
+		"thresholds", th, "offline_after_s", d->offline_after_s,
+		"value", v.has_reading ? json_real(v.value) : json_null(),
+		"at", v.has_reading ? json_string(at) : json_null(),
+		"level", v.has_reading ? json_string(kpi_level_name(v.level))
+				       : json_null(),
+		"online", v.online);
+}
+
+static int sensor_index(struct app *a, const char *id)
+{
+	for (int i = 0; i < kpi_sensor_count(a->kpi); i++)
+		if (strcmp(kpi_sensor_def(a->kpi, i)->sensor_id, id) == 0)
+			return i;
+	return -1;
+}
+
+struct put_sensor {
+	struct http_req *r;
+	struct ev_sensor_def def;
+};
+
+static void sensor_stored(void *arg, bool ok, bool created,
+			  int64_t registered_us, const char *error)
+{
+	struct put_sensor *ps = arg;
+	struct http_req *r = ps->r;
+	struct app *a = r->app;
+
+	if (!ok) {
+		log_warn("storing sensor %s failed: %s", ps->def.sensor_id,
+			 error ? error : "?");
+		unavailable(r, "The sensor could not be stored now; retry "
+			       "later.");
+	} else if (kpi_sensor_define(a->kpi, &ps->def, registered_us) < 0) {
+		http_problem(r, 500, "internal", "Internal error",
+			     "Out of memory.", NULL);
+	} else {
+		app_touch(a);
+		http_respond_json(r, created ? 201 : 200,
+				  sensor_json(a, sensor_index(a, ps->def.sensor_id),
+					      app_now()));
+	}
+	free(ps);
+}
+
+static void put_sensor(struct http_req *r, const char *id)
+{
+	const struct key_info *key;
+	struct ev_error err = {0};
+	struct put_sensor *ps;
+
+	if (!(key = authorize(r)))
+		return;
+	if (!(key->types & (1u << EV_SENSOR))) {
+		http_problem(r, 403, "forbidden", "Forbidden",
+			     "This key may not register sensors; ask for a key "
+			     "with the sensor type.",
+			     NULL);
+		return;
+	}
+	if (!media_is(r->content_type, "application/json")) {
+		http_problem(r, 415, "unsupported_media_type",
+			     "Unsupported media type",
+			     "Send the sensor as application/json.", NULL);
+		return;
+	}
+	ps = calloc(1, sizeof(*ps));
+	if (!ps) {
+		http_problem(r, 500, "internal", "Internal error",
+			     "Out of memory.", NULL);
+		return;
+	}
+	ps->r = r;
+	if (ev_parse_sensor_def(id, r->body.p ? r->body.p : "", r->body.len,
+				&ps->def, &err) < 0) {
+		free(ps);
+		problem_from(r, &err);
+		return;
+	}
+	if (store_put_sensor(r->app->store, &ps->def, sensor_stored, ps) < 0) {
+		free(ps);
+		unavailable(r, "The database cannot take writes now; retry "
+			       "later.");
+	}
+}
+
+static void get_sensors(struct http_req *r)
+{
+	struct app *a = r->app;
+	json_t *arr = json_array();
+	int64_t now = app_now();
+
+	for (int i = 0; i < kpi_sensor_count(a->kpi); i++)
+		json_array_append_new(arr, sensor_json(a, i, now));
+	http_respond_json(r, 200, json_pack("{s:o}", "sensors", arr));
+}
+
+/* ---- reads ---- */
+
+static void get_kpis(struct http_req *r)
+{
+	struct app *a = r->app;
+	int64_t now = app_now();
+	char at[40];
+
+	ev_time_format(now, a->tz_offset_s, at);
+	http_respond_json(r, 200,
+			  json_pack("{s:s, s:I, s:o}", "at", at, "seq",
+				    (json_int_t)a->seq, "kpis",
+				    app_snapshot(a, now)));
+}
+
+/* "90s", "5m", "24h", "30d" or plain seconds; 0 when malformed. */
+static int64_t parse_duration(const char *s)
+{
+	char *end;
+	long long v;
+
+	if (!s || !isdigit((unsigned char)s[0]))
+		return 0;
+	v = strtoll(s, &end, 10);
+	if (v <= 0 || v > 1000000000LL)
+		return 0;
+	switch (*end) {
+	case '\0':
+	case 's':
+		break;
+	case 'm':
+		v *= 60;
+		break;
+	case 'h':
+		v *= 3600;
+		break;
+	case 'd':
+		v *= 86400;
+		break;
+	default:
+		return 0;
+	}
+	if (*end && end[1])
+		return 0;
+	return (int64_t)v * 1000000;
+}
+
+struct series {
+	struct http_req *r;
+	char name[80];
+	bool sensor;
+	int64_t start_us, step_us;
+	int n;
+};
+
+static int64_t floor_div64(int64_t a, int64_t b)
+{
+	int64_t q = a / b;
+	return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static void series_done(void *arg, PGresult *res, const char *error)
+{
+	struct series *q = arg;
+	struct app *a = q->r->app;
+	json_t **buckets;
+	json_t *arr;
+	char t[40];
+
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		unavailable(q->r, "The database cannot answer now; retry later.");
+		free(q);
+		return;
+	}
+	buckets = calloc((size_t)q->n, sizeof(*buckets));
+	arr = json_array();
+	for (int i = 0; buckets && i < PQntuples(res); i++) {
+		long long b = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		if (b < 0 || b >= q->n)
+			continue;
+		if (q->sensor)
+			buckets[b] = json_pack(
+				"{s:f, s:f, s:f}", "min",
+				strtod(PQgetvalue(res, i, 1), NULL), "max",
+				strtod(PQgetvalue(res, i, 2), NULL), "last",
+				strtod(PQgetvalue(res, i, 3), NULL));
+		else
+			buckets[b] = json_pack(
+				"{s:I}", "count",
+				(json_int_t)strtoll(PQgetvalue(res, i, 1), NULL, 10));
+	}
+	for (int i = 0; buckets && i < q->n; i++) {
+		json_t *b = buckets[i];
+		if (!b)
+			b = q->sensor ? json_pack("{s:n, s:n, s:n}", "min",
+						  "max", "last")
+				      : json_pack("{s:i}", "count", 0);
+		ev_time_format(q->start_us + i * q->step_us, a->tz_offset_s, t);
+		json_object_set_new(b, "t", json_string(t));
+		json_array_append_new(arr, b);
+	}
+	free(buckets);
+	http_respond_json(q->r, 200,
+			  json_pack("{s:s, s:I, s:o}", "name", q->name,
+				    "step_s", (json_int_t)(q->step_us / 1000000),
+				    "buckets", arr));
+	free(q);
+}
+
+static void get_series(struct http_req *r)
+{
+	struct app *a = r->app;
+	char name[80], window[16], step[16];
+	const char *nm = http_arg(r, "name", name, sizeof(name));
+	const char *w = http_arg(r, "window", window, sizeof(window));
+	const char *st = http_arg(r, "step", step, sizeof(step));
+	int64_t win_us = w ? parse_duration(w) : 24 * 3600 * INT64_C(1000000);
+	int64_t step_us = st ? parse_duration(st) : 5 * MIN_US;
+	int64_t off_us = (int64_t)a->tz_offset_s * 1000000, now = app_now();
+	const char *sql;
+	char p2[24], p3[24], p4[24];
+	struct series *q;
+
+	if (!nm) {
+		http_problem(r, 400, "bad_request", "Bad request",
+			     "Give the series: name=calls.received, "
+			     "reports.received, reports.resolved or "
+			     "sensor:<sensor_id>.",
+			     NULL);
+		return;
+	}
+	if (!win_us || !step_us || step_us < MIN_US ||
+	    win_us > 30 * 24 * 3600 * INT64_C(1000000) || step_us > win_us ||
+	    (win_us + step_us - 1) / step_us > MAX_BUCKETS) {
+		http_problem(r, 400, "bad_request", "Bad request",
+			     "window must be at most 30d, step at least 1m and "
+			     "at most the window, and window/step at most 5000 "
+			     "(e.g. window=24h&step=5m).",
+			     NULL);
+		return;
+	}
+	if (strcmp(nm, "calls.received") == 0)
+		sql = "SELECT (kd_us(received_at) - $2) / $3, count(*)"
+		      " FROM calls WHERE tenant = $1"
+		      " AND received_at >= kd_ts($2) AND received_at < kd_ts($4)"
+		      " GROUP BY 1";
+	else if (strcmp(nm, "reports.received") == 0)
+		sql = "SELECT (kd_us(received_at) - $2) / $3, count(*)"
+		      " FROM tickets WHERE tenant = $1"
+		      " AND received_at >= kd_ts($2) AND received_at < kd_ts($4)"
+		      " GROUP BY 1";
+	else if (strcmp(nm, "reports.resolved") == 0)
+		sql = "SELECT (kd_us(resolved_at) - $2) / $3, count(*)"
+		      " FROM tickets WHERE tenant = $1 AND status = 3"
+		      " AND resolved_at >= kd_ts($2) AND resolved_at < kd_ts($4)"
+		      " GROUP BY 1";
+	else if (strncmp(nm, "sensor:", 7) == 0 &&
+		 kpi_sensor_known(a->kpi, nm + 7))
+		sql = "SELECT (kd_us(occurred_at) - $2) / $3, min(value),"
+		      " max(value), (array_agg(value ORDER BY occurred_at DESC,"
+		      " value DESC))[1] FROM events WHERE tenant = $1"
+		      " AND type = 'sensor' AND subject = $5"
+		      " AND occurred_at >= kd_ts($2) AND occurred_at < kd_ts($4)"
+		      " GROUP BY 1";
+	else {
+		http_problem(r, 404, "not_found", "Unknown series",
+			     "Series are calls.received, reports.received, "
+			     "reports.resolved and sensor:<registered sensor>.",
+			     NULL);
+		return;
+	}
+	q = calloc(1, sizeof(*q));
+	if (!q) {
+		http_problem(r, 500, "internal", "Internal error",
+			     "Out of memory.", NULL);
+		return;
+	}
+	q->r = r;
+	snprintf(q->name, sizeof(q->name), "%s", nm);
+	q->sensor = strncmp(nm, "sensor:", 7) == 0;
+	q->step_us = step_us;
+	q->n = (int)((win_us + step_us - 1) / step_us);
+	/* Buckets align to the step in the tenant's zone; the last one
+	 * holds now. */
+	q->start_us = floor_div64(now + off_us, step_us) * step_us - off_us -
+		      (int64_t)(q->n - 1) * step_us;
+	snprintf(p2, sizeof(p2), "%lld", (long long)q->start_us);
+	snprintf(p3, sizeof(p3), "%lld", (long long)step_us);
+	snprintf(p4, sizeof(p4), "%lld",
+		 (long long)(q->start_us + (int64_t)q->n * step_us));
+	const char *params[5] = {a->cfg.tenant, p2, p3, p4, nm + 7};
+	if (pgc_query(a->reader, sql, q->sensor ? 5 : 4, params, series_done,
+		      q) < 0) {
+		free(q);
+		unavailable(r, "The database cannot answer now; retry later.");
+	}
+}
+
+/* ---- alerts ---- */
+
+static void alerts_all_done(void *arg, PGresult *res, const char *error)
+{
+	struct http_req *r = arg;
+	struct app *a = r->app;
+	json_t *arr;
+
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		unavailable(r, "The database cannot answer now; retry later.");
+		return;
+	}
+	arr = json_array();
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct alert x = {0};
+		const char *sev = PQgetvalue(res, i, 2);
+
+		x.id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		x.kind = strcmp(PQgetvalue(res, i, 1), "level") == 0
+				 ? ALERT_LEVEL : ALERT_OFFLINE;
+		x.severity = strcmp(sev, "awas") == 0	  ? KPI_AWAS
+			     : strcmp(sev, "siaga") == 0  ? KPI_SIAGA
+			     : strcmp(sev, "waspada") == 0 ? KPI_WASPADA
+							   : KPI_NORMAL;
+		snprintf(x.sensor_id, sizeof(x.sensor_id), "%s",
+			 PQgetvalue(res, i, 3));
+		snprintf(x.message, sizeof(x.message), "%s",
+			 PQgetvalue(res, i, 4));
+		x.raised_us = strtoll(PQgetvalue(res, i, 5), NULL, 10);
+		x.cleared_us = PQgetisnull(res, i, 6)
+				       ? KPI_NONE
+				       : strtoll(PQgetvalue(res, i, 6), NULL, 10);
+		x.acked_us = PQgetisnull(res, i, 8)
+				     ? KPI_NONE
+				     : strtoll(PQgetvalue(res, i, 8), NULL, 10);
+		snprintf(x.acked_by, sizeof(x.acked_by), "%s",
+			 PQgetvalue(res, i, 7));
+		snprintf(x.note, sizeof(x.note), "%s", PQgetvalue(res, i, 9));
+		json_array_append_new(arr, alert_json(a->alerts, &x));
+	}
+	http_respond_json(r, 200, json_pack("{s:o}", "alerts", arr));
+}
+
+static void get_alerts(struct http_req *r)
+{
+	struct app *a = r->app;
+	char state[16];
+	const char *s = http_arg(r, "state", state, sizeof(state));
+	const char *params[1] = {a->cfg.tenant};
+
+	if (!s || strcmp(s, "active") == 0) {
+		http_respond_json(r, 200,
+				  json_pack("{s:o}", "alerts",
+					    alerts_active_json(a->alerts)));
+		return;
+	}
+	if (strcmp(s, "all") != 0) {
+		http_problem(r, 400, "bad_request", "Bad request",
+			     "state is active or all.", NULL);
+		return;
+	}
+	if (pgc_query(a->reader,
+		      "SELECT id, kind, severity, sensor_id, message,"
+		      " kd_us(raised_at), kd_us(cleared_at), acked_by,"
+		      " kd_us(acked_at), ack_note FROM alerts WHERE tenant = $1"
+		      " ORDER BY raised_at DESC, id DESC LIMIT 1000",
+		      1, params, alerts_all_done, r) < 0)
+		unavailable(r, "The database cannot answer now; retry later.");
+}
+
+static void ack_alert(struct http_req *r, const char *id_text)
+{
+	struct app *a = r->app;
+	char *end;
+	long long id = strtoll(id_text, &end, 10);
+	struct alert *al;
+	json_error_t jerr;
+	json_t *body;
+	const char *by, *note;
+
+	if (end == id_text || *end || id <= 0 ||
+	    !(al = alerts_find(a->alerts, id))) {
+		http_problem(r, 404, "not_found", "Unknown alert",
+			     "No active alert has this id; see GET "
+			     "/api/v1/alerts.",
+			     NULL);
+		return;
+	}
+	body = json_loadb(r->body.p ? r->body.p : "", r->body.len,
+			  JSON_REJECT_DUPLICATES, &jerr);
+	by = json_string_value(json_object_get(body, "by"));
+	note = json_string_value(json_object_get(body, "note"));
+	if (!json_is_object(body) || !by || !by[0] || strlen(by) > 64 ||
+	    (json_object_get(body, "note") && !note) ||
+	    (note && strlen(note) > 200)) {
+		json_decref(body);
+		http_problem(r, 422, "invalid_event", "Invalid acknowledgement",
+			     "Send {\"by\": \"<operator, 1..64 characters>\", "
+			     "\"note\": \"<optional, up to 200>\"}.",
+			     json_pack("{s:s}", "field", "by"));
+		return;
+	}
+	if (al->cleared_us != KPI_NONE) {
+		json_decref(body);
+		http_problem(r, 409, "conflict", "Alert already cleared",
+			     "This alert has cleared; there is nothing to "
+			     "acknowledge.",
+			     NULL);
+		return;
+	}
+	alerts_ack(a->alerts, al, by, note, app_now());
+	json_decref(body);
+	app_alerts_flush(a);
+	http_respond_json(r, 200, alert_json(a->alerts, al));
+}
+
+/* ---- health ---- */
+
+static void readyz(struct http_req *r)
+{
+	struct app *a = r->app;
+	bool ok = store_ready(a->store) && pgc_connected(a->reader);
+
+	if (!ok)
+		r->retry_after_s = RETRY_AFTER_S;
+	http_respond_json(r, ok ? 200 : 503,
+			  json_pack("{s:b, s:b}", "ready", ok, "database", ok));
+}
+
+static void metrics(struct http_req *r)
+{
+	struct app *a = r->app;
+	struct buf b = {0};
+
+	buf_printf(&b,
+		   "# TYPE kendali_events_accepted_total counter\n"
+		   "kendali_events_accepted_total %llu\n"
+		   "# TYPE kendali_events_duplicate_total counter\n"
+		   "kendali_events_duplicate_total %llu\n"
+		   "# TYPE kendali_requests_rejected_total counter\n"
+		   "kendali_requests_rejected_total %llu\n"
+		   "# TYPE kendali_commit_groups_total counter\n"
+		   "kendali_commit_groups_total %llu\n"
+		   "# TYPE kendali_store_pending_events gauge\n"
+		   "kendali_store_pending_events %zu\n"
+		   "# TYPE kendali_ws_clients gauge\n"
+		   "kendali_ws_clients %zu\n"
+		   "# TYPE kendali_ws_messages_total counter\n"
+		   "kendali_ws_messages_total %llu\n"
+		   "# TYPE kendali_ws_snapshots_total counter\n"
+		   "kendali_ws_snapshots_total %llu\n"
+		   "# TYPE kendali_calls_held gauge\n"
+		   "kendali_calls_held %zu\n"
+		   "# TYPE kendali_tickets_held gauge\n"
+		   "kendali_tickets_held %zu\n"
+		   "# TYPE kendali_database_up gauge\n"
+		   "kendali_database_up %d\n",
+		   (unsigned long long)a->events_accepted,
+		   (unsigned long long)a->events_duplicate,
+		   (unsigned long long)a->rejected,
+		   (unsigned long long)store_groups(a->store),
+		   store_pending(a->store), pub_clients(a->pub),
+		   (unsigned long long)pub_messages_sent(a->pub),
+		   (unsigned long long)pub_snapshots_sent(a->pub),
+		   kpi_calls_held(a->kpi), kpi_tickets_held(a->kpi),
+		   store_ready(a->store) ? 1 : 0);
+	http_respond(r, 200, "text/plain; version=0.0.4", b.p ? b.p : "",
+		     b.len);
+	buf_free(&b);
+}
+
+void api_route(struct http_req *r)
+{
+	const char *p = r->path;
+	bool get = r->method == HTTP_GET || r->method == HTTP_HEAD;
+
+	r->app->requests++;
+	if (strcmp(p, "/api/v1/events") == 0) {
+		if (r->method == HTTP_POST)
+			post_events(r);
+		else
+			method_not_allowed(r, "POST");
+	} else if (strcmp(p, "/api/v1/kpis") == 0) {
+		get ? get_kpis(r) : method_not_allowed(r, "GET");
+	} else if (strcmp(p, "/api/v1/sensors") == 0) {
+		get ? get_sensors(r) : method_not_allowed(r, "GET");
+	} else if (strncmp(p, "/api/v1/sensors/", 16) == 0) {
+		if (r->method == HTTP_PUT)
+			put_sensor(r, p + 16);
+		else
+			method_not_allowed(r, "PUT");
+	} else if (strcmp(p, "/api/v1/series") == 0) {
+		get ? get_series(r) : method_not_allowed(r, "GET");
+	} else if (strcmp(p, "/api/v1/alerts") == 0) {
+		get ? get_alerts(r) : method_not_allowed(r, "GET");
+	} else if (strncmp(p, "/api/v1/alerts/", 15) == 0 &&
+		   strlen(p) > 19 && strcmp(p + strlen(p) - 4, "/ack") == 0) {
+		char id[32];
+		size_t n = strlen(p + 15) - 4;
+		if (r->method != HTTP_POST) {
+			method_not_allowed(r, "POST");
+			return;
+		}
+		snprintf(id, sizeof(id), "%.*s", (int)(n < 31 ? n : 31), p + 15);
+		ack_alert(r, id);
+	} else if (strcmp(p, "/healthz") == 0) {
+		http_respond_json(r, 200, json_pack("{s:s}", "status", "ok"));
+	} else if (strcmp(p, "/readyz") == 0) {
+		readyz(r);
+	} else if (strcmp(p, "/metrics") == 0) {
+		metrics(r);
+	} else {
+		not_found(r);
+	}
+}

@@ -1,0 +1,370 @@
+#include "app.h"
+
+#include "alert.h"
+#include "http.h"
+#include "keys.h"
+#include "kpi.h"
+#include "log.h"
+#include "migrate.h"
+#include "pgconn.h"
+#include "pub.h"
+#include "store.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SEC_US INT64_C(1000000)
+#define EVALUATE_US SEC_US		/* time-driven KPIs looked at */
+#define HEARTBEAT_US (5 * SEC_US)	/* screens hear from us at least */
+#define KEYS_REFRESH_US (5 * SEC_US)
+#define PRUNE_US (600 * SEC_US)
+#define READER_QUEUE 64
+
+int64_t app_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * SEC_US + ts.tv_nsec / 1000;
+}
+
+void app_touch(struct app *a)
+{
+	a->dirty = true;
+}
+
+json_t *app_snapshot(struct app *a, int64_t now)
+{
+	json_t *s = kpi_snapshot(a->kpi, now);
+
+	json_object_set_new(s, "alerts.active", alerts_active_json(a->alerts));
+	return s;
+}
+
+/* ---- committed state in: the store's sink ---- */
+
+static void sink_call(void *arg, const struct kpi_call *c)
+{
+	struct app *a = arg;
+
+	if (kpi_apply_call(a->kpi, c, app_now()) < 0)
+		log_error("out of memory applying call %s", c->call_id);
+	a->dirty = true;
+}
+
+static void sink_ticket(void *arg, const struct kpi_ticket *t)
+{
+	struct app *a = arg;
+
+	if (kpi_apply_ticket(a->kpi, t, app_now()) < 0)
+		log_error("out of memory applying ticket %s", t->ticket);
+	a->dirty = true;
+}
+
+static void sink_reading(void *arg, const char *sensor_id, int64_t at_us,
+			 double value)
+{
+	struct app *a = arg;
+
+	if (kpi_apply_reading(a->kpi, sensor_id, at_us, value))
+		a->dirty = true;
+}
+
+/* ---- alerts: stored, then shown ---- */
+
+struct alert_save {
+	struct app *app;
+	struct alert *alert;
+};
+
+static void alert_saved(void *arg, bool ok, int64_t id)
+{
+	struct alert_save *s = arg;
+
+	alerts_save_done(s->app->alerts, s->alert, ok, id);
+	if (ok)
+		app_alerts_flush(s->app);
+	free(s);
+}
+
+void app_alerts_flush(struct app *a)
+{
+	struct alert *al;
+
+	while (!a->stopping && (al = alerts_next_unsaved(a->alerts))) {
+		struct alert_save *s = malloc(sizeof(*s));
+
+		alert_save_begin(al);
+		if (!s || store_save_alert(a->store, al, a->tz_offset_s,
+					   alert_saved, s) < 0) {
+			free(s);
+			/* Marked dirty again: the next tick retries. */
+			alerts_save_done(a->alerts, al, false, 0);
+			return;
+		}
+		s->app = a;
+		s->alert = al;
+	}
+}
+
+static void on_alert_change(void *arg, struct alert *al)
+{
+	struct app *a = arg;
+
+	a->dirty = true;
+	if (al->id != 0) {
+		json_t *j = alert_json(a->alerts, al);
+		pub_alert(a->pub, j);
+		json_decref(j);
+	}
+}
+
+static void check_alerts(struct app *a, int64_t now)
+{
+	for (int i = 0; i < kpi_sensor_count(a->kpi); i++) {
+		struct kpi_sensor_view v;
+
+		kpi_sensor_view(a->kpi, i, now, &v);
+		alerts_check(a->alerts, &v, now);
+	}
+	app_alerts_flush(a);
+}
+
+/* ---- publishing ---- */
+
+/* The keys whose values differ between two snapshots (new reference). */
+static json_t *diff(json_t *old, json_t *cur)
+{
+	json_t *changed = json_object();
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(cur, key, v)
+		if (!old || !json_equal(json_object_get(old, key), v))
+			json_object_set(changed, key, v);
+	return changed;
+}
+
+static void publish(struct app *a, int64_t now, bool force)
+{
+	json_t *snap = app_snapshot(a, now);
+	json_t *changed = diff(a->published, snap);
+	char at[40];
+
+	a->dirty = false;
+	if (json_object_size(changed) > 0 || force ||
+	    now - a->last_publish_us >= HEARTBEAT_US) {
+		ev_time_format(now, a->tz_offset_s, at);
+		a->seq++;
+		pub_state(a->pub, snap, changed, at);
+		a->last_publish_us = now;
+	}
+	json_decref(a->published);
+	a->published = snap;
+	json_decref(changed);
+}
+
+static void keys_loaded(void *arg, PGresult *r, const char *error)
+{
+	struct app *a = arg;
+
+	if (r && keys_replace(a->keys, r) == 0)
+		return;
+	log_warn("refreshing API keys failed: %s",
+		 r ? PQresultErrorMessage(r) : error);
+}
+
+/*
+ * The one periodic job, every publish interval: alerts, then a snapshot if
+ * anything changed or a second has passed (windows slide), keys and pruning
+ * now and then.
+ */
+static void tick_cb(uv_timer_t *t)
+{
+	struct app *a = t->data;
+	int64_t now = app_now();
+
+	check_alerts(a, now);
+	if (a->dirty || now - a->last_publish_us >= EVALUATE_US)
+		publish(a, now, false);
+	if (now - a->last_keys_us >= KEYS_REFRESH_US) {
+		const char *p[1] = {a->cfg.tenant};
+		a->last_keys_us = now;
+		if (pgc_query(a->reader, KEYS_SELECT_SQL, 1, p, keys_loaded,
+			      a) < 0)
+			log_debug("keys not refreshed: database unavailable");
+	}
+	if (now - a->last_prune_us >= PRUNE_US) {
+		a->last_prune_us = now;
+		kpi_prune(a->kpi, now);
+	}
+}
+
+static void close_cb(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void stop(struct app *a)
+{
+	if (a->stopping)
+		return;
+	a->stopping = true;
+	log_info("stopping");
+	uv_timer_stop(&a->tick);
+	uv_close((uv_handle_t *)&a->tick, close_cb);
+	uv_close((uv_handle_t *)&a->sigint, close_cb);
+	uv_close((uv_handle_t *)&a->sigterm, close_cb);
+	pub_close_all(a->pub);
+	http_free(a->http);
+	a->http = NULL;
+	store_close(a->store);
+	pgc_close(a->reader);
+}
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+	(void)signum;
+	stop(s->data);
+}
+
+/* ---- start-up ---- */
+
+static int startup_db(struct app *a)
+{
+	struct store_sink sink = {sink_call, sink_ticket, sink_reading, a};
+	char err[512];
+	const char *p[1] = {a->cfg.tenant};
+	PGconn *conn = PQconnectdb(a->cfg.database_url);
+	PGresult *r;
+	int rc = -1, n;
+	int64_t t0 = app_now();
+
+	if (PQstatus(conn) != CONNECTION_OK) {
+		log_error("cannot connect to the database: %s",
+			  PQerrorMessage(conn));
+		goto out;
+	}
+	if (a->cfg.migrate && (n = migrate_run(conn, err, sizeof(err))) < 0) {
+		log_error("%s", err);
+		goto out;
+	}
+	if (store_tz_offset(conn, a->cfg.tenant, &a->tz_offset_s, err,
+			    sizeof(err)) < 0) {
+		log_error("%s (run `kendali migrate`?)", err);
+		goto out;
+	}
+	struct kpi_config kc = {.tz_offset_s = a->tz_offset_s};
+	memcpy(kc.sla_us, a->cfg.sla_us, sizeof(kc.sla_us));
+	a->kpi = kpi_new(&kc);
+	a->alerts = alerts_new(a->tz_offset_s, on_alert_change, a);
+	a->keys = keys_new();
+	if (!a->kpi || !a->alerts || !a->keys) {
+		log_error("out of memory");
+		goto out;
+	}
+	r = PQexecParams(conn, KEYS_SELECT_SQL, 1, NULL, p, NULL, NULL, 0);
+	if (keys_replace(a->keys, r) < 0) {
+		log_error("cannot read API keys: %s", PQresultErrorMessage(r));
+		PQclear(r);
+		goto out;
+	}
+	PQclear(r);
+	kpi_advance(a->kpi, app_now());
+	if (store_load(conn, a->cfg.tenant, a->kpi, a->alerts, &sink, err,
+		       sizeof(err)) < 0) {
+		log_error("cannot load the state: %s", err);
+		goto out;
+	}
+	log_info("state rebuilt in %.3f s: %zu calls, %zu tickets, %d "
+		 "sensors, %d keys",
+		 (double)(app_now() - t0) / 1e6, kpi_calls_held(a->kpi),
+		 kpi_tickets_held(a->kpi), kpi_sensor_count(a->kpi),
+		 keys_count(a->keys));
+	rc = 0;
+out:
+	PQfinish(conn);
+	return rc;
+}
+
+int app_serve(const struct config *cfg)
+{
+	struct app app = {0};
+	struct app *a = &app;
+	uv_loop_t loop;
+	char err[256];
+	int rc = 1;
+
+	a->cfg = *cfg;
+	if (startup_db(a) < 0)
+		goto out;
+	if (uv_loop_init(&loop) != 0)
+		goto out;
+	a->loop = &loop;
+	struct store_sink sink = {sink_call, sink_ticket, sink_reading, a};
+	a->store = store_new(&loop, cfg->database_url, cfg->tenant, &sink,
+			     cfg->max_pending_events);
+	a->reader = pgc_new(&loop, cfg->database_url, "reader", READER_QUEUE,
+			    NULL, NULL);
+	a->pub = pub_new();
+	if (!a->store || !a->reader || !a->pub) {
+		log_error("out of memory");
+		goto out_loop;
+	}
+	struct http_config hc = {
+		.host = cfg->host,
+		.port = cfg->port,
+		.static_dir = cfg->static_dir,
+		.max_body = cfg->max_body,
+		.request_timeout_s = cfg->request_timeout_s,
+	};
+	a->http = http_new(&loop, a, &hc, a->pub, err, sizeof(err));
+	if (!a->http) {
+		log_error("%s", err);
+		goto out_loop;
+	}
+	/* The first snapshot exists before any screen can connect. */
+	a->last_keys_us = a->last_prune_us = app_now();
+	check_alerts(a, app_now());
+	publish(a, app_now(), true);
+
+	uv_timer_init(&loop, &a->tick);
+	a->tick.data = a;
+	uv_timer_start(&a->tick, tick_cb, (uint64_t)cfg->publish_ms,
+		       (uint64_t)cfg->publish_ms);
+	uv_signal_init(&loop, &a->sigint);
+	uv_signal_init(&loop, &a->sigterm);
+	a->sigint.data = a->sigterm.data = a;
+	uv_signal_start(&a->sigint, signal_cb, SIGINT);
+	uv_signal_start(&a->sigterm, signal_cb, SIGTERM);
+	signal(SIGPIPE, SIG_IGN);
+
+	log_info("kendali listening on http://%s:%d (tenant %s, UTC%+d)",
+		 cfg->host, cfg->port, cfg->tenant, a->tz_offset_s / 3600);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	rc = 0;
+out_loop:
+	if (!a->stopping) {
+		/* Start-up failed half-way: close what was opened. */
+		a->stopping = true;
+		if (a->http)
+			http_free(a->http);
+		if (a->store)
+			store_close(a->store);
+		if (a->reader)
+			pgc_close(a->reader);
+	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&loop) != 0)
+		log_warn("some handles were still open at exit");
+	pub_free(a->pub);
+out:
+	json_decref(a->published);
+	kpi_free(a->kpi);
+	alerts_free(a->alerts);
+	keys_free(a->keys);
+	return rc;
+}

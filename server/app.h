@@ -1,0 +1,72 @@
+/*
+ * server/app.h - the root: one struct owns the loop, the configuration and
+ * every module, and wires them together.  Modules never reach each other
+ * but through the functions here and their own headers.
+ */
+#ifndef KENDALI_APP_H
+#define KENDALI_APP_H
+
+#include "event.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct config {
+	const char *database_url;
+	const char *tenant;
+	const char *host;
+	int port;
+	const char *static_dir;
+	size_t max_body;
+	size_t max_batch;
+	int publish_ms;
+	int request_timeout_s;
+	size_t max_pending_events;
+	int64_t sla_us[EV_RC_COUNT];
+	bool migrate;
+};
+
+struct app {
+	uv_loop_t *loop;
+	struct config cfg;
+	int tz_offset_s;
+	struct kpi *kpi;
+	struct alerts *alerts;
+	struct store *store;
+	struct pgc *reader;	/* reads that must not wait behind writes */
+	struct keys *keys;
+	struct pub *pub;
+	struct http *http;
+	uv_timer_t tick, publish;
+	uv_signal_t sigint, sigterm;
+	bool stopping;
+
+	json_t *published;	/* the last snapshot sent to screens */
+	uint64_t seq;		/* state version: +1 per publication */
+	bool dirty;		/* state changed since published */
+	int64_t last_publish_us;
+	int64_t last_prune_us;
+	int64_t last_keys_us;
+
+	/* Counters for /metrics. */
+	uint64_t requests, events_accepted, events_duplicate, rejected;
+};
+
+/* The server clock, microseconds since the epoch. */
+int64_t app_now(void);
+
+/* Runs `kendali serve`; returns the process exit code. */
+int app_serve(const struct config *cfg);
+
+/* The current snapshot, alerts.active included (new reference). */
+json_t *app_snapshot(struct app *a, int64_t now);
+
+/* Marks the state changed, to be published at the next tick. */
+void app_touch(struct app *a);
+
+/* Stores and publishes dirty alerts. */
+void app_alerts_flush(struct app *a);
+
+#endif

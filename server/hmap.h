@@ -1,0 +1,38 @@
+/*
+ * server/hmap.h - a hash map from NUL-terminated strings to pointers.
+ *
+ * Open addressing with linear probing; it grows by doubling when 3/4 full.
+ * The map borrows its keys: each key must live as long as its entry, which
+ * is natural when the key is a member of the value.
+ */
+#ifndef KENDALI_HMAP_H
+#define KENDALI_HMAP_H
+
+#include <stddef.h>
+
+struct hmap_slot {
+	const char *key;
+	void *value;
+	size_t hash;
+};
+
+struct hmap {
+	struct hmap_slot *slots;
+	size_t cap;	/* a power of two, or 0 */
+	size_t len;
+};
+
+/* Returns the value or NULL. */
+void *hmap_get(const struct hmap *m, const char *key);
+/* Inserts or replaces; returns 0, or -1 when out of memory. */
+int hmap_put(struct hmap *m, const char *key, void *value)
+	__attribute__((warn_unused_result));
+/* Removes and returns the value, or NULL when absent. */
+void *hmap_del(struct hmap *m, const char *key);
+void hmap_free(struct hmap *m);
+
+/* Iteration: for (size_t i = 0; hmap_next(m, &i, &k, &v);) ... */
+int hmap_next(const struct hmap *m, size_t *pos, const char **key,
+	      void **value);
+
+#endif

@@ -1,0 +1,468 @@
+#include "http.h"
+
+#include "api.h"
+#include "log.h"
+#include "pub.h"
+
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct http {
+	struct lws_context *ctx;
+	struct http_config cfg;
+	struct lws_protocols protocols[3];
+	lws_retry_bo_t retry;
+	struct app *app;
+};
+
+struct http_pss {
+	struct http_req *req;
+};
+
+static struct http *http_of(struct lws *wsi)
+{
+	return lws_context_user(lws_get_context(wsi));
+}
+
+static void req_free(struct http_req *r)
+{
+	buf_free(&r->body);
+	buf_free(&r->resp);
+	free(r);
+}
+
+void http_respond(struct http_req *r, int status, const char *type,
+		  const char *body, size_t len)
+{
+	if (!r->wsi) {
+		req_free(r);
+		return;
+	}
+	r->status = status;
+	r->resp_type = type;
+	buf_reset(&r->resp);
+	buf_add(&r->resp, body, len);
+	r->phase = HTTP_READY;
+	lws_callback_on_writable(r->wsi);
+}
+
+void http_respond_json(struct http_req *r, int status, json_t *body)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	json_decref(body);
+	if (!text) {
+		http_respond(r, 500, "text/plain", "out of memory", 13);
+		return;
+	}
+	http_respond(r, status, "application/json", text, strlen(text));
+	free(text);
+}
+
+void http_problem(struct http_req *r, int status, const char *code,
+		  const char *title, const char *detail, json_t *extra)
+{
+	char type[96];
+	json_t *p;
+	char *text;
+
+	snprintf(type, sizeof(type), "/problems/%s", code);
+	p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title",
+		      title, "status", status, "detail", detail, "code", code);
+	if (p && extra)
+		json_object_update(p, extra);
+	json_decref(extra);
+	text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+	json_decref(p);
+	if (!text) {
+		http_respond(r, 500, "text/plain", "out of memory", 13);
+		return;
+	}
+	http_respond(r, status, "application/problem+json", text, strlen(text));
+	free(text);
+}
+
+const char *http_arg(struct http_req *r, const char *name, char *buf, int len)
+{
+	char frag[512];
+	size_t n = strlen(name);
+
+	if (!r->wsi)
+		return NULL;
+	/* lws keeps each "k=v" of the query as a fragment, already
+	 * URL-decoded. */
+	for (int i = 0;; i++) {
+		int fl = lws_hdr_copy_fragment(r->wsi, frag, sizeof(frag),
+					       WSI_TOKEN_HTTP_URI_ARGS, i);
+		if (fl < 0)
+			return NULL;
+		if ((size_t)fl > n && strncmp(frag, name, n) == 0 &&
+		    frag[n] == '=') {
+			snprintf(buf, (size_t)len, "%s", frag + n + 1);
+			return buf;
+		}
+	}
+}
+
+/* ---- static files ---- */
+
+static const char *mime_of(const char *path)
+{
+	static const struct {
+		const char *ext, *mime;
+	} types[] = {
+		{".html", "text/html; charset=utf-8"},
+		{".js", "text/javascript; charset=utf-8"},
+		{".mjs", "text/javascript; charset=utf-8"},
+		{".css", "text/css; charset=utf-8"},
+		{".json", "application/json"},
+		{".svg", "image/svg+xml"},
+		{".png", "image/png"},
+		{".ico", "image/x-icon"},
+		{".woff2", "font/woff2"},
+	};
+	const char *dot = strrchr(path, '.');
+
+	for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(dot, types[i].ext) == 0)
+			return types[i].mime;
+	return NULL;
+}
+
+/* Only plain names below the static root: no "..", no hidden files. */
+static bool safe_path(const char *p)
+{
+	if (p[0] != '/' || strstr(p, "/.") || strstr(p, "//"))
+		return false;
+	for (; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || strchr("/._-", *p)))
+			return false;
+	return true;
+}
+
+static int serve_static(struct http *h, struct http_req *r)
+{
+	char file[1024];
+	const char *rel = r->path, *mime;
+	struct stat st;
+	int n;
+
+	if (strcmp(rel, "/") == 0)
+		rel = "/index.html";
+	else if (strcmp(rel, "/mayor") == 0 || strcmp(rel, "/mayor/") == 0)
+		rel = "/mayor.html";
+	mime = mime_of(rel);
+	snprintf(file, sizeof(file), "%s%s", h->cfg.static_dir, rel);
+	if (!safe_path(rel) || !mime || stat(file, &st) < 0 ||
+	    !S_ISREG(st.st_mode)) {
+		http_problem(r, 404, "not_found", "Not found",
+			     "There is no page or file at this address.", NULL);
+		return 0;
+	}
+	static const char headers[] =
+		"cache-control: no-cache\x0d\x0a"
+		"x-content-type-options: nosniff\x0d\x0a";
+	r->phase = HTTP_HEADERS_SENT;
+	n = lws_serve_http_file(r->wsi, file, mime, headers,
+				(int)sizeof(headers) - 1);
+	if (n < 0 || (n > 0 && lws_http_transaction_completed(r->wsi)))
+		return -1;
+	return 0;
+}
+
+/* ---- the protocol callback ---- */
+
+static bool is_api(const char *path)
+{
+	return strncmp(path, "/api/", 5) == 0 || strcmp(path, "/healthz") == 0 ||
+	       strcmp(path, "/readyz") == 0 || strcmp(path, "/metrics") == 0;
+}
+
+static enum http_method method_of(struct lws *wsi)
+{
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI))
+		return HTTP_GET;
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI))
+		return HTTP_POST;
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI))
+		return HTTP_PUT;
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI))
+		return HTTP_HEAD;
+	return HTTP_OTHER;
+}
+
+static void copy_header(struct lws *wsi, enum lws_token_indexes t, char *dst,
+			size_t len)
+{
+	if (lws_hdr_copy(wsi, dst, (int)len, t) < 0)
+		dst[0] = '\0';
+}
+
+static int begin(struct http *h, struct lws *wsi, struct http_pss *pss,
+		 const char *path, size_t len)
+{
+	struct http_req *r = calloc(1, sizeof(*r));
+	char cl[32];
+
+	if (!r)
+		return -1;
+	pss->req = r;
+	r->wsi = wsi;
+	r->app = h->app;
+	r->method = method_of(wsi);
+	r->content_length = -1;
+	if (len >= sizeof(r->path)) {
+		http_problem(r, 414, "uri_too_long", "URI too long",
+			     "The address is longer than 255 bytes.", NULL);
+		return 0;
+	}
+	memcpy(r->path, path, len);
+	r->path[len] = '\0';
+	copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, r->content_type,
+		    sizeof(r->content_type));
+	copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, r->authorization,
+		    sizeof(r->authorization));
+	lws_get_peer_simple(wsi, r->peer, sizeof(r->peer));
+	copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof(cl));
+	if (cl[0])
+		r->content_length = strtoll(cl, NULL, 10);
+
+	if (r->method == HTTP_POST || r->method == HTTP_PUT) {
+		if (r->content_length > (int64_t)h->cfg.max_body) {
+			char detail[160];
+			snprintf(detail, sizeof(detail),
+				 "The body is %lld bytes; the limit is %zu "
+				 "bytes. Send fewer events per request.",
+				 (long long)r->content_length, h->cfg.max_body);
+			r->close_after = true;
+			http_problem(r, 413, "too_large", "Request too large",
+				     detail, NULL);
+			return 0;
+		}
+		if (r->content_length <= 0)
+			goto route;	/* no body is coming */
+		/* lws clears the timeout once the body is in; until then
+		 * a slow sender is bounded by this. */
+		lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+				h->cfg.request_timeout_s);
+		return 0;
+	}
+route:
+	r->phase = HTTP_WAITING;
+	if (is_api(r->path)) {
+		api_route(r);
+		return 0;
+	}
+	if (r->method != HTTP_GET && r->method != HTTP_HEAD) {
+		http_problem(r, 405, "method_not_allowed", "Method not allowed",
+			     "Pages are read with GET.", NULL);
+		return 0;
+	}
+	return serve_static(h, r);
+}
+
+static int body(struct http *h, struct http_req *r, const void *in,
+		size_t len)
+{
+	if (r->too_large)
+		return 0;
+	if (r->body.len + len > h->cfg.max_body) {
+		r->too_large = true;
+		buf_free(&r->body);
+		return 0;
+	}
+	buf_add(&r->body, in, len);
+	return 0;
+}
+
+static int body_done(struct http *h, struct http_req *r)
+{
+	char detail[128];
+
+	r->phase = HTTP_WAITING;
+	/* Waiting on the database must not hold the request forever. */
+	lws_set_timeout(r->wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+			h->cfg.request_timeout_s);
+	if (r->too_large || r->body.oom) {
+		snprintf(detail, sizeof(detail),
+			 "The body is larger than the limit of %zu bytes. "
+			 "Send fewer events per request.",
+			 h->cfg.max_body);
+		http_problem(r, 413, "too_large", "Request too large", detail,
+			     NULL);
+		return 0;
+	}
+	if (!is_api(r->path)) {
+		http_problem(r, 404, "not_found", "Not found",
+			     "There is no API at this address.", NULL);
+		return 0;
+	}
+	api_route(r);
+	return 0;
+}
+
+static int write_response(struct lws *wsi, struct http_req *r)
+{
+	unsigned char hb[LWS_PRE + 1024];
+	unsigned char *start = hb + LWS_PRE, *p = start, *end = hb + sizeof(hb);
+	char ra[16];
+
+	if (r->phase == HTTP_READY) {
+		if (lws_add_http_common_headers(wsi, (unsigned)r->status,
+						r->resp_type, r->resp.len, &p,
+						end) ||
+		    lws_add_http_header_by_name(
+			    wsi, (const unsigned char *)"cache-control:",
+			    (const unsigned char *)"no-store", 8, &p, end) ||
+		    lws_add_http_header_by_name(
+			    wsi,
+			    (const unsigned char *)"x-content-type-options:",
+			    (const unsigned char *)"nosniff", 7, &p, end))
+			return -1;
+		if (r->retry_after_s > 0) {
+			int n = snprintf(ra, sizeof(ra), "%d", r->retry_after_s);
+			if (lws_add_http_header_by_name(
+				    wsi, (const unsigned char *)"retry-after:",
+				    (const unsigned char *)ra, n, &p, end))
+				return -1;
+		}
+		if (r->close_after &&
+		    lws_add_http_header_by_name(
+			    wsi, (const unsigned char *)"connection:",
+			    (const unsigned char *)"close", 5, &p, end))
+			return -1;
+		if (lws_finalize_write_http_header(wsi, start, &p, end))
+			return -1;
+		r->phase = HTTP_HEADERS_SENT;
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	if (r->phase != HTTP_HEADERS_SENT)
+		return 0;
+	unsigned char *b = malloc(LWS_PRE + r->resp.len + 1);
+	if (!b)
+		return -1;
+	if (r->resp.len)
+		memcpy(b + LWS_PRE, r->resp.p, r->resp.len);
+	int n = lws_write(wsi, b + LWS_PRE, r->resp.len, LWS_WRITE_HTTP_FINAL);
+	free(b);
+	if (n < (int)r->resp.len || r->close_after)
+		return -1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* The request forgets the connection; it is freed now or when answered. */
+static void detach(struct http_pss *pss)
+{
+	struct http_req *r = pss ? pss->req : NULL;
+
+	if (!r)
+		return;
+	pss->req = NULL;
+	r->wsi = NULL;
+	if (r->phase != HTTP_WAITING)
+		req_free(r);
+}
+
+static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		   void *user, void *in, size_t len)
+{
+	struct http_pss *pss = user;
+	struct http *h = http_of(wsi);
+	struct http_req *r = pss ? pss->req : NULL;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		detach(pss);
+		return begin(h, wsi, pss, in, len);
+	case LWS_CALLBACK_HTTP_BODY:
+		return r ? body(h, r, in, len) : -1;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		return r ? body_done(h, r) : -1;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return r ? write_response(wsi, r) : 0;
+	case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_CLOSED_HTTP:
+		detach(pss);
+		return 0;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+struct http *http_new(uv_loop_t *loop, struct app *app,
+		      const struct http_config *cfg, struct pub *pub, char *err,
+		      size_t errlen)
+{
+	struct lws_context_creation_info info;
+	struct http *h = calloc(1, sizeof(*h));
+	void *loops[1] = {loop};
+
+	if (!h) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	h->cfg = *cfg;
+	h->app = app;
+	h->protocols[0] = (struct lws_protocols){
+		.name = "http",
+		.callback = http_cb,
+		.per_session_data_size = sizeof(struct http_pss),
+	};
+	h->protocols[1] = (struct lws_protocols){
+		.name = PUB_PROTOCOL,
+		.callback = pub_ws_cb,
+		.per_session_data_size = pub_session_size(),
+		.rx_buffer_size = PUB_RX_MAX,
+		.user = pub,
+	};
+	/* Pings find dead screens: a ping after 20 s of silence, and the
+	 * connection dropped if nothing at all arrives for 60 s. */
+	h->retry.secs_since_valid_ping = 20;
+	h->retry.secs_since_valid_hangup = 60;
+
+	memset(&info, 0, sizeof(info));
+	info.options = LWS_SERVER_OPTION_LIBUV |
+		       LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
+		       LWS_SERVER_OPTION_DISABLE_IPV6;
+	info.foreign_loops = loops;
+	info.iface = cfg->host;
+	info.port = cfg->port;
+	info.protocols = h->protocols;
+	info.user = h;
+	info.gid = -1;
+	info.uid = -1;
+	info.keepalive_timeout = 30;
+	info.timeout_secs = 20;
+	info.max_http_header_data = 4096;
+	info.retry_and_idle_policy = &h->retry;
+	info.vhost_name = "kendali";
+	info.server_string = "kendali";
+
+	lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
+	h->ctx = lws_create_context(&info);
+	if (!h->ctx) {
+		snprintf(err, errlen,
+			 "cannot listen on %s:%d (in use, or the libuv event "
+			 "library of libwebsockets is missing)",
+			 cfg->host, cfg->port);
+		free(h);
+		return NULL;
+	}
+	pub_set_context(pub, h->ctx, &h->protocols[1]);
+	return h;
+}
+
+void http_free(struct http *h)
+{
+	if (!h)
+		return;
+	lws_context_destroy(h->ctx);
+	free(h);
+}

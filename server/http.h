@@ -1,0 +1,88 @@
+/*
+ * server/http.h - the HTTP front: one libwebsockets context on the app's
+ * libuv loop, serving the API (api.c), the pages of web-static/ and, through
+ * the publisher's protocol, the websocket.
+ *
+ * A request is a struct http_req, allocated apart from lws' per-session data
+ * because it may outlive the connection while the database works on it.
+ * Every request ends with exactly one http_respond* call; if the client has
+ * gone by then, that call frees the request.
+ */
+#ifndef KENDALI_HTTP_H
+#define KENDALI_HTTP_H
+
+#include "buf.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct app;
+struct pub;
+struct lws;
+
+enum http_method { HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_PUT, HTTP_OTHER };
+
+enum http_phase {
+	HTTP_READING,		/* request or body still arriving */
+	HTTP_WAITING,		/* handed to the API, no response yet */
+	HTTP_READY,		/* response set, headers not written */
+	HTTP_HEADERS_SENT	/* body next */
+};
+
+struct http_req {
+	struct lws *wsi;	/* NULL once the client has gone */
+	struct app *app;
+	enum http_method method;
+	enum http_phase phase;
+	char path[256];
+	char content_type[128];
+	char authorization[512];
+	char peer[64];
+	int64_t content_length;	/* -1 when not given */
+	struct buf body;
+	bool too_large;
+	bool close_after;	/* the body was not read: close after replying */
+	int status;
+	const char *resp_type;
+	struct buf resp;
+	int retry_after_s;
+};
+
+struct http_config {
+	const char *host;
+	int port;
+	const char *static_dir;
+	size_t max_body;
+	int request_timeout_s;
+};
+
+struct http;
+
+/*
+ * Creates the lws context on loop and starts listening.  pub provides the
+ * websocket protocol.  Returns NULL with err filled.
+ */
+struct http *http_new(uv_loop_t *loop, struct app *app,
+		      const struct http_config *cfg, struct pub *pub, char *err,
+		      size_t errlen);
+/* Destroys the context; run the loop afterwards until its handles close. */
+void http_free(struct http *h);
+
+void http_respond(struct http_req *r, int status, const char *type,
+		  const char *body, size_t len);
+/* Sends a JSON body; takes ownership of body. */
+void http_respond_json(struct http_req *r, int status, json_t *body);
+/*
+ * Sends an RFC 9457 problem (application/problem+json) with type
+ * "/problems/<code>"; extra, if not NULL, is merged in (ownership taken).
+ */
+void http_problem(struct http_req *r, int status, const char *code,
+		  const char *title, const char *detail, json_t *extra);
+
+/* A query-string argument ("name" without "="), or NULL if absent. */
+const char *http_arg(struct http_req *r, const char *name, char *buf,
+		     int len);
+
+#endif

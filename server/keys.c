@@ -1,0 +1,278 @@
+#include "keys.h"
+
+#include "event.h"
+#include "hmap.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct keys {
+	struct hmap by_id;
+};
+
+struct keys *keys_new(void)
+{
+	return calloc(1, sizeof(struct keys));
+}
+
+static void clear(struct hmap *m)
+{
+	const char *k;
+	void *v;
+	size_t pos = 0;
+
+	while (hmap_next(m, &pos, &k, &v))
+		free(v);
+	hmap_free(m);
+}
+
+void keys_free(struct keys *ks)
+{
+	if (!ks)
+		return;
+	clear(&ks->by_id);
+	free(ks);
+}
+
+static int hex_decode(const char *hex, unsigned char *out, size_t n)
+{
+	if (strlen(hex) != 2 * n)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (unsigned char)v;
+	}
+	return 0;
+}
+
+static unsigned parse_types(const char *list)
+{
+	unsigned types = 0;
+	char tmp[64];
+
+	snprintf(tmp, sizeof(tmp), "%s", list);
+	for (char *save, *t = strtok_r(tmp, ",", &save); t;
+	     t = strtok_r(NULL, ",", &save)) {
+		for (int i = 0; i < EV_TYPE_COUNT; i++)
+			if (strcmp(t, ev_type_name(i)) == 0)
+				types |= 1u << i;
+	}
+	return types;
+}
+
+int keys_replace(struct keys *ks, PGresult *r)
+{
+	struct hmap next = {0};
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		return -1;
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct key_info *k = calloc(1, sizeof(*k));
+
+		if (!k)
+			goto fail;
+		snprintf(k->key_id, sizeof(k->key_id), "%s", PQgetvalue(r, i, 0));
+		snprintf(k->poster, sizeof(k->poster), "%s", PQgetvalue(r, i, 1));
+		k->types = parse_types(PQgetvalue(r, i, 2));
+		if (hex_decode(PQgetvalue(r, i, 3), k->sha256, 32) < 0 ||
+		    hmap_put(&next, k->key_id, k) < 0) {
+			free(k);
+			goto fail;
+		}
+	}
+	clear(&ks->by_id);
+	ks->by_id = next;
+	return 0;
+fail:
+	clear(&next);
+	return -1;
+}
+
+static void sha256(const char *s, unsigned char out[32])
+{
+	unsigned len = 32;
+
+	EVP_Digest(s, strlen(s), out, &len, EVP_sha256(), NULL);
+}
+
+const struct key_info *keys_check(const struct keys *ks, const char *header)
+{
+	char id[KEY_ID_LEN + 1];
+	unsigned char digest[32];
+	const char *secret;
+	const struct key_info *k;
+
+	if (!header || strncasecmp(header, "Bearer ", 7) != 0)
+		return NULL;
+	header += 7;
+	while (*header == ' ')
+		header++;
+	if (strncmp(header, "kd_", 3) != 0 || strlen(header) < 3 + KEY_ID_LEN + 2 ||
+	    header[3 + KEY_ID_LEN] != '_')
+		return NULL;
+	memcpy(id, header + 3, KEY_ID_LEN);
+	id[KEY_ID_LEN] = '\0';
+	secret = header + 3 + KEY_ID_LEN + 1;
+	k = hmap_get(&ks->by_id, id);
+	if (!k)
+		return NULL;
+	sha256(secret, digest);
+	return CRYPTO_memcmp(digest, k->sha256, 32) == 0 ? k : NULL;
+}
+
+int keys_count(const struct keys *ks)
+{
+	return (int)ks->by_id.len;
+}
+
+/* ---- the command line ---- */
+
+static void hex(const unsigned char *in, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", in[i]);
+	out[2 * n] = '\0';
+}
+
+static int usage(void)
+{
+	fprintf(stderr,
+		"usage: kendali key create --poster NAME --types call,report,sensor\n"
+		"       kendali key list\n"
+		"       kendali key revoke KEY_ID\n");
+	return 2;
+}
+
+static int key_create(PGconn *conn, const char *tenant, int argc, char **argv)
+{
+	const char *poster = NULL, *types = NULL;
+	unsigned char idb[KEY_ID_LEN / 2], secretb[24], digest[32];
+	char id[KEY_ID_LEN + 1], secret[49], digest_hex[70], pg_types[64];
+	unsigned mask;
+	PGresult *r;
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--poster") == 0 && i + 1 < argc)
+			poster = argv[++i];
+		else if (strcmp(argv[i], "--types") == 0 && i + 1 < argc)
+			types = argv[++i];
+		else
+			return usage();
+	}
+	if (!poster || !types)
+		return usage();
+	if (strlen(poster) < 1 || strlen(poster) > 64) {
+		fprintf(stderr, "kendali: --poster must be 1 to 64 characters\n");
+		return 2;
+	}
+	mask = parse_types(types);
+	/* Every name given must be a type; an empty mask is useless. */
+	char tmp[64];
+	snprintf(tmp, sizeof(tmp), "%s", types);
+	int named = 0;
+	for (char *save, *t = strtok_r(tmp, ",", &save); t;
+	     t = strtok_r(NULL, ",", &save))
+		named++;
+	if (!mask || __builtin_popcount(mask) != named) {
+		fprintf(stderr, "kendali: --types takes a comma-separated list "
+				"of call, report, sensor\n");
+		return 2;
+	}
+	if (RAND_bytes(idb, sizeof(idb)) != 1 ||
+	    RAND_bytes(secretb, sizeof(secretb)) != 1) {
+		fprintf(stderr, "kendali: no random bytes\n");
+		return 1;
+	}
+	hex(idb, sizeof(idb), id);
+	hex(secretb, sizeof(secretb), secret);
+	sha256(secret, digest);
+	strcpy(digest_hex, "\\x");
+	hex(digest, 32, digest_hex + 2);
+	snprintf(pg_types, sizeof(pg_types), "{%s}", types);
+	const char *p[5] = {id, tenant, poster, pg_types, digest_hex};
+	r = PQexecParams(conn,
+			 "INSERT INTO api_keys (key_id, tenant, poster, types,"
+			 " secret_sha256) VALUES ($1, $2, $3, $4, $5)",
+			 5, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		fprintf(stderr, "kendali: %s", PQresultErrorMessage(r));
+		PQclear(r);
+		return 1;
+	}
+	PQclear(r);
+	printf("Created key %s for poster \"%s\" (types %s, tenant %s).\n"
+	       "It is shown only now; store it in the agency's system:\n"
+	       "kd_%s_%s\n",
+	       id, poster, types, tenant, id, secret);
+	return 0;
+}
+
+static int key_list(PGconn *conn, const char *tenant)
+{
+	const char *p[1] = {tenant};
+	PGresult *r = PQexecParams(
+		conn,
+		"SELECT key_id, poster, array_to_string(types, ','),"
+		" to_char(created_at AT TIME ZONE 'UTC',"
+		" 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+		" coalesce(to_char(revoked_at AT TIME ZONE 'UTC',"
+		" 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '-')"
+		" FROM api_keys WHERE tenant = $1 ORDER BY created_at, key_id",
+		1, NULL, p, NULL, NULL, 0);
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "kendali: %s", PQresultErrorMessage(r));
+		PQclear(r);
+		return 1;
+	}
+	printf("%-14s %-24s %-20s %-21s %s\n", "KEY_ID", "POSTER", "TYPES",
+	       "CREATED", "REVOKED");
+	for (int i = 0; i < PQntuples(r); i++)
+		printf("%-14s %-24s %-20s %-21s %s\n", PQgetvalue(r, i, 0),
+		       PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+		       PQgetvalue(r, i, 3), PQgetvalue(r, i, 4));
+	PQclear(r);
+	return 0;
+}
+
+static int key_revoke(PGconn *conn, const char *tenant, const char *id)
+{
+	const char *p[2] = {id, tenant};
+	PGresult *r = PQexecParams(conn,
+				   "UPDATE api_keys SET revoked_at = now()"
+				   " WHERE key_id = $1 AND tenant = $2"
+				   " AND revoked_at IS NULL",
+				   2, NULL, p, NULL, NULL, 0);
+	int rc = 0;
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		fprintf(stderr, "kendali: %s", PQresultErrorMessage(r));
+		rc = 1;
+	} else if (strcmp(PQcmdTuples(r), "1") != 0) {
+		fprintf(stderr, "kendali: no active key %s\n", id);
+		rc = 1;
+	} else {
+		printf("Revoked key %s.\n", id);
+	}
+	PQclear(r);
+	return rc;
+}
+
+int keys_cli(PGconn *conn, const char *tenant, int argc, char **argv)
+{
+	if (argc < 1)
+		return usage();
+	if (strcmp(argv[0], "create") == 0)
+		return key_create(conn, tenant, argc - 1, argv + 1);
+	if (strcmp(argv[0], "list") == 0 && argc == 1)
+		return key_list(conn, tenant);
+	if (strcmp(argv[0], "revoke") == 0 && argc == 2)
+		return key_revoke(conn, tenant, argv[1]);
+	return usage();
+}

@@ -1,0 +1,53 @@
+/*
+ * server/keys.h - agencies' API keys.
+ *
+ * A key reads "kd_<key id>_<secret>".  The database keeps the key id, the
+ * poster it belongs to, the event types it may post and the SHA-256 of the
+ * secret; the secret itself is shown once, when the key is created.  The
+ * server holds the valid keys in memory and refreshes them from the
+ * database (keys_replace).
+ */
+#ifndef KENDALI_KEYS_H
+#define KENDALI_KEYS_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#define KEY_ID_LEN 12
+
+struct key_info {
+	char key_id[KEY_ID_LEN + 1];
+	char poster[65];
+	unsigned types;		/* bit (1 << enum ev_type) per allowed type */
+	unsigned char sha256[32];
+};
+
+struct keys;
+
+struct keys *keys_new(void);
+void keys_free(struct keys *ks);
+
+/*
+ * Replaces the keys held with the rows of
+ * "SELECT key_id, poster, types, secret_sha256 ..." (see KEYS_SELECT_SQL).
+ * Returns 0, or -1 if the result is unusable (the old keys stay).
+ */
+int keys_replace(struct keys *ks, PGresult *r)
+	__attribute__((warn_unused_result));
+#define KEYS_SELECT_SQL                                                       \
+	"SELECT key_id, poster, array_to_string(types, ','),"                 \
+	" encode(secret_sha256, 'hex') FROM api_keys"                          \
+	" WHERE tenant = $1 AND revoked_at IS NULL"
+
+/* The key an Authorization header value names, or NULL (borrowed). */
+const struct key_info *keys_check(const struct keys *ks, const char *header);
+int keys_count(const struct keys *ks);
+
+/*
+ * `kendali key create|list|revoke ...`, on a blocking connection.  Prints
+ * to stdout (create: the key alone on the last line) and errors to stderr.
+ * Returns the process exit code.
+ */
+int keys_cli(PGconn *conn, const char *tenant, int argc, char **argv);
+
+#endif

@@ -1,0 +1,119 @@
+/*
+ * server/kpi.h - the KPI aggregator: every key of docs/kpis.md kept current
+ * as committed state arrives and as the clock moves.
+ *
+ * Its input is what the database returns when events commit: the merged
+ * summary of each call and ticket the events touched (calls and tickets
+ * tables) and each new sensor reading.  Applying a summary replaces the
+ * previous one, so the order of application does not matter and the same
+ * rows give the same KPIs on any server.  Each application costs O(log n):
+ * windows expire through a heap, the median through an order-statistic tree.
+ * The aggregator knows nothing of libpq or websockets.
+ */
+#ifndef KENDALI_KPI_H
+#define KENDALI_KPI_H
+
+#include "event.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define KPI_NONE INT64_MIN	/* a time that does not exist */
+
+enum kpi_level { KPI_NORMAL, KPI_WASPADA, KPI_SIAGA, KPI_AWAS, KPI_LEVEL_COUNT };
+
+struct kpi_config {
+	int tz_offset_s;		/* the tenant's UTC offset (WIB: 25200) */
+	int64_t sla_us[EV_RC_COUNT];	/* per report category */
+};
+
+/* A call as the calls table holds it.  Strings are borrowed. */
+struct kpi_call {
+	const char *call_id;
+	int64_t received_us;
+	int status;		/* enum ev_call_status */
+	int category;		/* enum ev_call_category or -1 */
+	int64_t answered_us;	/* KPI_NONE when never answered */
+	int64_t abandoned_us;	/* KPI_NONE when never abandoned */
+};
+
+/* A ticket as the tickets table holds it.  Strings are borrowed, or NULL. */
+struct kpi_ticket {
+	const char *ticket;
+	int64_t received_us;
+	int status;		/* enum ev_report_status */
+	int category;		/* enum ev_report_category or -1 */
+	const char *district;
+	const char *agency;
+	bool dispatched;
+	int64_t resolved_us;	/* KPI_NONE when never resolved */
+};
+
+/* What the alert rules need to know of one sensor. */
+struct kpi_sensor_view {
+	const char *sensor_id;	/* borrowed from the aggregator */
+	const char *name;
+	const char *unit;
+	bool has_reading;
+	double value;
+	int64_t at_us;
+	enum kpi_level level;	/* of the latest reading; NORMAL if none */
+	bool online;
+	int64_t silent_since_us;	/* latest reading, else registration */
+	int offline_after_s;
+};
+
+struct kpi;
+
+/* Returns a new aggregator, or NULL when out of memory. */
+struct kpi *kpi_new(const struct kpi_config *cfg);
+void kpi_free(struct kpi *k);
+
+/*
+ * Replace the state of one call or ticket with its new summary, at clock
+ * now.  Return 0, or -1 when out of memory (the state is then unchanged).
+ */
+int kpi_apply_call(struct kpi *k, const struct kpi_call *c, int64_t now)
+	__attribute__((warn_unused_result));
+int kpi_apply_ticket(struct kpi *k, const struct kpi_ticket *t, int64_t now)
+	__attribute__((warn_unused_result));
+
+/* Registers or redefines a sensor.  Returns 0 or -1 (out of memory). */
+int kpi_sensor_define(struct kpi *k, const struct ev_sensor_def *def,
+		      int64_t registered_us)
+	__attribute__((warn_unused_result));
+bool kpi_sensor_known(const struct kpi *k, const char *sensor_id);
+/* A committed reading; an older one than the latest changes nothing.
+ * Returns true when it became the latest. */
+bool kpi_apply_reading(struct kpi *k, const char *sensor_id, int64_t at_us,
+		       double value);
+
+/* Moves the clock: windows slide, tickets fall overdue. */
+void kpi_advance(struct kpi *k, int64_t now);
+
+/* Forgets calls and tickets that no KPI can count any more. */
+void kpi_prune(struct kpi *k, int64_t now);
+
+/* Number of sensors, and a view of the i-th (in sensor_id order) at now. */
+int kpi_sensor_count(const struct kpi *k);
+void kpi_sensor_view(const struct kpi *k, int i, int64_t now,
+		     struct kpi_sensor_view *out);
+
+/* The registry entry of the i-th sensor (borrowed). */
+const struct ev_sensor_def *kpi_sensor_def(const struct kpi *k, int i);
+
+enum kpi_level kpi_level_of(const double thresholds[3], double value);
+const char *kpi_level_name(enum kpi_level l);
+
+/*
+ * Every KPI of the catalogue except alerts.active, as a new JSON object
+ * keyed by the full KPI names; at is formatted in the tenant's zone.
+ */
+json_t *kpi_snapshot(struct kpi *k, int64_t now);
+
+/* Sizes, for /metrics. */
+size_t kpi_calls_held(const struct kpi *k);
+size_t kpi_tickets_held(const struct kpi *k);
+
+#endif

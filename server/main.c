@@ -1,0 +1,251 @@
+/*
+ * kendali - the command centre's backend.  This file reads the command
+ * line and dispatches to the subcommands; the server itself is app.c.
+ */
+#include "app.h"
+#include "event.h"
+#include "keys.h"
+#include "log.h"
+#include "migrate.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef KENDALI_STATIC_DIR
+#define KENDALI_STATIC_DIR "web-static"
+#endif
+#ifndef KENDALI_VERSION
+#define KENDALI_VERSION "dev"
+#endif
+
+static void help(FILE *f)
+{
+	fprintf(f,
+"kendali %s - backend of a city command centre (ruang kendali)\n"
+"\n"
+"Usage:\n"
+"  kendali serve [options]      run the server (migrates first)\n"
+"  kendali migrate              apply the schema migrations and exit\n"
+"  kendali key create --poster NAME --types call,report,sensor\n"
+"                               create an API key for an agency system;\n"
+"                               the key is printed alone on the last line\n"
+"  kendali key list             list keys (never their secrets)\n"
+"  kendali key revoke KEY_ID    revoke a key\n"
+"  kendali --help | --version\n"
+"\n"
+"The database is taken from DATABASE_URL (a libpq connection string or\n"
+"URI, e.g. postgresql://kendali@localhost/kendali); if unset, libpq's\n"
+"defaults (PGHOST, PGDATABASE, ...) apply.\n"
+"\n"
+"Options of serve:\n"
+"  --listen HOST:PORT     address to listen on (default 127.0.0.1:8080)\n"
+"  --static DIR           the pages' directory (default %s)\n"
+"  --tenant ID            tenant served (default semarang)\n"
+"  --publish-ms N         websocket coalescing interval (default 250)\n"
+"  --max-body BYTES       largest request body (default 1048576)\n"
+"  --max-batch N          most events per request (default 1000)\n"
+"  --sla-hours CAT=H      report SLA for a category (default 72 h each)\n"
+"  --request-timeout S    longest a request may take (default 30)\n"
+"  --no-migrate           do not apply migrations at start-up\n"
+"  --log-level LEVEL      debug, info, warn or error (default info)\n",
+		KENDALI_VERSION, KENDALI_STATIC_DIR);
+}
+
+static int bad(const char *what, const char *value)
+{
+	fprintf(stderr, "kendali: invalid %s \"%s\" (see kendali --help)\n",
+		what, value);
+	return 2;
+}
+
+static int parse_listen(const char *s, struct config *cfg, char *host,
+			size_t len)
+{
+	const char *colon = strrchr(s, ':');
+	char *end;
+	long port;
+
+	if (!colon || colon == s || (size_t)(colon - s) >= len)
+		return -1;
+	port = strtol(colon + 1, &end, 10);
+	if (*end || port < 1 || port > 65535)
+		return -1;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	cfg->host = host;
+	cfg->port = (int)port;
+	return 0;
+}
+
+static long parse_long(const char *s, long min, long max, bool *ok)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	*ok = *s && !*end && v >= min && v <= max;
+	return v;
+}
+
+static int parse_sla(const char *s, struct config *cfg)
+{
+	const char *eq = strchr(s, '=');
+	bool ok;
+
+	if (!eq)
+		return -1;
+	long h = parse_long(eq + 1, 1, 24 * 365, &ok);
+	if (!ok)
+		return -1;
+	for (int c = 0; c < EV_RC_COUNT; c++) {
+		const char *name = ev_category_name(EV_REPORT, c);
+		if (strlen(name) == (size_t)(eq - s) &&
+		    strncmp(name, s, (size_t)(eq - s)) == 0) {
+			cfg->sla_us[c] = (int64_t)h * 3600 * 1000000;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int serve(int argc, char **argv, struct config *cfg)
+{
+	static char host[256];
+	bool ok = true;
+
+	for (int i = 0; i < argc; i++) {
+		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(o, "--no-migrate") == 0) {
+			cfg->migrate = false;
+			continue;
+		}
+		if (!v)
+			return bad("option (missing value)", o);
+		i++;
+		if (strcmp(o, "--listen") == 0) {
+			if (parse_listen(v, cfg, host, sizeof(host)) < 0)
+				return bad("--listen", v);
+		} else if (strcmp(o, "--static") == 0) {
+			cfg->static_dir = v;
+		} else if (strcmp(o, "--tenant") == 0) {
+			cfg->tenant = v;
+		} else if (strcmp(o, "--publish-ms") == 0) {
+			cfg->publish_ms = (int)parse_long(v, 10, 5000, &ok);
+		} else if (strcmp(o, "--max-body") == 0) {
+			cfg->max_body = (size_t)parse_long(v, 1024, 64 << 20, &ok);
+		} else if (strcmp(o, "--max-batch") == 0) {
+			cfg->max_batch = (size_t)parse_long(v, 1, 100000, &ok);
+		} else if (strcmp(o, "--request-timeout") == 0) {
+			cfg->request_timeout_s = (int)parse_long(v, 1, 3600, &ok);
+		} else if (strcmp(o, "--sla-hours") == 0) {
+			if (parse_sla(v, cfg) < 0)
+				return bad("--sla-hours (CATEGORY=HOURS)", v);
+		} else if (strcmp(o, "--log-level") == 0) {
+			static const char *const lv[] = {"debug", "info", "warn",
+							 "error"};
+			int found = -1;
+			for (int l = 0; l < 4; l++)
+				if (strcmp(v, lv[l]) == 0)
+					found = l;
+			if (found < 0)
+				return bad("--log-level", v);
+			log_set_level((enum log_level)found);
+		} else {
+			return bad("option", o);
+		}
+		if (!ok)
+			return bad(o, v);
+	}
+	return app_serve(cfg);
+}
+
+static PGconn *connect_blocking(const struct config *cfg)
+{
+	PGconn *conn = PQconnectdb(cfg->database_url);
+
+	if (PQstatus(conn) != CONNECTION_OK) {
+		fprintf(stderr, "kendali: cannot connect to the database: %s",
+			PQerrorMessage(conn));
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+static int migrate(const struct config *cfg)
+{
+	char err[512];
+	PGconn *conn = connect_blocking(cfg);
+	int n;
+
+	if (!conn)
+		return 1;
+	n = migrate_run(conn, err, sizeof(err));
+	PQfinish(conn);
+	if (n < 0) {
+		fprintf(stderr, "kendali: %s\n", err);
+		return 1;
+	}
+	printf("%d migration(s) applied; schema at version %d.\n", n,
+	       migrations[migrations_count - 1].version);
+	return 0;
+}
+
+static int key(int argc, char **argv, const struct config *cfg)
+{
+	PGconn *conn = connect_blocking(cfg);
+	char err[512];
+	int rc;
+
+	if (!conn)
+		return 1;
+	/* A key is useless without the schema; make sure it is there. */
+	if (migrate_run(conn, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kendali: %s\n", err);
+		PQfinish(conn);
+		return 1;
+	}
+	rc = keys_cli(conn, cfg->tenant, argc, argv);
+	PQfinish(conn);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	const char *url = getenv("DATABASE_URL");
+	struct config cfg = {
+		.database_url = url ? url : "",
+		.tenant = "semarang",
+		.host = "127.0.0.1",
+		.port = 8080,
+		.static_dir = KENDALI_STATIC_DIR,
+		.max_body = 1 << 20,
+		.max_batch = 1000,
+		.publish_ms = 250,
+		.request_timeout_s = 30,
+		.max_pending_events = 200000,
+		.migrate = true,
+	};
+
+	for (int c = 0; c < EV_RC_COUNT; c++)
+		cfg.sla_us[c] = INT64_C(72) * 3600 * 1000000;
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		help(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("kendali %s\n", KENDALI_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "serve") == 0)
+		return serve(argc - 2, argv + 2, &cfg);
+	if (strcmp(argv[1], "migrate") == 0 && argc == 2)
+		return migrate(&cfg);
+	if (strcmp(argv[1], "key") == 0)
+		return key(argc - 2, argv + 2, &cfg);
+	help(stderr);
+	return 2;
+}

@@ -1,0 +1,448 @@
+#include "pgconn.h"
+
+#include "log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 5000
+
+struct pgc_job {
+	struct pgc_job *next;
+	char *sql;
+	int nparams;
+	char **params;
+	pgc_result_cb cb;
+	void *arg;
+};
+
+/*
+ * A poll handle lives apart from the connection because libuv frees it only
+ * in its close callback; the libpq connection it watched, if it is being
+ * dropped, is finished there too, never before the handle is closed.
+ */
+struct pgc_poll {
+	uv_poll_t handle;
+	PGconn *finish;
+};
+
+struct pgc {
+	uv_loop_t *loop;
+	char *conninfo;
+	char *name;
+	enum pgc_state state;
+	PGconn *conn;
+	struct pgc_poll *poll;
+	int sock;
+	int poll_events;
+	uv_timer_t timer;
+	unsigned backoff_ms;
+	struct pgc_job *head, *tail, *current;
+	size_t queued, max_queue;
+	PGresult *result;
+	pgc_state_cb state_cb;
+	void *state_arg;
+	int open_handles;
+};
+
+static void start_connect(struct pgc *c);
+static void run_next(struct pgc *c);
+static void on_poll(uv_poll_t *h, int status, int events);
+
+static void set_state(struct pgc *c, enum pgc_state s)
+{
+	if (c->state == s)
+		return;
+	c->state = s;
+	if (c->state_cb)
+		c->state_cb(c->state_arg, s);
+}
+
+static void job_free(struct pgc_job *j)
+{
+	for (int i = 0; i < j->nparams; i++)
+		free(j->params[i]);
+	free(j->params);
+	free(j->sql);
+	free(j);
+}
+
+static void job_finish(struct pgc_job *j, PGresult *res, const char *error)
+{
+	j->cb(j->arg, res, error);
+	job_free(j);
+}
+
+static void pgc_maybe_free(struct pgc *c)
+{
+	if (c->state == PGC_CLOSED && c->open_handles == 0) {
+		free(c->conninfo);
+		free(c->name);
+		free(c);
+	}
+}
+
+static void poll_closed_cb(uv_handle_t *h)
+{
+	struct pgc_poll *p = (struct pgc_poll *)h;
+	struct pgc *c = h->data;
+
+	if (p->finish)
+		PQfinish(p->finish);
+	free(p);
+	c->open_handles--;
+	pgc_maybe_free(c);
+}
+
+/* Stops watching the socket; finishes the connection too if asked. */
+static void drop_poll(struct pgc *c, PGconn *finish)
+{
+	if (c->poll) {
+		uv_poll_stop(&c->poll->handle);
+		c->poll->finish = finish;
+		uv_close((uv_handle_t *)&c->poll->handle, poll_closed_cb);
+		c->poll = NULL;
+	} else if (finish) {
+		PQfinish(finish);
+	}
+	c->sock = -1;
+	c->poll_events = 0;
+}
+
+static int watch(struct pgc *c, int events)
+{
+	int sock = PQsocket(c->conn);
+
+	if (sock < 0)
+		return -1;
+	if (c->poll && sock != c->sock)
+		drop_poll(c, NULL);
+	if (!c->poll) {
+		c->poll = calloc(1, sizeof(*c->poll));
+		if (!c->poll)
+			return -1;
+		if (uv_poll_init(c->loop, &c->poll->handle, sock) != 0) {
+			free(c->poll);
+			c->poll = NULL;
+			return -1;
+		}
+		c->poll->handle.data = c;
+		c->open_handles++;
+		c->sock = sock;
+		c->poll_events = 0;
+	}
+	if (events != c->poll_events) {
+		if (uv_poll_start(&c->poll->handle, events, on_poll) != 0)
+			return -1;
+		c->poll_events = events;
+	}
+	return 0;
+}
+
+static void fail_queue(struct pgc *c, const char *error)
+{
+	struct pgc_job *j = c->head;
+
+	c->head = c->tail = NULL;
+	c->queued = 0;
+	while (j) {
+		struct pgc_job *next = j->next;
+		job_finish(j, NULL, error);
+		j = next;
+	}
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+	start_connect(t->data);
+}
+
+/*
+ * The one sink for a lost or failed connection: the query in flight fails
+ * (its outcome is unknown), so does everything queued, and a new attempt is
+ * scheduled with a growing delay.
+ */
+static void broken(struct pgc *c, const char *why)
+{
+	char error[256];
+
+	snprintf(error, sizeof(error), "%s",
+		 why ? why : (c->conn ? PQerrorMessage(c->conn) : "no connection"));
+	error[strcspn(error, "\n")] = '\0';
+	if (c->state != PGC_WAITING)
+		log_warn("database %s: %s; retrying in %u ms", c->name, error,
+			 c->backoff_ms);
+	if (c->result) {
+		PQclear(c->result);
+		c->result = NULL;
+	}
+	drop_poll(c, c->conn);
+	c->conn = NULL;
+	set_state(c, PGC_WAITING);
+	if (c->current) {
+		struct pgc_job *j = c->current;
+		c->current = NULL;
+		job_finish(j, NULL, error);
+	}
+	fail_queue(c, error);
+	uv_timer_start(&c->timer, timer_cb, c->backoff_ms, 0);
+	c->backoff_ms *= 2;
+	if (c->backoff_ms > BACKOFF_MAX_MS)
+		c->backoff_ms = BACKOFF_MAX_MS;
+}
+
+static void start_connect(struct pgc *c)
+{
+	if (c->state == PGC_CLOSED)
+		return;
+	c->conn = PQconnectStart(c->conninfo);
+	if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD) {
+		broken(c, NULL);
+		return;
+	}
+	PQsetnonblocking(c->conn, 1);
+	set_state(c, PGC_CONNECTING);
+	/* libpq asks to wait for writability first after PQconnectStart. */
+	if (watch(c, UV_WRITABLE) < 0)
+		broken(c, "cannot watch the database socket");
+}
+
+static void connect_step(struct pgc *c)
+{
+	switch (PQconnectPoll(c->conn)) {
+	case PGRES_POLLING_READING:
+		if (watch(c, UV_READABLE) < 0)
+			broken(c, "cannot watch the database socket");
+		return;
+	case PGRES_POLLING_WRITING:
+		if (watch(c, UV_WRITABLE) < 0)
+			broken(c, "cannot watch the database socket");
+		return;
+	case PGRES_POLLING_OK:
+		if (watch(c, UV_READABLE) < 0) {
+			broken(c, "cannot watch the database socket");
+			return;
+		}
+		log_info("database %s: connected", c->name);
+		c->backoff_ms = BACKOFF_MIN_MS;
+		set_state(c, PGC_IDLE);
+		run_next(c);
+		return;
+	default:
+		broken(c, NULL);
+		return;
+	}
+}
+
+static void flush(struct pgc *c)
+{
+	int r = PQflush(c->conn);
+
+	if (r < 0)
+		broken(c, NULL);
+	else if (watch(c, r == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE) < 0)
+		broken(c, "cannot watch the database socket");
+}
+
+static void run_next(struct pgc *c)
+{
+	struct pgc_job *j = c->head;
+
+	if (c->state != PGC_IDLE || !j)
+		return;
+	c->head = j->next;
+	if (!c->head)
+		c->tail = NULL;
+	c->queued--;
+	c->current = j;
+	set_state(c, PGC_BUSY);
+	if (!PQsendQueryParams(c->conn, j->sql, j->nparams, NULL,
+			       (const char *const *)j->params, NULL, NULL, 0)) {
+		broken(c, NULL);
+		return;
+	}
+	flush(c);
+}
+
+static void notices(struct pgc *c)
+{
+	PGnotify *n;
+
+	while ((n = PQnotifies(c->conn)))
+		PQfreemem(n);
+}
+
+static void read_results(struct pgc *c)
+{
+	if (!PQconsumeInput(c->conn)) {
+		broken(c, NULL);
+		return;
+	}
+	notices(c);
+	if (c->state != PGC_BUSY) {
+		if (PQstatus(c->conn) == CONNECTION_BAD)
+			broken(c, NULL);
+		return;
+	}
+	while (!PQisBusy(c->conn)) {
+		PGresult *res = PQgetResult(c->conn);
+
+		if (res) {
+			/* A statement yields one result; keep an error
+			 * over anything that came before it. */
+			if (c->result)
+				PQclear(c->result);
+			c->result = res;
+			continue;
+		}
+		struct pgc_job *j = c->current;
+		PGresult *r = c->result;
+		c->current = NULL;
+		c->result = NULL;
+		set_state(c, PGC_IDLE);
+		if (r)
+			job_finish(j, r, NULL);
+		else
+			job_finish(j, NULL, "no result");
+		if (r)
+			PQclear(r);
+		if (c->state != PGC_IDLE)
+			return;
+		if (PQstatus(c->conn) == CONNECTION_BAD) {
+			broken(c, NULL);
+			return;
+		}
+		run_next(c);
+		return;
+	}
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+	struct pgc *c = h->data;
+
+	if (c->state == PGC_CLOSED)
+		return;
+	if (status < 0) {
+		broken(c, uv_strerror(status));
+		return;
+	}
+	if (c->state == PGC_CONNECTING) {
+		connect_step(c);
+		return;
+	}
+	if (events & UV_WRITABLE) {
+		flush(c);
+		if (c->state != PGC_BUSY)
+			return;
+	}
+	if (events & UV_READABLE)
+		read_results(c);
+}
+
+static void timer_closed_cb(uv_handle_t *h)
+{
+	struct pgc *c = h->data;
+
+	c->open_handles--;
+	pgc_maybe_free(c);
+}
+
+struct pgc *pgc_new(uv_loop_t *loop, const char *conninfo, const char *name,
+		    size_t max_queue, pgc_state_cb state_cb, void *arg)
+{
+	struct pgc *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->loop = loop;
+	c->conninfo = strdup(conninfo);
+	c->name = strdup(name);
+	if (!c->conninfo || !c->name) {
+		free(c->conninfo);
+		free(c->name);
+		free(c);
+		return NULL;
+	}
+	c->sock = -1;
+	c->max_queue = max_queue;
+	c->state = PGC_WAITING;
+	c->state_cb = state_cb;
+	c->state_arg = arg;
+	c->backoff_ms = BACKOFF_MIN_MS;
+	uv_timer_init(loop, &c->timer);
+	c->timer.data = c;
+	c->open_handles = 1;
+	start_connect(c);
+	return c;
+}
+
+int pgc_query(struct pgc *c, const char *sql, int nparams,
+	      const char *const *params, pgc_result_cb cb, void *arg)
+{
+	struct pgc_job *j;
+
+	if (c->state == PGC_WAITING || c->state == PGC_CLOSED ||
+	    c->queued >= c->max_queue)
+		return -1;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -1;
+	j->sql = strdup(sql);
+	j->params = nparams ? calloc((size_t)nparams, sizeof(char *)) : NULL;
+	if (!j->sql || (nparams && !j->params))
+		goto fail;
+	j->nparams = nparams;
+	for (int i = 0; i < nparams; i++) {
+		if (params[i] && !(j->params[i] = strdup(params[i])))
+			goto fail;
+	}
+	j->cb = cb;
+	j->arg = arg;
+	if (c->tail)
+		c->tail->next = j;
+	else
+		c->head = j;
+	c->tail = j;
+	c->queued++;
+	run_next(c);
+	return 0;
+fail:
+	job_free(j);
+	return -1;
+}
+
+enum pgc_state pgc_state(const struct pgc *c)
+{
+	return c->state;
+}
+
+bool pgc_connected(const struct pgc *c)
+{
+	return c->state == PGC_IDLE || c->state == PGC_BUSY;
+}
+
+size_t pgc_queued(const struct pgc *c)
+{
+	return c->queued + (c->current ? 1 : 0);
+}
+
+void pgc_close(struct pgc *c)
+{
+	struct pgc_job *cur = c->current;
+
+	c->current = NULL;
+	c->state = PGC_CLOSED;
+	if (cur)
+		job_finish(cur, NULL, "server shutting down");
+	fail_queue(c, "server shutting down");
+	if (c->result) {
+		PQclear(c->result);
+		c->result = NULL;
+	}
+	drop_poll(c, c->conn);
+	c->conn = NULL;
+	uv_timer_stop(&c->timer);
+	uv_close((uv_handle_t *)&c->timer, timer_closed_cb);
+}

@@ -1,0 +1,65 @@
+/*
+ * server/pgconn.h - one PostgreSQL connection driven by libpq without ever
+ * blocking the libuv loop.
+ *
+ * The connection connects by itself (PQconnectStart/PQconnectPoll on a
+ * uv_poll of libpq's socket) and reconnects with backoff when it is lost.
+ * Queries wait in a FIFO and run one at a time; each gets exactly one
+ * callback.  The queue is bounded: pgc_query refuses work past max_queue.
+ */
+#ifndef KENDALI_PGCONN_H
+#define KENDALI_PGCONN_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+enum pgc_state {
+	PGC_WAITING,	/* no connection; a timer will start the next attempt */
+	PGC_CONNECTING,
+	PGC_IDLE,
+	PGC_BUSY,	/* a query is in flight */
+	PGC_CLOSED	/* pgc_close was called */
+};
+
+struct pgc;
+
+/*
+ * The result of one query.  res is borrowed (freed after the callback
+ * returns) and is NULL when the query could not run or its outcome is
+ * unknown because the connection failed; then error says why.  When res is
+ * not NULL the caller checks PQresultStatus itself.
+ */
+typedef void (*pgc_result_cb)(void *arg, PGresult *res, const char *error);
+
+/* Called on every change of state, e.g. for /readyz.  May be NULL. */
+typedef void (*pgc_state_cb)(void *arg, enum pgc_state state);
+
+/*
+ * Creates the connection and starts connecting.  conninfo is copied.
+ * Returns NULL when out of memory.
+ */
+struct pgc *pgc_new(uv_loop_t *loop, const char *conninfo, const char *name,
+		    size_t max_queue, pgc_state_cb state_cb, void *arg);
+
+/*
+ * Queues a query with text parameters (copied; NULL entries are SQL NULLs).
+ * Returns 0, or -1 when the queue is full, the connection is closed or
+ * memory is short; then cb is never called.
+ */
+int pgc_query(struct pgc *c, const char *sql, int nparams,
+	      const char *const *params, pgc_result_cb cb, void *arg)
+	__attribute__((warn_unused_result));
+
+enum pgc_state pgc_state(const struct pgc *c);
+bool pgc_connected(const struct pgc *c);
+size_t pgc_queued(const struct pgc *c);
+
+/*
+ * Fails every queued query (callback with res NULL), closes the socket and
+ * frees the connection once libuv has released its handles.
+ */
+void pgc_close(struct pgc *c);
+
+#endif

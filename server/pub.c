@@ -1,0 +1,457 @@
+#include "pub.h"
+
+#include "buf.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RING 64			/* messages kept for screens behind */
+#define STALL_US (30 * INT64_C(1000000))	/* no write for this long: dropped */
+#define MAX_ERRORS 5		/* junk messages before a screen is closed */
+#define MAX_RX_PER_S 20		/* messages a screen may send per second */
+
+enum topic {
+	T_CALLS = 1,
+	T_REPORTS = 2,
+	T_SENSORS = 4,
+	T_ALERTS = 8,
+	T_ALL = 15
+};
+
+static const char *const topic_names[] = {"calls", "reports", "sensors",
+					  "alerts"};
+
+/*
+ * A message shared by every screen.  Its text for each subscription mask is
+ * built once, on first use, and freed with the message.
+ */
+struct msg {
+	int refs;
+	json_t *body;		/* {"type", "at"?, "kpis" or "alert"} */
+	unsigned topics;	/* topics the message is about */
+	char *text[T_ALL + 1];
+	bool empty[T_ALL + 1];	/* nothing of it for that mask */
+};
+
+struct sess {
+	struct sess *prev, *next;
+	struct lws *wsi;
+	uint64_t tail;		/* next ring position to send */
+	uint64_t seq;		/* of the last message sent */
+	unsigned mask;
+	bool need_snapshot;
+	bool closing;
+	int errors;
+	char *error;		/* a reply to send before anything else */
+	struct buf rx;
+	int64_t last_write_us;
+	int64_t rx_window_us;
+	int rx_count;
+};
+
+struct pub {
+	struct lws_context *ctx;
+	const struct lws_protocols *protocol;
+	struct msg *ring[RING];
+	uint64_t head;		/* position of the next message */
+	struct msg *snapshot;	/* the current whole state */
+	struct sess *sessions;
+	size_t nsessions;
+	uint64_t sent, snapshots;
+};
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static unsigned topic_of(const char *key)
+{
+	for (int i = 0; i < 4; i++) {
+		size_t n = strlen(topic_names[i]);
+		if (strncmp(key, topic_names[i], n) == 0 && key[n] == '.')
+			return 1u << i;
+	}
+	return 0;
+}
+
+static unsigned topics_of(json_t *kpis)
+{
+	const char *key;
+	json_t *v;
+	unsigned t = 0;
+
+	json_object_foreach(kpis, key, v)
+		t |= topic_of(key);
+	return t;
+}
+
+static struct msg *msg_new(json_t *body, unsigned topics)
+{
+	struct msg *m = calloc(1, sizeof(*m));
+
+	if (!m) {
+		json_decref(body);
+		return NULL;
+	}
+	m->refs = 1;
+	m->body = body;
+	m->topics = topics;
+	return m;
+}
+
+static void msg_unref(struct msg *m)
+{
+	if (!m || --m->refs > 0)
+		return;
+	for (int i = 0; i <= T_ALL; i++)
+		free(m->text[i]);
+	json_decref(m->body);
+	free(m);
+}
+
+/*
+ * The message's text for a subscription mask, or NULL when the mask leaves
+ * nothing of it.  A kpis message with no keys at all is a heartbeat and
+ * goes to everyone.
+ */
+static const char *msg_text(struct msg *m, unsigned mask)
+{
+	json_t *kpis, *body;
+
+	if (m->text[mask] || m->empty[mask])
+		return m->text[mask];
+	kpis = json_object_get(m->body, "kpis");
+	if (!kpis) {
+		if (!(m->topics & mask)) {
+			m->empty[mask] = true;
+			return NULL;
+		}
+		m->text[mask] = json_dumps(m->body, JSON_COMPACT);
+		return m->text[mask];
+	}
+	if (json_object_size(kpis) > 0 && !(m->topics & mask)) {
+		m->empty[mask] = true;
+		return NULL;
+	}
+	body = json_copy(m->body);
+	if (mask != T_ALL) {
+		json_t *sub = json_object();
+		const char *key;
+		json_t *v;
+
+		json_object_foreach(kpis, key, v)
+			if (topic_of(key) & mask)
+				json_object_set(sub, key, v);
+		json_object_set_new(body, "kpis", sub);
+	}
+	m->text[mask] = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	return m->text[mask];
+}
+
+struct pub *pub_new(void)
+{
+	return calloc(1, sizeof(struct pub));
+}
+
+void pub_free(struct pub *p)
+{
+	if (!p)
+		return;
+	for (int i = 0; i < RING; i++)
+		msg_unref(p->ring[i]);
+	msg_unref(p->snapshot);
+	free(p);
+}
+
+void pub_set_context(struct pub *p, struct lws_context *ctx,
+		     const struct lws_protocols *protocol)
+{
+	p->ctx = ctx;
+	p->protocol = protocol;
+}
+
+static void push(struct pub *p, struct msg *m)
+{
+	struct msg **slot = &p->ring[p->head % RING];
+
+	msg_unref(*slot);
+	*slot = m;
+	p->head++;
+	if (p->ctx && p->nsessions)
+		lws_callback_on_writable_all_protocol(p->ctx, p->protocol);
+}
+
+/* Drops screens that have not taken a message for STALL_US. */
+static void cull(struct pub *p)
+{
+	int64_t now = mono_us();
+
+	for (struct sess *s = p->sessions; s; s = s->next) {
+		bool behind = s->tail < p->head || s->need_snapshot;
+		if (behind && !s->closing && now - s->last_write_us > STALL_US) {
+			s->closing = true;
+			lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
+					LWS_TO_KILL_ASYNC);
+		}
+	}
+}
+
+void pub_state(struct pub *p, json_t *kpis, json_t *changed, const char *at)
+{
+	struct msg *snap = msg_new(json_pack("{s:s, s:s, s:O}", "type",
+					     "snapshot", "at", at, "kpis", kpis),
+				   T_ALL);
+	struct msg *delta = msg_new(json_pack("{s:s, s:s, s:O}", "type",
+					      "kpis", "at", at, "kpis", changed),
+				    topics_of(changed));
+
+	if (snap) {
+		msg_unref(p->snapshot);
+		p->snapshot = snap;
+	}
+	if (delta)
+		push(p, delta);
+	cull(p);
+}
+
+void pub_alert(struct pub *p, json_t *alert)
+{
+	struct msg *m = msg_new(json_pack("{s:s, s:O}", "type", "alert",
+					  "alert", alert),
+				T_ALERTS);
+	if (m)
+		push(p, m);
+}
+
+void pub_close_all(struct pub *p)
+{
+	for (struct sess *s = p->sessions; s; s = s->next) {
+		s->closing = true;
+		lws_callback_on_writable(s->wsi);
+	}
+}
+
+size_t pub_clients(const struct pub *p)
+{
+	return p->nsessions;
+}
+
+size_t pub_session_size(void)
+{
+	return sizeof(struct sess);
+}
+
+uint64_t pub_messages_sent(const struct pub *p)
+{
+	return p->sent;
+}
+
+uint64_t pub_snapshots_sent(const struct pub *p)
+{
+	return p->snapshots;
+}
+
+/* One lws_write of "{"seq":n," + the message text after its "{". */
+static int send_text(struct pub *p, struct sess *s, const char *text)
+{
+	char head[40];
+	size_t text_len = strlen(text + 1);
+	int hl = snprintf(head, sizeof(head), "{\"seq\":%llu,",
+			  (unsigned long long)(s->seq + 1));
+	size_t n = (size_t)hl + text_len;
+	unsigned char *b = malloc(LWS_PRE + n);
+	int rc;
+
+	if (!b)
+		return -1;
+	memcpy(b + LWS_PRE, head, (size_t)hl);
+	memcpy(b + LWS_PRE + hl, text + 1, text_len);
+	rc = lws_write(s->wsi, b + LWS_PRE, n, LWS_WRITE_TEXT);
+	free(b);
+	if (rc < (int)n)
+		return -1;
+	s->seq++;
+	s->last_write_us = mono_us();
+	p->sent++;
+	return 0;
+}
+
+static int writeable(struct pub *p, struct sess *s)
+{
+	const char *text = NULL;
+
+	if (s->closing) {
+		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_GOINGAWAY,
+				 (unsigned char *)"server stopping", 15);
+		return -1;
+	}
+	if (s->error) {
+		int rc = send_text(p, s, s->error);
+		free(s->error);
+		s->error = NULL;
+		if (rc < 0)
+			return -1;
+	} else {
+		while (!s->need_snapshot && s->tail < p->head) {
+			if (p->head - s->tail > RING) {
+				/* Too far behind: the latest state replaces
+				 * what it missed. */
+				s->need_snapshot = true;
+				break;
+			}
+			text = msg_text(p->ring[s->tail % RING], s->mask);
+			s->tail++;
+			if (text)
+				break;
+		}
+		if (s->need_snapshot && p->snapshot) {
+			text = msg_text(p->snapshot, s->mask);
+			s->tail = p->head;
+			s->need_snapshot = false;
+			p->snapshots++;
+		}
+		if (!text) {
+			s->last_write_us = mono_us();
+			return 0;
+		}
+		if (send_text(p, s, text) < 0)
+			return -1;
+	}
+	if (s->error || s->need_snapshot || s->tail < p->head)
+		lws_callback_on_writable(s->wsi);
+	return 0;
+}
+
+static void reply_error(struct sess *s, const char *message)
+{
+	json_t *e = json_pack("{s:s, s:s}", "type", "error", "message",
+			      message);
+
+	free(s->error);
+	s->error = json_dumps(e, JSON_COMPACT);
+	json_decref(e);
+	lws_callback_on_writable(s->wsi);
+}
+
+/* Returns -1 when the screen should be closed. */
+static int handle_message(struct sess *s, const char *data, size_t len)
+{
+	json_error_t jerr;
+	json_t *m = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *topics = m ? json_object_get(m, "topics") : NULL;
+	const char *type = m ? json_string_value(json_object_get(m, "type"))
+			     : NULL;
+	unsigned mask = 0;
+	size_t i;
+	json_t *t;
+
+	if (!type || strcmp(type, "subscribe") != 0 || !json_is_array(topics))
+		goto bad;
+	json_array_foreach(topics, i, t) {
+		unsigned bit = 0;
+		for (int k = 0; k < 4; k++)
+			if (json_is_string(t) &&
+			    strcmp(json_string_value(t), topic_names[k]) == 0)
+				bit = 1u << k;
+		if (!bit)
+			goto bad;
+		mask |= bit;
+	}
+	json_decref(m);
+	s->mask = mask;
+	return 0;
+bad:
+	json_decref(m);
+	if (++s->errors > MAX_ERRORS) {
+		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+				 (unsigned char *)"too many bad messages", 21);
+		return -1;
+	}
+	reply_error(s, "unknown message: send {\"type\": \"subscribe\", "
+		       "\"topics\": [...]} with topics among calls, reports, "
+		       "sensors, alerts");
+	return 0;
+}
+
+static int receive(struct sess *s, const void *in, size_t len)
+{
+	int64_t now = mono_us();
+
+	if (s->rx.len + len > PUB_RX_MAX) {
+		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+				 (unsigned char *)"message too large", 17);
+		return -1;
+	}
+	buf_add(&s->rx, in, len);
+	if (!lws_is_final_fragment(s->wsi))
+		return 0;
+	if (now - s->rx_window_us > 1000000) {
+		s->rx_window_us = now;
+		s->rx_count = 0;
+	}
+	if (++s->rx_count > MAX_RX_PER_S) {
+		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+				 (unsigned char *)"too many messages", 17);
+		return -1;
+	}
+	int rc = s->rx.oom ? -1 : handle_message(s, s->rx.p, s->rx.len);
+	buf_reset(&s->rx);
+	return rc;
+}
+
+int pub_ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+	      void *in, size_t len)
+{
+	struct pub *p = (struct pub *)lws_get_protocol(wsi)->user;
+	struct sess *s = user;
+	char uri[64];
+
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* lws routes upgrades by subprotocol, not path. */
+		if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 ||
+		    strcmp(uri, "/ws") != 0)
+			return 1;
+		return 0;
+	case LWS_CALLBACK_ESTABLISHED:
+		memset(s, 0, sizeof(*s));
+		s->wsi = wsi;
+		s->mask = T_ALL;
+		s->need_snapshot = true;
+		s->last_write_us = mono_us();
+		s->next = p->sessions;
+		if (p->sessions)
+			p->sessions->prev = s;
+		p->sessions = s;
+		p->nsessions++;
+		lws_callback_on_writable(wsi);
+		return 0;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return s->wsi ? writeable(p, s) : 0;
+	case LWS_CALLBACK_RECEIVE:
+		return s->wsi ? receive(s, in, len) : -1;
+	case LWS_CALLBACK_CLOSED:
+		/* Also called for upgrades that never became sessions. */
+		if (!s || !s->wsi)
+			return 0;
+		if (s->prev)
+			s->prev->next = s->next;
+		else
+			p->sessions = s->next;
+		if (s->next)
+			s->next->prev = s->prev;
+		p->nsessions--;
+		free(s->error);
+		buf_free(&s->rx);
+		s->wsi = NULL;
+		return 0;
+	default:
+		return 0;
+	}
+}

@@ -1,0 +1,53 @@
+/*
+ * server/pub.h - the publisher: KPI snapshots, deltas and alerts to every
+ * websocket screen (protocol "situation.v1", docs/spec/ws.md).
+ *
+ * Messages go into one ring shared by all screens; each screen has its own
+ * position in it and is written only when it can take more.  A screen that
+ * falls more than the ring behind is sent a fresh snapshot instead of what
+ * it missed (the latest state, never every intermediate one); a screen that
+ * stays stalled is closed.  The publisher knows nothing of the database.
+ */
+#ifndef KENDALI_PUB_H
+#define KENDALI_PUB_H
+
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PUB_PROTOCOL "situation.v1"
+#define PUB_RX_MAX 4096		/* largest message a screen may send */
+
+struct pub;
+
+struct pub *pub_new(void);
+void pub_free(struct pub *p);
+void pub_set_context(struct pub *p, struct lws_context *ctx,
+		     const struct lws_protocols *protocol);
+
+/*
+ * Publishes a new state: kpis is the whole snapshot (borrowed; the
+ * publisher keeps its own reference), changed the keys that differ from the
+ * previous one (borrowed; may be empty: a heartbeat).  at is the state's
+ * time in the tenant's zone.
+ */
+void pub_state(struct pub *p, json_t *kpis, json_t *changed, const char *at);
+
+/* Publishes an alert message at once (alert borrowed). */
+void pub_alert(struct pub *p, json_t *alert);
+
+/* Closes every screen with "going away" (on shutdown). */
+void pub_close_all(struct pub *p);
+
+size_t pub_clients(const struct pub *p);
+/* Per-session data size for the lws protocol entry. */
+size_t pub_session_size(void);
+uint64_t pub_messages_sent(const struct pub *p);
+uint64_t pub_snapshots_sent(const struct pub *p);
+
+/* The lws protocol callback; the protocol's user pointer is the pub. */
+int pub_ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+	      void *in, size_t len);
+
+#endif

@@ -1,0 +1,918 @@
+#include "store.h"
+
+#include "buf.h"
+#include "hmap.h"
+#include "log.h"
+#include "pgconn.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GROUP_MAX_EVENTS 20000	/* one statement stays a few MB at most */
+#define WRITER_QUEUE 256	/* statements waiting on the connection */
+
+/*
+ * One statement stores a group: the events (duplicates skipped), then the
+ * merged summary of every call and ticket they touch.  Summaries merge with
+ * order-independent rules (min, max, latest by kd_key), so events may come
+ * late and out of order.  The statement returns what it stored and the new
+ * summaries; a single statement is a single transaction, and its result
+ * arrives after COMMIT.
+ */
+static const char INSERT_SQL[] =
+	"WITH e AS ("
+	" SELECT * FROM unnest($2::text[], $3::text[], $4::text[],"
+	"  $5::int8[], $6::text[], $7::text[], $8::int2[], $9::text[],"
+	"  $10::text[], $11::text[], $12::text[], $13::float8[],"
+	"  $14::float8[], $15::float8[])"
+	" AS u(poster, event_id, type, occ, subject, status, rank, category,"
+	"  district, agency, title, value, lat, lon)"
+	"), ins AS ("
+	" INSERT INTO events (tenant, poster, event_id, type, occurred_at,"
+	"  subject, status, rank, category, district, agency, title, value,"
+	"  lat, lon)"
+	" SELECT $1, poster, event_id, type, kd_ts(occ), subject, status,"
+	"  rank, category, district, agency, title, value, lat, lon FROM e"
+	" ON CONFLICT DO NOTHING"
+	" RETURNING poster, event_id, type, subject, occurred_at, rank,"
+	"  status, category, district, agency, value"
+	"), k AS ("
+	" SELECT *, kd_key(occurred_at, rank) AS key FROM ins"
+	"), cn AS ("
+	" SELECT subject,"
+	"  min(occurred_at) FILTER (WHERE status = 'received') AS recv_min,"
+	"  min(occurred_at) AS first_at, max(key) AS status_key,"
+	"  max(key) FILTER (WHERE category IS NOT NULL) AS category_key,"
+	"  (array_agg(category ORDER BY key DESC, category DESC)"
+	"   FILTER (WHERE category IS NOT NULL))[1] AS category,"
+	"  min(occurred_at) FILTER (WHERE status = 'answered') AS answered_at,"
+	"  min(occurred_at) FILTER (WHERE status = 'abandoned') AS abandoned_at"
+	" FROM k WHERE type = 'call' GROUP BY subject"
+	"), cu AS ("
+	" INSERT INTO calls AS c (tenant, call_id, recv_min, first_at,"
+	"  status_key, category_key, category, answered_at, abandoned_at)"
+	" SELECT $1, subject, recv_min, first_at, status_key, category_key,"
+	"  category, answered_at, abandoned_at FROM cn"
+	" ON CONFLICT (tenant, call_id) DO UPDATE SET"
+	"  recv_min = LEAST(c.recv_min, EXCLUDED.recv_min),"
+	"  first_at = LEAST(c.first_at, EXCLUDED.first_at),"
+	"  status_key = GREATEST(c.status_key, EXCLUDED.status_key),"
+	"  category = CASE WHEN kd_newer(EXCLUDED.category_key,"
+	"   EXCLUDED.category, c.category_key, c.category)"
+	"   THEN EXCLUDED.category ELSE c.category END,"
+	"  category_key = GREATEST(c.category_key, EXCLUDED.category_key),"
+	"  answered_at = LEAST(c.answered_at, EXCLUDED.answered_at),"
+	"  abandoned_at = LEAST(c.abandoned_at, EXCLUDED.abandoned_at)"
+	" RETURNING call_id, received_at, status, category, answered_at,"
+	"  abandoned_at"
+	"), tn AS ("
+	" SELECT subject,"
+	"  min(occurred_at) FILTER (WHERE status = 'received') AS recv_min,"
+	"  min(occurred_at) AS first_at, max(key) AS status_key,"
+	"  max(key) FILTER (WHERE category IS NOT NULL) AS category_key,"
+	"  (array_agg(category ORDER BY key DESC, category DESC)"
+	"   FILTER (WHERE category IS NOT NULL))[1] AS category,"
+	"  max(key) FILTER (WHERE district IS NOT NULL) AS district_key,"
+	"  (array_agg(district ORDER BY key DESC, district DESC)"
+	"   FILTER (WHERE district IS NOT NULL))[1] AS district,"
+	"  max(key) FILTER (WHERE agency IS NOT NULL) AS agency_key,"
+	"  (array_agg(agency ORDER BY key DESC, agency DESC)"
+	"   FILTER (WHERE agency IS NOT NULL))[1] AS agency,"
+	"  bool_or(status = 'dispatched') AS dispatched,"
+	"  max(occurred_at) FILTER (WHERE status = 'resolved') AS resolved_at"
+	" FROM k WHERE type = 'report' GROUP BY subject"
+	"), tu AS ("
+	" INSERT INTO tickets AS t (tenant, ticket, recv_min, first_at,"
+	"  status_key, category_key, category, district_key, district,"
+	"  agency_key, agency, dispatched, resolved_at)"
+	" SELECT $1, subject, recv_min, first_at, status_key, category_key,"
+	"  category, district_key, district, agency_key, agency, dispatched,"
+	"  resolved_at FROM tn"
+	" ON CONFLICT (tenant, ticket) DO UPDATE SET"
+	"  recv_min = LEAST(t.recv_min, EXCLUDED.recv_min),"
+	"  first_at = LEAST(t.first_at, EXCLUDED.first_at),"
+	"  status_key = GREATEST(t.status_key, EXCLUDED.status_key),"
+	"  category = CASE WHEN kd_newer(EXCLUDED.category_key,"
+	"   EXCLUDED.category, t.category_key, t.category)"
+	"   THEN EXCLUDED.category ELSE t.category END,"
+	"  category_key = GREATEST(t.category_key, EXCLUDED.category_key),"
+	"  district = CASE WHEN kd_newer(EXCLUDED.district_key,"
+	"   EXCLUDED.district, t.district_key, t.district)"
+	"   THEN EXCLUDED.district ELSE t.district END,"
+	"  district_key = GREATEST(t.district_key, EXCLUDED.district_key),"
+	"  agency = CASE WHEN kd_newer(EXCLUDED.agency_key,"
+	"   EXCLUDED.agency, t.agency_key, t.agency)"
+	"   THEN EXCLUDED.agency ELSE t.agency END,"
+	"  agency_key = GREATEST(t.agency_key, EXCLUDED.agency_key),"
+	"  dispatched = t.dispatched OR EXCLUDED.dispatched,"
+	"  resolved_at = GREATEST(t.resolved_at, EXCLUDED.resolved_at)"
+	" RETURNING ticket, received_at, status, category, district, agency,"
+	"  dispatched, resolved_at"
+	")"
+	" SELECT 'e', poster, event_id, type, subject,"
+	"  kd_us(occurred_at)::text, value::text, NULL::text, NULL::text"
+	" FROM ins"
+	" UNION ALL SELECT 'c', call_id, kd_us(received_at)::text,"
+	"  status::text, category, kd_us(answered_at)::text,"
+	"  kd_us(abandoned_at)::text, NULL, NULL FROM cu"
+	" UNION ALL SELECT 't', ticket, kd_us(received_at)::text,"
+	"  status::text, category, district, agency, dispatched::text,"
+	"  kd_us(resolved_at)::text FROM tu";
+
+#define NCOLS 14
+
+struct job {
+	struct job *next;
+	char *poster;
+	struct ev_batch batch;
+	store_done_cb cb;
+	void *arg;
+	bool solo;		/* retried alone after its group failed */
+	size_t accepted;
+};
+
+struct group {
+	struct store *s;
+	struct job *jobs;
+	size_t events;
+};
+
+struct store {
+	uv_loop_t *loop;
+	char *tenant;
+	struct store_sink sink;
+	struct pgc *conn;
+	uv_check_t check;
+	struct job *head, *tail;
+	size_t pending_events, max_pending_events;
+	bool in_flight;
+	uint64_t groups, written;
+};
+
+static void flush(struct store *s);
+
+static void job_done(struct job *j, enum store_status st, const char *error)
+{
+	size_t n = j->batch.n;
+
+	j->cb(j->arg, st, j->accepted, st == STORE_OK ? n - j->accepted : 0,
+	      error);
+	ev_batch_free(&j->batch);
+	free(j->poster);
+	free(j);
+}
+
+/* Appends one element of a PostgreSQL array literal. */
+static void arr_text(struct buf *b, const char *v)
+{
+	if (b->len > 1)
+		buf_add(b, ",", 1);
+	if (!v) {
+		buf_str(b, "NULL");
+		return;
+	}
+	buf_add(b, "\"", 1);
+	for (const char *p = v; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			buf_add(b, "\\", 1);
+		buf_add(b, p, 1);
+	}
+	buf_add(b, "\"", 1);
+}
+
+static void arr_num(struct buf *b, double v, bool null)
+{
+	char tmp[40];
+
+	if (null) {
+		arr_text(b, NULL);
+		return;
+	}
+	snprintf(tmp, sizeof(tmp), "%.17g", v);
+	if (b->len > 1)
+		buf_add(b, ",", 1);
+	buf_str(b, tmp);
+}
+
+static void arr_int(struct buf *b, long long v)
+{
+	char tmp[24];
+
+	snprintf(tmp, sizeof(tmp), "%lld", v);
+	if (b->len > 1)
+		buf_add(b, ",", 1);
+	buf_str(b, tmp);
+}
+
+static void add_event(struct buf *col, const char *poster,
+		      const struct ev_event *e)
+{
+	arr_text(&col[0], poster);
+	arr_text(&col[1], e->id);
+	arr_text(&col[2], ev_type_name(e->type));
+	arr_int(&col[3], (long long)e->occurred_us);
+	arr_text(&col[4], e->subject);
+	arr_text(&col[5], e->type == EV_SENSOR ? NULL
+					       : ev_status_name(e->type, e->status));
+	arr_int(&col[6], e->type == EV_SENSOR ? 0 : e->status);
+	arr_text(&col[7], e->category >= 0 ? ev_category_name(e->type, e->category)
+					   : NULL);
+	arr_text(&col[8], e->district);
+	arr_text(&col[9], e->agency);
+	arr_text(&col[10], e->title);
+	arr_num(&col[11], e->value, e->type != EV_SENSOR);
+	arr_num(&col[12], e->lat, !e->has_location);
+	arr_num(&col[13], e->lon, !e->has_location);
+}
+
+static int64_t parse_us(const char *v)
+{
+	return (v && *v) ? strtoll(v, NULL, 10) : KPI_NONE;
+}
+
+static int category_of(enum ev_type t, const char *name)
+{
+	if (!name)
+		return -1;
+	for (int i = 0; i < ev_category_count(t); i++)
+		if (strcmp(ev_category_name(t, i), name) == 0)
+			return i;
+	return -1;
+}
+
+static const char *col(PGresult *r, int row, int c)
+{
+	return PQgetisnull(r, row, c) ? NULL : PQgetvalue(r, row, c);
+}
+
+static void row_call(const struct store_sink *sink, PGresult *r, int i, int o)
+{
+	struct kpi_call c = {
+		.call_id = col(r, i, o),
+		.received_us = parse_us(col(r, i, o + 1)),
+		.status = atoi(col(r, i, o + 2)),
+		.category = category_of(EV_CALL, col(r, i, o + 3)),
+		.answered_us = parse_us(col(r, i, o + 4)),
+		.abandoned_us = parse_us(col(r, i, o + 5)),
+	};
+	sink->call(sink->arg, &c);
+}
+
+static void row_ticket(const struct store_sink *sink, PGresult *r, int i,
+		       int o)
+{
+	const char *disp = col(r, i, o + 6);
+	struct kpi_ticket t = {
+		.ticket = col(r, i, o),
+		.received_us = parse_us(col(r, i, o + 1)),
+		.status = atoi(col(r, i, o + 2)),
+		.category = category_of(EV_REPORT, col(r, i, o + 3)),
+		.district = col(r, i, o + 4),
+		.agency = col(r, i, o + 5),
+		.dispatched = disp && (disp[0] == 't'),
+		.resolved_us = parse_us(col(r, i, o + 7)),
+	};
+	sink->ticket(sink->arg, &t);
+}
+
+/* Credits each stored event to the first request of the group that sent it. */
+static int credit(struct group *g, PGresult *r)
+{
+	struct hmap first = {0};
+	struct buf keys = {0};
+	int rc = 0;
+
+	/* Keys are "poster\x1fid", kept in one buffer; offsets are stored
+	 * until the buffer stops moving. */
+	size_t *offs = malloc((g->events + 1) * sizeof(*offs));
+	struct job **owner = malloc((g->events + 1) * sizeof(*owner));
+	size_t n = 0;
+	if (!offs || !owner) {
+		rc = -1;
+		goto out;
+	}
+	for (struct job *j = g->jobs; j; j = j->next) {
+		for (size_t i = 0; i < j->batch.n; i++) {
+			offs[n] = keys.len;
+			owner[n++] = j;
+			buf_printf(&keys, "%s\x1f%s", j->poster,
+				   j->batch.events[i].id);
+			buf_add(&keys, "", 1);
+		}
+	}
+	if (keys.oom) {
+		rc = -1;
+		goto out;
+	}
+	for (size_t i = n; i-- > 0;)
+		if (hmap_put(&first, keys.p + offs[i], owner[i]) < 0) {
+			rc = -1;
+			goto out;
+		}
+	struct buf key = {0};
+	for (int i = 0; i < PQntuples(r); i++) {
+		if (strcmp(PQgetvalue(r, i, 0), "e") != 0)
+			continue;
+		buf_reset(&key);
+		buf_printf(&key, "%s\x1f%s", PQgetvalue(r, i, 1),
+			   PQgetvalue(r, i, 2));
+		struct job *j = key.oom ? NULL : hmap_get(&first, key.p);
+		if (j)
+			j->accepted++;
+	}
+	buf_free(&key);
+out:
+	hmap_free(&first);
+	buf_free(&keys);
+	free(offs);
+	free(owner);
+	return rc;
+}
+
+static void apply_rows(struct store *s, PGresult *r)
+{
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *kind = PQgetvalue(r, i, 0);
+
+		if (kind[0] == 'c')
+			row_call(&s->sink, r, i, 1);
+		else if (kind[0] == 't')
+			row_ticket(&s->sink, r, i, 1);
+		else if (strcmp(col(r, i, 3), "sensor") == 0)
+			s->sink.reading(s->sink.arg, col(r, i, 4),
+					parse_us(col(r, i, 5)),
+					strtod(col(r, i, 6), NULL));
+	}
+}
+
+/* Puts the jobs of a failed group back at the head, each to run alone. */
+static void requeue_solo(struct store *s, struct job *jobs)
+{
+	struct job *last = jobs;
+
+	for (struct job *j = jobs; j; j = j->next) {
+		j->solo = true;
+		j->accepted = 0;
+		last = j;
+		s->pending_events += j->batch.n;
+	}
+	last->next = s->head;
+	s->head = jobs;
+	if (!s->tail)
+		s->tail = last;
+}
+
+static void group_cb(void *arg, PGresult *r, const char *error)
+{
+	struct group *g = arg;
+	struct store *s = g->s;
+	struct job *j, *next;
+
+	s->in_flight = false;
+	if (!r) {
+		for (j = g->jobs; j; j = next) {
+			next = j->next;
+			job_done(j, STORE_UNAVAILABLE, error);
+		}
+	} else if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		const char *msg = PQresultErrorMessage(r);
+		if (g->jobs->next) {
+			log_warn("group of %zu events failed, retrying its "
+				 "requests alone: %s", g->events, msg);
+			requeue_solo(s, g->jobs);
+		} else {
+			log_error("request of %zu events failed: %s",
+				  g->events, msg);
+			job_done(g->jobs, STORE_FAILED, msg);
+		}
+	} else if (credit(g, r) < 0) {
+		/* Committed, but the counts cannot be told: the client
+		 * retries and gets duplicates, which loses nothing. */
+		apply_rows(s, r);
+		for (j = g->jobs; j; j = next) {
+			next = j->next;
+			job_done(j, STORE_UNAVAILABLE, "out of memory");
+		}
+	} else {
+		s->groups++;
+		apply_rows(s, r);
+		for (j = g->jobs; j; j = next) {
+			next = j->next;
+			s->written += j->accepted;
+			job_done(j, STORE_OK, NULL);
+		}
+	}
+	free(g);
+	flush(s);
+}
+
+/* Sends the next group if none is in flight. */
+static void flush(struct store *s)
+{
+	struct buf cols[NCOLS] = {0};
+	const char *params[NCOLS + 1];
+	struct group *g;
+	struct job **tailp;
+
+	if (s->in_flight || !s->head)
+		return;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return;
+	g->s = s;
+	tailp = &g->jobs;
+	for (int c = 0; c < NCOLS; c++)
+		buf_add(&cols[c], "{", 1);
+	/* A job retried alone goes alone; others fill the group. */
+	while (s->head) {
+		struct job *j = s->head;
+
+		if (g->jobs && (j->solo ||
+				g->events + j->batch.n > GROUP_MAX_EVENTS))
+			break;
+		s->head = j->next;
+		if (!s->head)
+			s->tail = NULL;
+		j->next = NULL;
+		*tailp = j;
+		tailp = &j->next;
+		g->events += j->batch.n;
+		s->pending_events -= j->batch.n;
+		for (size_t i = 0; i < j->batch.n; i++)
+			add_event(cols, j->poster, &j->batch.events[i]);
+		if (j->solo)
+			break;
+	}
+	params[0] = s->tenant;
+	bool oom = false;
+	for (int c = 0; c < NCOLS; c++) {
+		buf_add(&cols[c], "}", 1);
+		oom |= cols[c].oom;
+		params[c + 1] = cols[c].p;
+	}
+	if (oom || pgc_query(s->conn, INSERT_SQL, NCOLS + 1, params, group_cb,
+			     g) < 0) {
+		struct job *j, *next;
+		for (j = g->jobs; j; j = next) {
+			next = j->next;
+			job_done(j, STORE_UNAVAILABLE,
+				 oom ? "out of memory" : "database unavailable");
+		}
+		free(g);
+	} else {
+		s->in_flight = true;
+	}
+	for (int c = 0; c < NCOLS; c++)
+		buf_free(&cols[c]);
+}
+
+/*
+ * Runs once per loop iteration, after I/O: everything that arrived in this
+ * turn goes into one group.
+ */
+static void check_cb(uv_check_t *h)
+{
+	struct store *s = h->data;
+
+	if (!s->head)
+		uv_check_stop(&s->check);
+	flush(s);
+}
+
+int store_submit(struct store *s, const char *poster, struct ev_batch *batch,
+		 store_done_cb cb, void *arg)
+{
+	struct job *j;
+
+	if (!pgc_connected(s->conn) && pgc_state(s->conn) != PGC_CONNECTING)
+		return STORE_UNAVAILABLE;
+	if (s->pending_events + batch->n > s->max_pending_events)
+		return STORE_UNAVAILABLE;
+	j = calloc(1, sizeof(*j));
+	if (!j || !(j->poster = strdup(poster))) {
+		free(j);
+		return STORE_UNAVAILABLE;
+	}
+	j->batch = *batch;
+	memset(batch, 0, sizeof(*batch));
+	j->cb = cb;
+	j->arg = arg;
+	if (s->tail)
+		s->tail->next = j;
+	else
+		s->head = j;
+	s->tail = j;
+	s->pending_events += j->batch.n;
+	uv_check_start(&s->check, check_cb);
+	return 0;
+}
+
+struct sensor_req {
+	store_sensor_cb cb;
+	void *arg;
+};
+
+static void sensor_cb(void *arg, PGresult *r, const char *error)
+{
+	struct sensor_req *q = arg;
+
+	if (!r)
+		q->cb(q->arg, false, false, 0, error);
+	else if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		q->cb(q->arg, false, false, 0, PQresultErrorMessage(r));
+	else
+		q->cb(q->arg, true, PQgetvalue(r, 0, 1)[0] == 't',
+		      strtoll(PQgetvalue(r, 0, 0), NULL, 10), NULL);
+	free(q);
+}
+
+static const char *num_or_null(char *buf, size_t n, double v)
+{
+	if (isnan(v))
+		return NULL;
+	snprintf(buf, n, "%.17g", v);
+	return buf;
+}
+
+int store_put_sensor(struct store *s, const struct ev_sensor_def *d,
+		     store_sensor_cb cb, void *arg)
+{
+	char lat[32], lon[32], th[3][32], off[16];
+	struct sensor_req *q = malloc(sizeof(*q));
+	const char *p[12];
+
+	if (!q)
+		return STORE_UNAVAILABLE;
+	q->cb = cb;
+	q->arg = arg;
+	snprintf(off, sizeof(off), "%d", d->offline_after_s);
+	p[0] = s->tenant;
+	p[1] = d->sensor_id;
+	p[2] = d->name;
+	p[3] = d->metric;
+	p[4] = d->unit;
+	p[5] = d->district[0] ? d->district : NULL;
+	p[6] = d->has_location ? num_or_null(lat, sizeof(lat), d->lat) : NULL;
+	p[7] = d->has_location ? num_or_null(lon, sizeof(lon), d->lon) : NULL;
+	for (int i = 0; i < 3; i++)
+		p[8 + i] = num_or_null(th[i], sizeof(th[i]), d->thresholds[i]);
+	p[11] = off;
+	if (pgc_query(s->conn,
+		      "INSERT INTO sensors (tenant, sensor_id, name, metric,"
+		      " unit, district, lat, lon, waspada, siaga, awas,"
+		      " offline_after_s) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+		      " $8, $9, $10, $11, $12)"
+		      " ON CONFLICT (tenant, sensor_id) DO UPDATE SET"
+		      " name = EXCLUDED.name, metric = EXCLUDED.metric,"
+		      " unit = EXCLUDED.unit, district = EXCLUDED.district,"
+		      " lat = EXCLUDED.lat, lon = EXCLUDED.lon,"
+		      " waspada = EXCLUDED.waspada, siaga = EXCLUDED.siaga,"
+		      " awas = EXCLUDED.awas,"
+		      " offline_after_s = EXCLUDED.offline_after_s,"
+		      " updated_at = now()"
+		      " RETURNING kd_us(created_at), (xmax = 0)",
+		      12, p, sensor_cb, q) < 0) {
+		free(q);
+		return STORE_UNAVAILABLE;
+	}
+	return 0;
+}
+
+struct alert_req {
+	store_alert_cb cb;
+	void *arg;
+};
+
+static void alert_cb(void *arg, PGresult *r, const char *error)
+{
+	struct alert_req *q = arg;
+	bool ok = r && (PQresultStatus(r) == PGRES_TUPLES_OK ||
+			PQresultStatus(r) == PGRES_COMMAND_OK);
+	int64_t id = 0;
+
+	if (ok && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	if (!ok)
+		log_warn("storing an alert failed: %s",
+			 r ? PQresultErrorMessage(r) : error);
+	q->cb(q->arg, ok, id);
+	free(q);
+}
+
+static const char *us_or_null(char *buf, size_t n, int64_t us)
+{
+	if (us == KPI_NONE)
+		return NULL;
+	snprintf(buf, n, "%lld", (long long)us);
+	return buf;
+}
+
+int store_save_alert(struct store *s, const struct alert *a, int tz_offset_s,
+		     store_alert_cb cb, void *arg)
+{
+	char id[24], raised[24], cleared[24], acked[24];
+	struct alert_req *q = malloc(sizeof(*q));
+	const char *p[10];
+	int rc;
+
+	(void)tz_offset_s;
+	if (!q)
+		return STORE_UNAVAILABLE;
+	q->cb = cb;
+	q->arg = arg;
+	p[1] = kpi_level_name(a->severity);
+	p[2] = a->message;
+	p[3] = us_or_null(cleared, sizeof(cleared), a->cleared_us);
+	p[4] = a->acked_us == KPI_NONE ? NULL : a->acked_by;
+	p[5] = us_or_null(acked, sizeof(acked), a->acked_us);
+	p[6] = a->note[0] ? a->note : NULL;
+	if (a->id == 0) {
+		p[0] = s->tenant;
+		p[7] = alert_kind_name(a->kind);
+		p[8] = a->sensor_id;
+		p[9] = us_or_null(raised, sizeof(raised), a->raised_us);
+		rc = pgc_query(s->conn,
+			       "INSERT INTO alerts (tenant, severity, message,"
+			       " cleared_at, acked_by, acked_at, ack_note, kind,"
+			       " sensor_id, raised_at) VALUES ($1, $2, $3,"
+			       " kd_ts($4), $5, kd_ts($6), $7, $8, $9,"
+			       " kd_ts($10)) RETURNING id",
+			       10, p, alert_cb, q);
+	} else {
+		snprintf(id, sizeof(id), "%lld", (long long)a->id);
+		p[0] = id;
+		rc = pgc_query(s->conn,
+			       "UPDATE alerts SET severity = $2, message = $3,"
+			       " cleared_at = kd_ts($4), acked_by = $5,"
+			       " acked_at = kd_ts($6), ack_note = $7"
+			       " WHERE id = $1",
+			       7, p, alert_cb, q);
+	}
+	if (rc < 0) {
+		free(q);
+		return STORE_UNAVAILABLE;
+	}
+	return 0;
+}
+
+struct store *store_new(uv_loop_t *loop, const char *conninfo,
+			const char *tenant, const struct store_sink *sink,
+			size_t max_pending_events)
+{
+	struct store *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->loop = loop;
+	s->sink = *sink;
+	s->max_pending_events = max_pending_events;
+	s->tenant = strdup(tenant);
+	s->conn = pgc_new(loop, conninfo, "writer", WRITER_QUEUE, NULL, NULL);
+	if (!s->tenant || !s->conn) {
+		free(s->tenant);
+		free(s);
+		return NULL;
+	}
+	uv_check_init(loop, &s->check);
+	s->check.data = s;
+	return s;
+}
+
+bool store_ready(const struct store *s)
+{
+	return pgc_connected(s->conn);
+}
+
+size_t store_pending(const struct store *s)
+{
+	return s->pending_events;
+}
+
+uint64_t store_groups(const struct store *s)
+{
+	return s->groups;
+}
+
+uint64_t store_events_written(const struct store *s)
+{
+	return s->written;
+}
+
+static void check_closed_cb(uv_handle_t *h)
+{
+	struct store *s = h->data;
+
+	free(s->tenant);
+	free(s);
+}
+
+void store_close(struct store *s)
+{
+	struct job *j, *next;
+
+	for (j = s->head; j; j = next) {
+		next = j->next;
+		job_done(j, STORE_UNAVAILABLE, "server shutting down");
+	}
+	s->head = s->tail = NULL;
+	/* Fails the group in flight too, through group_cb. */
+	pgc_close(s->conn);
+	uv_check_stop(&s->check);
+	uv_close((uv_handle_t *)&s->check, check_closed_cb);
+}
+
+/* ---- start-up ---- */
+
+static PGresult *query(PGconn *conn, const char *sql, int n,
+		       const char *const *p, char *err, size_t errlen)
+{
+	PGresult *r = PQexecParams(conn, sql, n, NULL, p, NULL, NULL, 0);
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+int store_tz_offset(PGconn *conn, const char *tenant, int *offset_s,
+		    char *err, size_t errlen)
+{
+	const char *p[1] = {tenant};
+	PGresult *r = query(conn,
+			    "SELECT extract(epoch FROM (now() AT TIME ZONE"
+			    " time_zone) - (now() AT TIME ZONE 'UTC'))::int"
+			    " FROM tenants WHERE id = $1",
+			    1, p, err, errlen);
+
+	if (!r)
+		return -1;
+	if (PQntuples(r) != 1) {
+		snprintf(err, errlen, "unknown tenant \"%s\"", tenant);
+		PQclear(r);
+		return -1;
+	}
+	*offset_s = atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return 0;
+}
+
+static double dbl_or_nan(const char *v)
+{
+	return v ? strtod(v, NULL) : NAN;
+}
+
+static int load_sensors(PGconn *conn, const char *tenant, struct kpi *k,
+			char *err, size_t errlen)
+{
+	const char *p[1] = {tenant};
+	PGresult *r = query(conn,
+			    "SELECT sensor_id, name, metric, unit, district,"
+			    " lat, lon, waspada, siaga, awas, offline_after_s,"
+			    " kd_us(created_at) FROM sensors WHERE tenant = $1",
+			    1, p, err, errlen);
+
+	if (!r)
+		return -1;
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct ev_sensor_def d = {0};
+
+		snprintf(d.sensor_id, sizeof(d.sensor_id), "%s", col(r, i, 0));
+		snprintf(d.name, sizeof(d.name), "%s", col(r, i, 1));
+		snprintf(d.metric, sizeof(d.metric), "%s", col(r, i, 2));
+		snprintf(d.unit, sizeof(d.unit), "%s", col(r, i, 3));
+		snprintf(d.district, sizeof(d.district), "%s",
+			 col(r, i, 4) ? col(r, i, 4) : "");
+		d.has_location = col(r, i, 5) && col(r, i, 6);
+		d.lat = dbl_or_nan(col(r, i, 5));
+		d.lon = dbl_or_nan(col(r, i, 6));
+		for (int t = 0; t < 3; t++)
+			d.thresholds[t] = dbl_or_nan(col(r, i, 7 + t));
+		d.offline_after_s = atoi(col(r, i, 10));
+		if (kpi_sensor_define(k, &d, parse_us(col(r, i, 11))) < 0) {
+			snprintf(err, errlen, "out of memory");
+			PQclear(r);
+			return -1;
+		}
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int load_rows(PGconn *conn, const char *sql, const char *tenant,
+		     const struct store_sink *sink, char kind, char *err,
+		     size_t errlen)
+{
+	const char *p[1] = {tenant};
+	PGresult *r = query(conn, sql, 1, p, err, errlen);
+
+	if (!r)
+		return -1;
+	for (int i = 0; i < PQntuples(r); i++) {
+		if (kind == 'c')
+			row_call(sink, r, i, 0);
+		else if (kind == 't')
+			row_ticket(sink, r, i, 0);
+		else
+			sink->reading(sink->arg, col(r, i, 0),
+				      parse_us(col(r, i, 1)),
+				      strtod(col(r, i, 2), NULL));
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int load_alerts(PGconn *conn, const char *tenant, struct alerts *as,
+		       char *err, size_t errlen)
+{
+	const char *p[1] = {tenant};
+	PGresult *r = query(conn,
+			    "SELECT id, kind, severity, sensor_id, message,"
+			    " kd_us(raised_at), kd_us(acked_at), acked_by,"
+			    " ack_note FROM alerts"
+			    " WHERE tenant = $1 AND cleared_at IS NULL",
+			    1, p, err, errlen);
+
+	if (!r)
+		return -1;
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct alert a = {0};
+		const char *sev = col(r, i, 2);
+
+		a.id = strtoll(col(r, i, 0), NULL, 10);
+		a.kind = strcmp(col(r, i, 1), "level") == 0 ? ALERT_LEVEL
+							    : ALERT_OFFLINE;
+		a.severity = strcmp(sev, "awas") == 0	   ? KPI_AWAS
+			     : strcmp(sev, "siaga") == 0   ? KPI_SIAGA
+			     : strcmp(sev, "waspada") == 0 ? KPI_WASPADA
+							   : KPI_NORMAL;
+		snprintf(a.sensor_id, sizeof(a.sensor_id), "%s", col(r, i, 3));
+		snprintf(a.message, sizeof(a.message), "%s", col(r, i, 4));
+		a.raised_us = parse_us(col(r, i, 5));
+		a.cleared_us = KPI_NONE;
+		a.acked_us = parse_us(col(r, i, 6));
+		snprintf(a.acked_by, sizeof(a.acked_by), "%s",
+			 col(r, i, 7) ? col(r, i, 7) : "");
+		snprintf(a.note, sizeof(a.note), "%s",
+			 col(r, i, 8) ? col(r, i, 8) : "");
+		if (alerts_load(as, &a) < 0) {
+			snprintf(err, errlen, "out of memory");
+			PQclear(r);
+			return -1;
+		}
+	}
+	PQclear(r);
+	return 0;
+}
+
+int store_load(PGconn *conn, const char *tenant, struct kpi *k,
+	       struct alerts *as, const struct store_sink *sink, char *err,
+	       size_t errlen)
+{
+	/*
+	 * Only what a KPI can still count: calls inside the longest call
+	 * window (24 h, plus "today" and a margin), open tickets, tickets
+	 * resolved within 30 days, and tickets received since yesterday.
+	 * Each arm has its own index.
+	 */
+	static const char calls_sql[] =
+		"SELECT call_id, kd_us(received_at), status, category,"
+		" kd_us(answered_at), kd_us(abandoned_at) FROM calls"
+		" WHERE tenant = $1 AND received_at >= now() - interval '49 h'"
+		" UNION SELECT call_id, kd_us(received_at), status, category,"
+		" kd_us(answered_at), kd_us(abandoned_at) FROM calls"
+		" WHERE tenant = $1 AND answered_at >= now() - interval '2 h'"
+		" UNION SELECT call_id, kd_us(received_at), status, category,"
+		" kd_us(answered_at), kd_us(abandoned_at) FROM calls"
+		" WHERE tenant = $1 AND abandoned_at >= now() - interval '2 h'";
+	static const char tickets_sql[] =
+		"SELECT ticket, kd_us(received_at), status, category, district,"
+		" agency, dispatched::text, kd_us(resolved_at) FROM tickets"
+		" WHERE tenant = $1 AND status NOT IN (3, 4)"
+		" UNION SELECT ticket, kd_us(received_at), status, category,"
+		" district, agency, dispatched::text, kd_us(resolved_at)"
+		" FROM tickets WHERE tenant = $1 AND status = 3"
+		" AND resolved_at >= now() - interval '31 days'"
+		" UNION SELECT ticket, kd_us(received_at), status, category,"
+		" district, agency, dispatched::text, kd_us(resolved_at)"
+		" FROM tickets WHERE tenant = $1"
+		" AND received_at >= now() - interval '49 h'";
+	static const char readings_sql[] =
+		"SELECT s.sensor_id, r.us, r.value FROM sensors s"
+		" CROSS JOIN LATERAL (SELECT kd_us(e.occurred_at) AS us,"
+		" e.value FROM events e WHERE e.tenant = s.tenant"
+		" AND e.type = 'sensor' AND e.subject = s.sensor_id"
+		" ORDER BY e.occurred_at DESC, e.value DESC LIMIT 1) r"
+		" WHERE s.tenant = $1";
+
+	if (load_sensors(conn, tenant, k, err, errlen) < 0 ||
+	    load_rows(conn, readings_sql, tenant, sink, 'r', err, errlen) < 0 ||
+	    load_rows(conn, calls_sql, tenant, sink, 'c', err, errlen) < 0 ||
+	    load_rows(conn, tickets_sql, tenant, sink, 't', err, errlen) < 0 ||
+	    load_alerts(conn, tenant, as, err, errlen) < 0)
+		return -1;
+	return 0;
+}

@@ -1,0 +1,96 @@
+/*
+ * server/store.h - the database writer: events in, committed summaries out.
+ *
+ * Requests are group-committed: every request that arrives while the
+ * previous group is in flight joins the next one, and one statement stores
+ * the whole group (events, and the merged call and ticket summaries) in a
+ * single transaction.  Each request is answered after that commit.  If a
+ * group fails, each of its requests is retried alone, so one bad request
+ * never fails the others and a request is always all-or-nothing.
+ *
+ * What the database returns (new events and the merged summaries) goes to
+ * the sink, the only way committed state leaves this module.
+ */
+#ifndef KENDALI_STORE_H
+#define KENDALI_STORE_H
+
+#include "alert.h"
+#include "event.h"
+#include "kpi.h"
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+struct store_sink {
+	void (*call)(void *arg, const struct kpi_call *c);
+	void (*ticket)(void *arg, const struct kpi_ticket *t);
+	void (*reading)(void *arg, const char *sensor_id, int64_t at_us,
+			double value);
+	void *arg;
+};
+
+enum store_status {
+	STORE_OK = 0,
+	STORE_UNAVAILABLE = -1,	/* no connection, or outcome unknown: 503 */
+	STORE_FAILED = -2	/* the database refused the request: 500 */
+};
+
+/* Called once per submitted request. */
+typedef void (*store_done_cb)(void *arg, enum store_status status,
+			      size_t accepted, size_t duplicates,
+			      const char *error);
+
+struct store;
+
+struct store *store_new(uv_loop_t *loop, const char *conninfo,
+			const char *tenant, const struct store_sink *sink,
+			size_t max_pending_events);
+
+/*
+ * Queues a request's events for the next group.  Takes ownership of the
+ * batch's contents (the caller's *batch is emptied).  Returns 0, or
+ * STORE_UNAVAILABLE when the database is unreachable or the queue is full;
+ * then cb is never called and the batch is left with the caller.
+ */
+int store_submit(struct store *s, const char *poster, struct ev_batch *batch,
+		 store_done_cb cb, void *arg)
+	__attribute__((warn_unused_result));
+
+/* Upserts a sensor; cb gets ok and whether it was new. */
+typedef void (*store_sensor_cb)(void *arg, bool ok, bool created,
+				int64_t registered_us, const char *error);
+int store_put_sensor(struct store *s, const struct ev_sensor_def *def,
+		     store_sensor_cb cb, void *arg)
+	__attribute__((warn_unused_result));
+
+/* Writes an alert's full state (insert when it has no id yet). */
+typedef void (*store_alert_cb)(void *arg, bool ok, int64_t id);
+int store_save_alert(struct store *s, const struct alert *a, int tz_offset_s,
+		     store_alert_cb cb, void *arg)
+	__attribute__((warn_unused_result));
+
+bool store_ready(const struct store *s);
+size_t store_pending(const struct store *s);
+uint64_t store_groups(const struct store *s);
+uint64_t store_events_written(const struct store *s);
+/* Answers what is queued with STORE_UNAVAILABLE and closes the connection. */
+void store_close(struct store *s);
+
+/*
+ * Start-up only, on a blocking connection: reads what the KPIs need (the
+ * registry and latest readings, calls and tickets still inside a window or
+ * open, active alerts) and feeds it to the sink, kpi and alerts.  Cost grows
+ * with what is open or recent, not with the history.  Returns 0 or -1 with
+ * err filled.
+ */
+int store_load(PGconn *conn, const char *tenant, struct kpi *k,
+	       struct alerts *as, const struct store_sink *sink, char *err,
+	       size_t errlen) __attribute__((warn_unused_result));
+
+/* The tenant's UTC offset now, in seconds (blocking, start-up only). */
+int store_tz_offset(PGconn *conn, const char *tenant, int *offset_s,
+		    char *err, size_t errlen) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,125 @@
+"""
+Fixtures of the integration suite.
+
+- pg (session): a private PostgreSQL cluster in a temporary directory,
+  listening only on a unix socket there; stopped and removed at the end.
+- database (module) / fresh_database (function): a new database kd_<n> of
+  that cluster, so that modules (or single tests) do not see each other's data.
+- server (module): `kendali serve` on that module's database, ready
+  (/readyz == 200) before the first test; stopped at teardown.
+- make_server (function): a factory for extra servers (other options, other
+  databases); each is stopped after the test.
+- keys (module): API keys created with `kendali key create` for the module's
+  database: one per poster.
+- api (module): a keep-alive HTTP client for the module's server.
+
+The server binary is $KENDALI_BIN or <repo>/build/server/kendali; a test that
+needs it fails (never skips) when it is missing.  When a test fails, the
+tail of every running server's stderr is attached to its report.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402
+from harness import PgCluster, Server, create_key, kendali_cli, require_binary  # noqa: E402
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for srv in list(harness.LIVE_SERVERS):
+            report.sections.append((f"kendali stderr ({srv.name}, port {srv.port})",
+                                    srv.stderr_tail(120)))
+
+
+@pytest.fixture(scope="session")
+def work_dir():
+    """A temporary directory for the whole session (logs of servers, the
+    PostgreSQL cluster).  Kept when KENDALI_IT_KEEP is set."""
+    d = Path(tempfile.mkdtemp(prefix="kendali-it-"))
+    os.chmod(d, 0o755)
+    yield d
+    if not os.environ.get("KENDALI_IT_KEEP"):
+        shutil.rmtree(d, ignore_errors=True)
+    else:
+        print(f"\nintegration work directory kept: {d}")
+
+
+@pytest.fixture(scope="session")
+def pg(work_dir):
+    cluster = PgCluster(work_dir / "pg").init().start()
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture(scope="module")
+def database(pg):
+    return pg.create_database()
+
+
+@pytest.fixture
+def fresh_database(pg):
+    return pg.create_database()
+
+
+@pytest.fixture(scope="session")
+def kendali_bin():
+    return require_binary()
+
+
+@pytest.fixture(scope="module")
+def server(request, database, work_dir, kendali_bin):
+    kendali_cli(database, "migrate")
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    srv = Server(database, work_dir / "logs", name=f"{name}-{database.name}")
+    srv.start()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def make_server(work_dir, kendali_bin):
+    """make_server(database, *extra_args) -> a started Server (migrated)."""
+    made = []
+
+    def make(database, *extra_args, name=None, migrate=True):
+        if migrate:
+            kendali_cli(database, "migrate")
+        srv = Server(database, work_dir / "logs", extra_args,
+                     name=name or f"extra-{database.name}-{len(made)}")
+        made.append(srv)
+        return srv.start()
+    yield make
+    for srv in made:
+        srv.close()
+
+
+# Posters and the event types their keys may post.
+POSTERS = {
+    "calls": ("callcentre-112", ["call"]),
+    "reports": ("lapor-hendi", ["report"]),
+    "sensors": ("bpbd-gateway", ["sensor"]),
+    "all": ("ops-console", ["call", "report", "sensor"]),
+}
+
+
+@pytest.fixture(scope="module")
+def keys(server, database):
+    return {name: create_key(database, poster, types) for name, (poster, types) in POSTERS.items()}
+
+
+@pytest.fixture(scope="module")
+def api(server):
+    client = server.http()
+    yield client
+    client.close()

@@ -1,0 +1,63 @@
+/*
+ * tests/unit/testlib.h - TAP output and case files for the ingest tests.
+ *
+ * A case file is JSON.  Each case names itself, builds a request body from
+ * its members and states what the parser must answer; see the comment at the
+ * top of testlib.c for the members.
+ */
+#ifndef KENDALI_TESTLIB_H
+#define KENDALI_TESTLIB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "event.h"
+
+struct tap {
+	int n, failed;
+};
+
+/* What went wrong in one case, one line per mismatch. */
+struct note {
+	char s[4096];
+	size_t len;
+};
+
+void note_add(struct note *n, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Reports one test: "ok" when the note is empty, else its lines. */
+void tap_case(struct tap *t, const char *name, const struct note *n);
+
+/* Prints the plan and the summary; returns the exit status. */
+int tap_done(struct tap *t);
+
+/* Loads a case file or exits. */
+json_t *tl_load(const char *path);
+
+/* A string member or def. */
+const char *tl_str(const json_t *obj, const char *key, const char *def);
+
+/*
+ * Builds the request body of a case (malloc'd, *len bytes) from its members
+ * body, body_hex, events or event/base+set+del; bases holds the named
+ * events.  Returns NULL with a note when the case is malformed.
+ */
+char *tl_body(const json_t *c, const json_t *bases, bool ndjson, size_t *len,
+	      struct note *n);
+
+/*
+ * Compares the outcome of a parse with the case's expect_status (0 for
+ * success), expect_code, expect_index, expect_field, expect_line,
+ * expect_column and expect_detail_contains, and checks what every error must
+ * satisfy whatever the case.
+ */
+void tl_expect(const json_t *c, int rc, const struct ev_error *err,
+	       struct note *n);
+
+/* Whether s is valid UTF-8 without control characters. */
+bool tl_clean_text(const char *s);
+
+#endif

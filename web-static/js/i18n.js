@@ -1,0 +1,353 @@
+/*
+ * i18n.js — labels and formatting for the wall screen and the mayor's page.
+ *
+ * Bahasa Indonesia by default; English with ?lang=en. Every visible label comes
+ * from the dictionary below. Numbers use Intl.NumberFormat ('id-ID': 1.234 and
+ * 87,5%; 'en-US': 1,234 and 87.5%). Times are always shown in WIB (Asia/Jakarta).
+ *
+ * Exposes window.I18n:
+ *   I18n.lang, I18n.locale
+ *   I18n.t(key, vars)            label lookup, "{name}" placeholders filled from vars
+ *   I18n.apply(root)             fills [data-i18n] elements, sets <html lang> and the title
+ *   I18n.fmt.int / pct / dec / clock / hm / when / date
+ *   I18n.category(key), I18n.level(key)
+ */
+(function () {
+  'use strict';
+
+  const TZ = 'Asia/Jakarta';
+
+  const DICT = {
+    id: {
+      'wall.doctitle': 'Ruang Kendali — Kota Semarang',
+      'wall.heading': 'Kota Semarang — Ruang Kendali',
+      'mayor.doctitle': 'Ringkasan Wali Kota — Kota Semarang',
+      'mayor.heading': 'Kota Semarang — Ringkasan Wali Kota',
+      'lang.switch': 'English',
+      'lang.switch.label': 'Ganti bahasa ke English',
+
+      'hdr.updated': 'Pembaruan terakhir',
+      'hdr.never': 'belum ada',
+
+      'stale.title': 'DATA TIDAK MUTAKHIR — koneksi terputus',
+      'stale.last': 'Pembaruan terakhir: {time}',
+      'stale.never': 'Belum ada data dari server',
+      'stale.retry': 'Menyambung ulang otomatis…',
+
+      'panel.calls': 'Pusat Panggilan',
+      'calls.received_today': 'Masuk hari ini',
+      'calls.waiting': 'Menunggu',
+      'calls.active': 'Aktif',
+      'calls.asa_1h_s': 'Rata-rata jawab',
+      'calls.service_level_1h': 'Tingkat layanan',
+      'calls.abandon_rate_1h': 'Terputus',
+      'calls.by_category_today': 'Per kategori hari ini',
+      'calls.none_today': 'Belum ada panggilan hari ini',
+      'sub.1h': '1 jam terakhir',
+      'sub.sl': '≤ 20 dtk, 1 jam',
+      'unit.s': 'dtk',
+      'unit.h': 'jam',
+
+      'panel.reports': 'Laporan Warga',
+      'reports.open': 'Terbuka',
+      'reports.overdue': 'Lewat SLA',
+      'reports.unassigned': 'Belum didisposisi',
+      'reports.received_today': 'Masuk hari ini',
+      'reports.resolved_today': 'Selesai hari ini',
+      'reports.sla_met_30d': 'Tepat SLA',
+      'reports.resolution_p50_30d_h': 'Median selesai',
+      'sub.sla3d': '> 3 hari',
+      'sub.30d': '30 hari',
+      'reports.by_agency': 'OPD terbanyak lewat SLA',
+      'reports.by_district_open': 'Terbuka per kecamatan',
+      'col.agency': 'OPD',
+      'col.overdue': 'Lewat SLA',
+      'col.open': 'Terbuka',
+      'col.sla': 'Tepat SLA 30 hr',
+      'reports.no_agency': 'Tidak ada tiket pada OPD',
+      'reports.no_district': 'Tidak ada laporan terbuka',
+
+      'panel.sensors': 'Sensor',
+      'sensors.none': 'Belum ada sensor terdaftar',
+      'sensors.offline': 'Offline',
+      'sensors.of_total': 'dari {n} sensor',
+
+      'panel.alerts': 'Peringatan Aktif',
+      'alerts.none': 'Tidak ada peringatan aktif',
+      'alerts.more': '+{n} lainnya',
+      'alerts.acked': 'Dikonfirmasi: {by}',
+      'alerts.kind.level': 'Level',
+      'alerts.kind.offline': 'Sensor offline',
+
+      'level.normal': 'Normal',
+      'level.waspada': 'Waspada',
+      'level.siaga': 'Siaga',
+      'level.awas': 'Awas',
+      'level.offline': 'OFFLINE',
+      'level.unknown': '—',
+
+      'cat.emergency': 'Darurat',
+      'cat.fire': 'Kebakaran',
+      'cat.medical': 'Medis',
+      'cat.police': 'Kepolisian',
+      'cat.disaster': 'Bencana',
+      'cat.complaint': 'Pengaduan',
+      'cat.info': 'Informasi',
+      'cat.other': 'Lainnya',
+
+      'mayor.headline': 'Angka utama',
+      'mayor.reports': 'Laporan warga',
+      'mayor.calls': 'Pusat panggilan',
+      'mayor.sensors': 'Sensor',
+      'mayor.received_today': 'Masuk hari ini',
+      'mayor.resolved_today': 'Selesai hari ini',
+      'mayor.open': 'Terbuka',
+      'mayor.overdue': 'Lewat SLA (> 3 hari)',
+      'mayor.sla_met_30d': 'Tepat SLA (30 hari)',
+      'mayor.calls_today': 'Panggilan hari ini',
+      'mayor.service_level': 'Tingkat layanan (1 jam)',
+      'mayor.siaga_awas': 'Sensor Siaga / Awas',
+      'mayor.top_agencies': '5 OPD terbanyak lewat SLA',
+      'mayor.alerts': 'Peringatan aktif',
+    },
+
+    en: {
+      'wall.doctitle': 'Control Room — Kota Semarang',
+      'wall.heading': 'Kota Semarang — Control Room',
+      'mayor.doctitle': "Mayor's summary — Kota Semarang",
+      'mayor.heading': "Kota Semarang — Mayor's summary",
+      'lang.switch': 'Bahasa Indonesia',
+      'lang.switch.label': 'Switch language to Bahasa Indonesia',
+
+      'hdr.updated': 'Last update',
+      'hdr.never': 'none yet',
+
+      'stale.title': 'STALE — connection lost',
+      'stale.last': 'Last update: {time}',
+      'stale.never': 'No data from the server yet',
+      'stale.retry': 'Reconnecting automatically…',
+
+      'panel.calls': 'Call centre',
+      'calls.received_today': 'Received today',
+      'calls.waiting': 'Waiting',
+      'calls.active': 'Active',
+      'calls.asa_1h_s': 'Avg. answer',
+      'calls.service_level_1h': 'Service level',
+      'calls.abandon_rate_1h': 'Abandoned',
+      'calls.by_category_today': 'By category today',
+      'calls.none_today': 'No calls yet today',
+      'sub.1h': 'last hour',
+      'sub.sl': '≤ 20 s, 1 h',
+      'unit.s': 's',
+      'unit.h': 'h',
+
+      'panel.reports': 'Citizen reports',
+      'reports.open': 'Open',
+      'reports.overdue': 'Overdue',
+      'reports.unassigned': 'Unassigned',
+      'reports.received_today': 'Received today',
+      'reports.resolved_today': 'Resolved today',
+      'reports.sla_met_30d': 'SLA met',
+      'reports.resolution_p50_30d_h': 'Median resolution',
+      'sub.sla3d': '> 3 days',
+      'sub.30d': '30 days',
+      'reports.by_agency': 'Agencies by overdue',
+      'reports.by_district_open': 'Open by district',
+      'col.agency': 'Agency',
+      'col.overdue': 'Overdue',
+      'col.open': 'Open',
+      'col.sla': 'SLA met 30 d',
+      'reports.no_agency': 'No tickets with an agency',
+      'reports.no_district': 'No open reports',
+
+      'panel.sensors': 'Sensors',
+      'sensors.none': 'No sensors registered yet',
+      'sensors.offline': 'Offline',
+      'sensors.of_total': 'of {n} sensors',
+
+      'panel.alerts': 'Active alerts',
+      'alerts.none': 'No active alerts',
+      'alerts.more': '+{n} more',
+      'alerts.acked': 'Acknowledged: {by}',
+      'alerts.kind.level': 'Level',
+      'alerts.kind.offline': 'Sensor offline',
+
+      // Indonesia's official flood alert levels keep their names in English too.
+      'level.normal': 'Normal',
+      'level.waspada': 'Waspada',
+      'level.siaga': 'Siaga',
+      'level.awas': 'Awas',
+      'level.offline': 'OFFLINE',
+      'level.unknown': '—',
+
+      'cat.emergency': 'Emergency',
+      'cat.fire': 'Fire',
+      'cat.medical': 'Medical',
+      'cat.police': 'Police',
+      'cat.disaster': 'Disaster',
+      'cat.complaint': 'Complaint',
+      'cat.info': 'Information',
+      'cat.other': 'Other',
+
+      'mayor.headline': 'Headline numbers',
+      'mayor.reports': 'Citizen reports',
+      'mayor.calls': 'Call centre',
+      'mayor.sensors': 'Sensors',
+      'mayor.received_today': 'Received today',
+      'mayor.resolved_today': 'Resolved today',
+      'mayor.open': 'Open',
+      'mayor.overdue': 'Overdue (> 3 days)',
+      'mayor.sla_met_30d': 'SLA met (30 days)',
+      'mayor.calls_today': 'Calls today',
+      'mayor.service_level': 'Service level (1 h)',
+      'mayor.siaga_awas': 'Sensors at Siaga / Awas',
+      'mayor.top_agencies': 'Top 5 agencies by overdue',
+      'mayor.alerts': 'Active alerts',
+    },
+  };
+
+  const params = new URLSearchParams(window.location.search);
+  const lang = params.get('lang') === 'en' ? 'en' : 'id';
+  const locale = lang === 'en' ? 'en-US' : 'id-ID';
+  const dict = DICT[lang];
+
+  /** Label for key; "{name}" placeholders are filled from vars. */
+  function t(key, vars) {
+    let s = Object.prototype.hasOwnProperty.call(dict, key) ? dict[key] : key;
+    if (vars) {
+      s = s.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
+    }
+    return s;
+  }
+
+  /** Fill every [data-i18n] element under root; set <html lang> and the title. */
+  function apply(root) {
+    document.documentElement.lang = lang;
+    (root || document).querySelectorAll('[data-i18n]').forEach((el) => {
+      el.textContent = t(el.dataset.i18n);
+    });
+    (root || document).querySelectorAll('[data-i18n-aria]').forEach((el) => {
+      el.setAttribute('aria-label', t(el.dataset.i18nAria));
+    });
+    const title = document.querySelector('title[data-i18n]');
+    if (title) document.title = t(title.dataset.i18n);
+  }
+
+  // ---- numbers -------------------------------------------------------------
+
+  const nfInt = new Intl.NumberFormat(locale, { maximumFractionDigits: 0 });
+  const nfPct = new Intl.NumberFormat(locale, {
+    style: 'percent', minimumFractionDigits: 1, maximumFractionDigits: 1,
+  });
+  const nfDec = new Map();
+
+  function isNum(v) {
+    return typeof v === 'number' && Number.isFinite(v);
+  }
+
+  /** A count: 1.234 (id) / 1,234 (en). */
+  function int(v) {
+    return nfInt.format(v);
+  }
+
+  /** A ratio 0..1 as a percentage with one decimal: 87,5% (id) / 87.5% (en). */
+  function pct(v) {
+    return nfPct.format(v);
+  }
+
+  /** A decimal number with at most `digits` fraction digits. */
+  function dec(v, digits) {
+    let nf = nfDec.get(digits);
+    if (!nf) {
+      nf = new Intl.NumberFormat(locale, { minimumFractionDigits: 0, maximumFractionDigits: digits });
+      nfDec.set(digits, nf);
+    }
+    return nf.format(v);
+  }
+
+  // ---- times (always WIB) --------------------------------------------------
+
+  const dfClock = new Intl.DateTimeFormat('en-GB', {
+    timeZone: TZ, hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
+  });
+  const dfDay = new Intl.DateTimeFormat('en-CA', {
+    timeZone: TZ, year: 'numeric', month: '2-digit', day: '2-digit',
+  });
+  const dfShortDate = new Intl.DateTimeFormat(locale, {
+    timeZone: TZ, day: 'numeric', month: 'short',
+  });
+  const dfLongDate = new Intl.DateTimeFormat(locale, {
+    timeZone: TZ, weekday: 'long', day: 'numeric', month: 'long', year: 'numeric',
+  });
+
+  function toDate(x) {
+    if (x instanceof Date) return x;
+    if (x == null) return null;
+    const d = new Date(x);
+    return Number.isNaN(d.getTime()) ? null : d;
+  }
+
+  /** [hh, mm, ss] in WIB; built from parts so the separator is always ':'. */
+  function hms(d) {
+    const p = {};
+    for (const part of dfClock.formatToParts(d)) p[part.type] = part.value;
+    return [p.hour === '24' ? '00' : p.hour, p.minute, p.second];
+  }
+
+  /** "HH:MM:SS WIB" */
+  function clock(x) {
+    const d = toDate(x);
+    return d ? hms(d).join(':') + ' WIB' : '—';
+  }
+
+  /** "HH:MM" in WIB, prefixed with a short date when not today (WIB). */
+  function hm(x, now) {
+    const d = toDate(x);
+    if (!d) return '—';
+    const s = hms(d).slice(0, 2).join(':');
+    return sameDay(d, now || new Date()) ? s : dfShortDate.format(d) + ' ' + s;
+  }
+
+  /** "HH:MM:SS WIB", prefixed with a short date when not today (WIB). */
+  function when(x, now) {
+    const d = toDate(x);
+    if (!d) return '—';
+    const s = clock(d);
+    return sameDay(d, now || new Date()) ? s : dfShortDate.format(d) + ' ' + s;
+  }
+
+  /** Long date in WIB: "Senin, 23 November 2026". */
+  function date(x) {
+    const d = toDate(x);
+    return d ? dfLongDate.format(d) : '—';
+  }
+
+  function sameDay(a, b) {
+    return dfDay.format(a) === dfDay.format(b);
+  }
+
+  // ---- domain labels -------------------------------------------------------
+
+  /** Call category label; unknown categories are shown as sent. */
+  function category(key) {
+    const k = 'cat.' + key;
+    return Object.prototype.hasOwnProperty.call(dict, k) ? dict[k] : String(key);
+  }
+
+  /** Level label: normal / waspada / siaga / awas / offline. */
+  function level(key) {
+    const k = 'level.' + key;
+    return Object.prototype.hasOwnProperty.call(dict, k) ? dict[k] : dict['level.unknown'];
+  }
+
+  window.I18n = {
+    lang,
+    locale,
+    t,
+    apply,
+    isNum,
+    fmt: { int, pct, dec, clock, hm, when, date },
+    category,
+    level,
+  };
+})();

@@ -1,0 +1,258 @@
+/*
+ * live.js — the shared websocket client of the wall screen and the mayor's page.
+ *
+ * Protocol (docs/spec/ws.md): connect to ws(s)://<host>/ws with subprotocol
+ * "situation.v1". The server sends a `snapshot` (every KPI), then `kpis` deltas
+ * (only the changed keys) and `alert` messages; `seq` rises by one per message.
+ *
+ *   Live.start({
+ *     onState(state, changedKeys, meta),  // state: { "<kpi key>": value, ... }
+ *     onStatus(status),                   // see makeStatus() below
+ *   });
+ *
+ * - state is replaced on each snapshot and merged key by key on each kpis delta;
+ * - an `alert` message is merged by id into state["alerts.active"] at once (the
+ *   next kpis delta carries the authoritative list anyway);
+ * - a gap in seq closes the socket and reconnects, which yields a fresh snapshot;
+ * - reconnects back off exponentially from 0.5 s to 10 s, with jitter;
+ * - the data is STALE when the socket is not open, no snapshot has arrived on it
+ *   yet, or nothing arrived for 10 s (the server pushes at least every 5 s).
+ *   After 20 s of silence the socket is presumed dead and replaced.
+ */
+(function () {
+  'use strict';
+
+  const SUBPROTOCOL = 'situation.v1';
+  const STALE_MS = 10000;
+  const DEAD_MS = 20000;
+  const BACKOFF_MIN_MS = 500;
+  const BACKOFF_MAX_MS = 10000;
+  const TICK_MS = 1000;
+
+  function wsUrl() {
+    const scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
+    return scheme + '//' + window.location.host + '/ws';
+  }
+
+  /** Order of alerts.active: newest raised_at first, then the greater id. */
+  function compareAlerts(a, b) {
+    const ta = Date.parse(a.raised_at) || 0;
+    const tb = Date.parse(b.raised_at) || 0;
+    if (ta !== tb) return tb - ta;
+    if (typeof a.id === 'number' && typeof b.id === 'number') return b.id - a.id;
+    return String(b.id).localeCompare(String(a.id), 'en', { numeric: true });
+  }
+
+  /** Whether an alert object sent in an `alert` message says it is cleared. */
+  function isCleared(msg, alert) {
+    return (
+      alert.cleared_at != null ||
+      alert.cleared === true ||
+      alert.active === false ||
+      alert.state === 'cleared' ||
+      alert.status === 'cleared' ||
+      msg.event === 'cleared' ||
+      msg.action === 'cleared'
+    );
+  }
+
+  function start(handlers) {
+    const onState = (handlers && handlers.onState) || function () {};
+    const onStatus = (handlers && handlers.onStatus) || function () {};
+
+    let state = {};          // the current KPI object
+    let ws = null;           // the current socket (null between attempts)
+    let synced = false;      // a snapshot arrived on the current socket
+    let lastSeq = null;      // seq of the last message on the current socket
+    let lastAt = null;       // `at` of the last message that carried one (server time)
+    let lastMsgMs = 0;       // local time the last message arrived
+    let aliveMs = 0;         // local time of the last sign of life of the current socket
+    let hasData = false;     // a snapshot arrived at least once
+    let attempt = 0;         // reconnect attempts since the last snapshot
+    let retryTimer = null;
+    let lastStatusKey = '';
+
+    function makeStatus() {
+      const open = !!ws && ws.readyState === WebSocket.OPEN;
+      const fresh = open && synced && Date.now() - lastMsgMs <= STALE_MS;
+      return {
+        stale: !fresh,       // show the STALE banner
+        open,                // the socket is open
+        hasData,             // there is something to show at all
+        lastAt,              // `at` of the last server message (RFC 3339) or null
+        lastMessageMs: lastMsgMs || null,
+      };
+    }
+
+    function emitStatus(force) {
+      const s = makeStatus();
+      const key = [s.stale, s.open, s.hasData, s.lastAt].join('|');
+      if (force || key !== lastStatusKey) {
+        lastStatusKey = key;
+        try {
+          onStatus(s);
+        } catch (e) {
+          console.error('onStatus', e);
+        }
+      }
+    }
+
+    function emitState(changed, meta) {
+      try {
+        onState(state, changed, meta);
+      } catch (e) {
+        console.error('onState', e);
+      }
+    }
+
+    function scheduleReconnect(fast) {
+      if (retryTimer) return;
+      // Exponential backoff with "equal jitter": half fixed, half random.
+      const base = fast ? BACKOFF_MIN_MS : Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt);
+      const delay = Math.max(BACKOFF_MIN_MS, base / 2 + Math.random() * (base / 2));
+      attempt = Math.min(attempt + 1, 16);
+      retryTimer = setTimeout(() => {
+        retryTimer = null;
+        connect();
+      }, delay);
+    }
+
+    /** Abandon the current socket (without waiting for its close handshake) and retry. */
+    function drop(reason, fast) {
+      const old = ws;
+      ws = null;
+      synced = false;
+      lastSeq = null;
+      if (old) {
+        old.onopen = old.onmessage = old.onerror = old.onclose = null;
+        try {
+          old.close(4000, reason);
+        } catch (e) {
+          /* already closing */
+        }
+      }
+      emitStatus();
+      scheduleReconnect(fast);
+    }
+
+    function connect() {
+      let sock;
+      try {
+        sock = new WebSocket(wsUrl(), SUBPROTOCOL);
+      } catch (e) {
+        console.warn('websocket:', e.message);
+        ws = null;
+        emitStatus();
+        scheduleReconnect(false);
+        return;
+      }
+      ws = sock;
+      synced = false;
+      lastSeq = null;
+
+      aliveMs = Date.now();
+
+      sock.onopen = () => {
+        if (sock !== ws) return;
+        aliveMs = Date.now();
+        emitStatus();
+      };
+
+      sock.onmessage = (ev) => {
+        if (sock !== ws) return;
+        let msg;
+        try {
+          msg = JSON.parse(ev.data);
+        } catch (e) {
+          console.warn('websocket: not JSON, ignored');
+          return;
+        }
+        if (!msg || typeof msg !== 'object') return;
+        handle(msg);
+      };
+
+      sock.onclose = () => {
+        if (sock !== ws) return;
+        drop('closed', false);
+      };
+      // onerror is always followed by onclose.
+    }
+
+    function handle(msg) {
+      const type = msg.type;
+
+      if (type === 'error') {
+        console.warn('server:', msg.message);
+        return;
+      }
+
+      if (typeof msg.seq === 'number') {
+        if (type === 'snapshot') {
+          lastSeq = msg.seq;
+        } else if (!synced) {
+          return; // a delta before any snapshot on this socket: meaningless, wait
+        } else if (msg.seq !== lastSeq + 1) {
+          console.warn('websocket: seq gap', lastSeq, '->', msg.seq, '; reconnecting');
+          drop('seq gap', true);
+          return;
+        } else {
+          lastSeq = msg.seq;
+        }
+      } else if (!synced && type !== 'snapshot') {
+        return;
+      }
+
+      lastMsgMs = aliveMs = Date.now();
+      if (typeof msg.at === 'string') lastAt = msg.at;
+      const meta = { type, seq: msg.seq, at: msg.at };
+
+      if (type === 'snapshot') {
+        state = Object.assign({}, msg.kpis || {});
+        synced = true;
+        hasData = true;
+        attempt = 0;
+        emitStatus();
+        emitState(Object.keys(state), meta);
+      } else if (type === 'kpis') {
+        const delta = msg.kpis || {};
+        const changed = Object.keys(delta);
+        // A new object each time so consumers may compare references.
+        state = Object.assign({}, state, delta);
+        emitStatus();
+        if (changed.length) emitState(changed, meta);
+      } else if (type === 'alert' && msg.alert && msg.alert.id != null) {
+        const a = msg.alert;
+        const list = (Array.isArray(state['alerts.active']) ? state['alerts.active'] : [])
+          .filter((x) => String(x.id) !== String(a.id));
+        if (!isCleared(msg, a)) list.push(a);
+        list.sort(compareAlerts);
+        state = Object.assign({}, state, { 'alerts.active': list });
+        emitStatus();
+        emitState(['alerts.active'], meta);
+      } else {
+        emitStatus(); // unknown type: ignored (forward compatibility), but it is a sign of life
+      }
+    }
+
+    // Watchdog: staleness is a matter of time passing, so check it every second.
+    // A socket silent (or stuck connecting) for DEAD_MS is replaced.
+    setInterval(() => {
+      if (ws && Date.now() - aliveMs > DEAD_MS) {
+        console.warn('websocket: silent for', DEAD_MS / 1000, 's; reconnecting');
+        drop('silent', false);
+      }
+      emitStatus();
+    }, TICK_MS);
+
+    emitStatus(true);
+    connect();
+
+    return {
+      /** The current KPI object. */
+      state: () => state,
+      status: makeStatus,
+    };
+  }
+
+  window.Live = { start };
+})();

@@ -1,0 +1,234 @@
+/*
+ * ui.js — small DOM helpers shared by the wall screen and the mayor's page.
+ *
+ * Number elements follow one convention, so that browser tests can compare
+ * them with GET /api/v1/kpis:
+ *   data-kpi="<full kpi key>"        e.g. "reports.open", "sensors.latest"
+ *   data-key="<map key or item id>"  for maps and lists (category, district,
+ *                                    agency code, sensor_id)
+ *   data-field="<item field>"        for list items, e.g. "overdue", "value"
+ *   data-value="<JSON of the raw value>"   e.g. 12, 0.875, null
+ * A null (or missing) value is shown as "—".
+ *
+ * Exposes window.UI.
+ */
+(function () {
+  'use strict';
+
+  const DASH = '—';
+
+  /**
+   * Create an element: h('div', {class: 'x', dataset: {kpi: 'a.b'}}, child, 'text', ...).
+   * Attributes are set with setAttribute (never innerHTML), so server strings are safe;
+   * style takes an object.
+   */
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    if (attrs) {
+      for (const [k, v] of Object.entries(attrs)) {
+        if (v == null || v === false) continue;
+        if (k === 'dataset') Object.assign(el.dataset, v);
+        else if (k === 'style') Object.assign(el.style, v); // CSSOM: allowed under a strict CSP
+        else if (k === 'class') el.className = v;
+        else el.setAttribute(k, v === true ? '' : String(v));
+      }
+    }
+    for (const c of children.flat()) {
+      if (c == null || c === false) continue;
+      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return el;
+  }
+
+  /**
+   * Show a KPI number in el: data-value gets the raw JSON, the text the formatted
+   * value ("—" for null). A changed value briefly highlights the element.
+   */
+  function setNum(el, value, format) {
+    if (!el) return;
+    const v = value === undefined ? null : value;
+    const raw = JSON.stringify(v);
+    const text = v == null || (typeof v === 'number' && !Number.isFinite(v)) ? DASH : format(v);
+    const prev = el.dataset.value;
+    el.dataset.value = raw;
+    if (el.textContent !== text) el.textContent = text;
+    // Flash on a change, not on the first value after "—".
+    if (prev !== undefined && prev !== 'null' && prev !== raw && text !== DASH) bump(el);
+  }
+
+  /** A number element for list rows (see the convention above). */
+  function num(tag, kpi, key, field, value, format, cls) {
+    const el = h(tag, { class: cls || 'num', dataset: { kpi } });
+    if (key != null) el.dataset.key = key;
+    if (field != null) el.dataset.field = field;
+    setNum(el, value, format);
+    return el;
+  }
+
+  function bump(el) {
+    el.classList.remove('bump');
+    void el.offsetWidth; // restart the animation
+    el.classList.add('bump');
+  }
+
+  /**
+   * Rebuild container's children only when signature differs from the last one,
+   * so that running CSS animations (the Awas pulse) are not restarted needlessly.
+   */
+  function renderIfChanged(container, signature, build) {
+    if (!container) return;
+    const sig = typeof signature === 'string' ? signature : JSON.stringify(signature);
+    if (container.dataset.sig === sig) return;
+    container.dataset.sig = sig;
+    container.replaceChildren(...[].concat(build()).filter(Boolean));
+  }
+
+  /** Display level of a sensor: "offline", or its level, or "unknown". */
+  function sensorLevel(s) {
+    if (!s || s.online === false) return 'offline';
+    return ['normal', 'waspada', 'siaga', 'awas'].includes(s.level) ? s.level : 'unknown';
+  }
+
+  /** Number of sensors per level name, from sensors.by_level. */
+  function byLevel(state, name) {
+    const m = state['sensors.by_level'];
+    return m && typeof m[name] === 'number' ? m[name] : null;
+  }
+
+  /** Map object -> [[key, count]] with numeric counts, biggest first, then by key. */
+  function sortedCounts(map) {
+    if (!map || typeof map !== 'object') return [];
+    return Object.entries(map)
+      .filter(([, v]) => typeof v === 'number')
+      .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  }
+
+  /** reports.by_agency in the catalogue's order: overdue desc, open desc, agency asc. */
+  function agenciesByOverdue(list) {
+    if (!Array.isArray(list)) return [];
+    return list.slice().sort((a, b) =>
+      (b.overdue || 0) - (a.overdue || 0) ||
+      (b.open || 0) - (a.open || 0) ||
+      String(a.agency).localeCompare(String(b.agency)));
+  }
+
+  /** Sensor name by sensor_id, from sensors.latest. */
+  function sensorNames(state) {
+    const names = new Map();
+    const list = state['sensors.latest'];
+    if (Array.isArray(list)) for (const s of list) names.set(s.sensor_id, s.name || s.sensor_id);
+    return names;
+  }
+
+  /** Formatters named by data-fmt on static number elements. */
+  const FMT = {
+    int: (v) => I18n.fmt.int(v),
+    pct: (v) => I18n.fmt.pct(v),
+    sec: (v) => I18n.fmt.dec(v, 0),
+    hours: (v) => I18n.fmt.dec(v, 1),
+  };
+
+  /**
+   * Fill the static number elements ([data-kpi][data-fmt] without data-key) from
+   * state, and mark [data-hot-if-positive="<kpi>"] containers while that KPI is > 0.
+   */
+  function renderStatic(state) {
+    document.querySelectorAll('[data-kpi][data-fmt]:not([data-key])').forEach((el) => {
+      setNum(el, state[el.dataset.kpi], FMT[el.dataset.fmt] || FMT.int);
+    });
+    document.querySelectorAll('[data-hot-if-positive]').forEach((box) => {
+      const v = state[box.dataset.hotIfPositive];
+      box.classList.toggle('hot', typeof v === 'number' && v > 0);
+    });
+  }
+
+  /** Whether the server has sent this key at all (before that, lists stay blank). */
+  function known(state, key) {
+    return Object.prototype.hasOwnProperty.call(state, key);
+  }
+
+  /** "Nothing here" item for an empty list — only once the key is known. */
+  function emptyItem(state, key, label, cls, tag) {
+    return known(state, key) ? h(tag || 'li', { class: cls || 'empty' }, I18n.t(label)) : [];
+  }
+
+  const SEVERITIES = ['waspada', 'siaga', 'awas'];
+
+  /** alerts.active as a list (empty when unknown). */
+  function activeAlerts(state) {
+    return Array.isArray(state['alerts.active']) ? state['alerts.active'] : [];
+  }
+
+  /** What of an alert is shown (a change of any of it re-renders the list). */
+  function alertSignature(a, names, now) {
+    return [a.id, a.kind, a.severity, a.message, a.acked_by, names.get(a.sensor_id),
+      I18n.fmt.hm(a.raised_at, now)];
+  }
+
+  /**
+   * One alert: severity badge (colour and text), time raised, kind, sensor name,
+   * message, acknowledgement. CSS makes an Awas alert pulse.
+   */
+  function alertItem(a, names, now) {
+    const sev = SEVERITIES.includes(a.severity) ? a.severity : 'unknown';
+    const kind = a.kind === 'offline' ? I18n.t('alerts.kind.offline') : I18n.t('alerts.kind.level');
+    return h('li', { class: `alert sev-${sev}` + (a.acked_at ? ' acked' : ''), dataset: { alertId: a.id } },
+      h('div', { class: 'a-head' },
+        h('span', { class: `badge lvl-${sev}` }, I18n.level(sev)),
+        h('span', { class: 'a-time' }, I18n.fmt.hm(a.raised_at, now)),
+        h('span', { class: 'a-kind' }, kind)),
+      h('div', { class: 'a-title' }, names.get(a.sensor_id) || a.sensor_id || kind),
+      a.message ? h('div', { class: 'a-msg' }, a.message) : null,
+      a.acked_by ? h('div', { class: 'a-ack' }, I18n.t('alerts.acked', { by: a.acked_by })) : null);
+  }
+
+  /** The header clock: "HH:MM:SS WIB", ticking on the second. */
+  function startClock(timeEl, dateEl) {
+    const tick = () => {
+      const now = new Date();
+      if (timeEl) timeEl.textContent = I18n.fmt.clock(now);
+      if (dateEl) dateEl.textContent = I18n.fmt.date(now);
+      setTimeout(tick, 1000 - (Date.now() % 1000) + 5);
+    };
+    tick();
+  }
+
+  /**
+   * Show connection status: the STALE overlay (covering the numbers) and the
+   * time of the last update in the header.
+   */
+  function showStatus(status, els) {
+    const { overlay, lastEl, updatedEl } = els;
+    const last = status.lastAt ? I18n.fmt.when(status.lastAt) : null;
+    if (updatedEl) updatedEl.textContent = last || I18n.t('hdr.never');
+    if (overlay) {
+      overlay.hidden = !status.stale;
+      document.body.classList.toggle('is-stale', status.stale);
+      if (lastEl) {
+        lastEl.textContent = last ? I18n.t('stale.last', { time: last }) : I18n.t('stale.never');
+      }
+    }
+  }
+
+  window.UI = {
+    DASH,
+    h,
+    setNum,
+    num,
+    FMT,
+    renderStatic,
+    known,
+    emptyItem,
+    activeAlerts,
+    alertSignature,
+    alertItem,
+    renderIfChanged,
+    sensorLevel,
+    byLevel,
+    sortedCounts,
+    agenciesByOverdue,
+    sensorNames,
+    startClock,
+    showStatus,
+  };
+})();
