@@ -449,10 +449,16 @@ static void skip_bom(const char **body, size_t *len)
 	}
 }
 
+/* JSON's white space; not strchr(), which would also match a NUL byte. */
+static bool is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 static bool is_blank(const char *p, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
-		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
+		if (!is_ws(p[i]))
 			return false;
 	return true;
 }
@@ -1031,9 +1037,10 @@ static json_t *load_json(const char *body, size_t len, int max_depth,
 		return NULL;
 	}
 	/* The array around the events is not part of an event's depth. */
-	while (i < len && strchr(" \t\r\n", body[i]))
+	while (i < len && is_ws(body[i]))
 		i++;
-	root = load_value(body, len, max_depth, body[i] == '[', 1, false, err);
+	root = load_value(body, len, max_depth, i < len && body[i] == '[', 1,
+			  false, err);
 	*shape = SHAPE_ARRAY;
 	if (!root || json_is_array(root))
 		return root;

@@ -229,14 +229,20 @@ static int newest_first(const void *x, const void *y)
 json_t *alerts_active_json(const struct alerts *as)
 {
 	json_t *arr = json_array();
-	struct alert *list[512];
-	size_t n = 0;
+	struct alert **list;
+	size_t n = 0, cap = 0;
 
-	for (struct alert *a = as->list; a && n < 512; a = a->next)
+	for (struct alert *a = as->list; a; a = a->next)
+		cap++;
+	list = malloc((cap + 1) * sizeof(*list));
+	if (!list)
+		return arr;
+	for (struct alert *a = as->list; a; a = a->next)
 		if (a->id != 0 && a->cleared_us == KPI_NONE)
 			list[n++] = a;
 	qsort(list, n, sizeof(*list), newest_first);
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(arr, alert_json(as, list[i]));
+	free(list);
 	return arr;
 }

@@ -219,8 +219,7 @@ static void stop(struct app *a)
 	uv_close((uv_handle_t *)&a->sigint, close_cb);
 	uv_close((uv_handle_t *)&a->sigterm, close_cb);
 	pub_close_all(a->pub);
-	http_free(a->http);
-	a->http = NULL;
+	http_close(a->http);
 	store_close(a->store);
 	pgc_close(a->reader);
 }
@@ -350,13 +349,14 @@ out_loop:
 	if (!a->stopping) {
 		/* Start-up failed half-way: close what was opened. */
 		a->stopping = true;
-		if (a->http)
-			http_free(a->http);
+		http_close(a->http);
 		if (a->store)
 			store_close(a->store);
 		if (a->reader)
 			pgc_close(a->reader);
 	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	http_free(a->http);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&loop) != 0)
 		log_warn("some handles were still open at exit");

@@ -444,6 +444,7 @@ struct http *http_new(uv_loop_t *loop, struct app *app,
 	info.retry_and_idle_policy = &h->retry;
 	info.vhost_name = "kendali";
 	info.server_string = "kendali";
+	info.pcontext = &h->ctx;
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
 	h->ctx = lws_create_context(&info);
@@ -459,10 +460,19 @@ struct http *http_new(uv_loop_t *loop, struct app *app,
 	return h;
 }
 
+void http_close(struct http *h)
+{
+	if (h && h->ctx)
+		lws_context_destroy(h->ctx);
+}
+
 void http_free(struct http *h)
 {
 	if (!h)
 		return;
-	lws_context_destroy(h->ctx);
+	/* With a foreign loop the first destroy only begins; lws clears
+	 * h->ctx (info.pcontext) when it is done, else this completes it. */
+	if (h->ctx)
+		lws_context_destroy(h->ctx);
 	free(h);
 }

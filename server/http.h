@@ -67,7 +67,11 @@ struct http;
 struct http *http_new(uv_loop_t *loop, struct app *app,
 		      const struct http_config *cfg, struct pub *pub, char *err,
 		      size_t errlen);
-/* Destroys the context; run the loop afterwards until its handles close. */
+/*
+ * Stops listening and closes every connection.  lws finishes on the loop:
+ * run it until its handles close, then call http_free.
+ */
+void http_close(struct http *h);
 void http_free(struct http *h);
 
 void http_respond(struct http_req *r, int status, const char *type,

@@ -78,8 +78,9 @@ def kendali_bin():
 
 
 @pytest.fixture(scope="module")
-def server(request, database, work_dir, kendali_bin):
-    kendali_cli(database, "migrate")
+def server(request, database, keys, work_dir, kendali_bin):
+    # keys are created (and the schema migrated) before the server starts;
+    # keys created while it runs are the subject of test_cli.py
     name = request.module.__name__.rsplit(".", 1)[-1]
     srv = Server(database, work_dir / "logs", name=f"{name}-{database.name}")
     srv.start()
@@ -110,11 +111,14 @@ POSTERS = {
     "reports": ("lapor-hendi", ["report"]),
     "sensors": ("bpbd-gateway", ["sensor"]),
     "all": ("ops-console", ["call", "report", "sensor"]),
+    "revocable": ("old-gateway", ["call"]),      # revoked by a test of test_errors.py
 }
 
 
 @pytest.fixture(scope="module")
-def keys(server, database):
+def keys(database, kendali_bin):
+    """{"calls"|"reports"|"sensors"|"all": key} for the module's database."""
+    kendali_cli(database, "migrate")
     return {name: create_key(database, poster, types) for name, (poster, types) in POSTERS.items()}
 
 

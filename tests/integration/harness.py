@@ -1025,3 +1025,53 @@ def ws_snapshot(url, timeout=5.0):
     """The snapshot a new connection receives (synchronous)."""
     proto, msgs = asyncio.run(ws_first_messages(url, 1, timeout))
     return msgs[0]
+
+
+# --------------------------------------------------------------------------
+# Event builders for hand-made requests
+# --------------------------------------------------------------------------
+
+_counter = [0]
+
+
+def unique_id(prefix="t"):
+    """A process-unique event id."""
+    _counter[0] += 1
+    return f"{prefix}-{os.getpid()}-{_counter[0]}"
+
+
+def ago(**kw):
+    """RFC 3339 (WIB, ms) of now - timedelta(**kw)."""
+    return fmt_time(utcnow() - timedelta(**kw))
+
+
+def ev_call(call_id=None, status="received", category="medical", at=None, eid=None, **extra):
+    body = {"call_id": call_id or unique_id("call"), "status": status}
+    if category is not None:
+        body["category"] = category
+    e = {"id": eid or unique_id("ev"), "type": "call", "occurred_at": at or ago(minutes=5), "call": body}
+    e.update(extra)
+    return e
+
+
+def ev_report(ticket=None, status="received", category="road", agency=None, at=None, eid=None, **extra):
+    body = {"ticket": ticket or unique_id("LPR"), "status": status}
+    if category is not None:
+        body["category"] = category
+    if agency is not None:
+        body["agency"] = agency
+    e = {"id": eid or unique_id("ev"), "type": "report", "occurred_at": at or ago(minutes=5), "report": body}
+    e.update(extra)
+    return e
+
+
+def ev_reading(sensor_id, value, at=None, eid=None):
+    return {"id": eid or unique_id("ev"), "type": "sensor", "occurred_at": at or ago(minutes=1),
+            "sensor": {"sensor_id": sensor_id, "value": value}}
+
+
+def sensor_body(name, thresholds, offline_after_s=900, district="Semarang Barat",
+                lat=-6.99, lon=110.4):
+    return {"name": name, "metric": "water_level", "unit": "cm",
+            "location": {"lat": lat, "lon": lon}, "district": district,
+            "thresholds": thresholds, "offline_after_s": offline_after_s}

@@ -24,8 +24,8 @@ static bool same_str(const json_t *want, const char *got)
 	       memcmp(got, json_string_value(want), strlen(got)) == 0;
 }
 
-static void check_event(const json_t *want, const struct ev_event *ev,
-			size_t i, struct note *n)
+static void check_event(const json_t *want, const struct ev_event *ev, size_t i,
+			struct note *n)
 {
 	const json_t *v;
 
@@ -47,33 +47,32 @@ static void check_event(const json_t *want, const struct ev_event *ev,
 			 json_is_null(v) ? "null" : json_string_value(v),
 			 ev->district ? ev->district : "NULL");
 	if ((v = json_object_get(want, "location"))) {
-		if (json_is_null(v) ? ev->has_location
-				    : !ev->has_location ||
-					      ev->lat != json_number_value(
-							     json_array_get(v, 0)) ||
-					      ev->lon != json_number_value(
-							     json_array_get(v, 1)))
+		if (json_is_null(v)
+			? ev->has_location
+			: !ev->has_location ||
+			      ev->lat !=
+				  json_number_value(json_array_get(v, 0)) ||
+			      ev->lon !=
+				  json_number_value(json_array_get(v, 1)))
 			note_add(n, "event %zu: location: got %s %.17g %.17g",
 				 i, ev->has_location ? "present" : "absent",
 				 ev->lat, ev->lon);
 	}
-	if ((v = json_object_get(want, "subject")) &&
-	    !same_str(v, ev->subject))
+	if ((v = json_object_get(want, "subject")) && !same_str(v, ev->subject))
 		note_add(n, "event %zu: subject: expected %s, got %s", i,
 			 json_string_value(v), ev->subject);
 	if ((v = json_object_get(want, "status"))) {
-		if (json_is_null(v) ? ev->status != 0
-				    : !same_str(v, ev_status_name(ev->type,
-								  ev->status)))
-			note_add(n, "event %zu: status: expected %s, got %d",
-				 i, json_is_null(v) ? "0" : json_string_value(v),
+		if (json_is_null(v)
+			? ev->status != 0
+			: !same_str(v, ev_status_name(ev->type, ev->status)))
+			note_add(n, "event %zu: status: expected %s, got %d", i,
+				 json_is_null(v) ? "0" : json_string_value(v),
 				 ev->status);
 	}
 	if ((v = json_object_get(want, "category"))) {
 		if (json_is_null(v) ? ev->category != -1
 				    : !same_str(v, ev_category_name(
-							   ev->type,
-							   ev->category)))
+						       ev->type, ev->category)))
 			note_add(n, "event %zu: category: expected %s, got %d",
 				 i,
 				 json_is_null(v) ? "-1" : json_string_value(v),
@@ -125,8 +124,8 @@ static void read_limits(const json_t *j, struct ev_limits *lim)
  * Parses a body that sits alone in a buffer of exactly its size, so that the
  * sanitizers catch a read past its end.
  */
-static int parse(const char *body, size_t len, enum ev_format fmt,
-		 int64_t now, const struct ev_limits *lim, struct ev_batch *b,
+static int parse(const char *body, size_t len, enum ev_format fmt, int64_t now,
+		 const struct ev_limits *lim, struct ev_batch *b,
 		 struct ev_error *err)
 {
 	char *exact = malloc(len ? len : 1);
@@ -158,8 +157,9 @@ static void run_case(struct tap *t, const json_t *c, const json_t *file)
 
 	body = tl_body(c, json_object_get(file, "bases"), ndjson, &len, &n);
 	if (body) {
-		rc = parse(body, len, ndjson ? EV_FORMAT_NDJSON : EV_FORMAT_JSON,
-			   now, &lim, &b, &err);
+		rc =
+		    parse(body, len, ndjson ? EV_FORMAT_NDJSON : EV_FORMAT_JSON,
+			  now, &lim, &b, &err);
 		tl_expect(c, rc, &err, &n);
 		if (rc == 0)
 			check_batch(c, &b, &n);
@@ -189,13 +189,13 @@ static void check_names(struct tap *t, const json_t *names)
 		if (!same_str(json_array_get(types, ti), ev_type_name(ty)))
 			note_add(&n, "ev_type_name(%d): expected %s", ti, tn);
 		if ((size_t)ev_status_count(ty) != json_array_size(st))
-			note_add(&n, "ev_status_count(%s): expected %zu, got %d",
+			note_add(&n,
+				 "ev_status_count(%s): expected %zu, got %d",
 				 tn, json_array_size(st), ev_status_count(ty));
 		if ((size_t)ev_category_count(ty) != json_array_size(ca))
-			note_add(&n,
-				 "ev_category_count(%s): expected %zu, got %d",
-				 tn, json_array_size(ca),
-				 ev_category_count(ty));
+			note_add(
+			    &n, "ev_category_count(%s): expected %zu, got %d",
+			    tn, json_array_size(ca), ev_category_count(ty));
 		for (int i = 0; i < (int)json_array_size(st); i++)
 			if (!same_str(json_array_get(st, i),
 				      ev_status_name(ty, i)))
@@ -212,7 +212,7 @@ static void check_names(struct tap *t, const json_t *names)
 		    ev_category_name(ty, (int)json_array_size(ca)))
 			note_add(&n, "%s: a name out of range is not NULL", tn);
 	}
-	if (ev_type_name(EV_TYPE_COUNT) || ev_type_name((enum ev_type)-1))
+	if (ev_type_name(EV_TYPE_COUNT) || ev_type_name((enum ev_type) - 1))
 		note_add(&n, "ev_type_name out of range is not NULL");
 	if (ev_status_name(EV_TYPE_COUNT, 0) || ev_status_count(EV_TYPE_COUNT))
 		note_add(&n, "ev_status_* of a bad type is not NULL/0");
@@ -232,11 +232,11 @@ static char *many_events(size_t count, bool ndjson, size_t blank_every,
 		if (!ndjson && i)
 			s[l++] = ',';
 		l += (size_t)snprintf(
-			s + l, cap - l,
-			"{\"id\":\"gen-%zu\",\"type\":\"call\",\"occurred_at\":"
-			"\"2026-11-23T07:00:00+07:00\",\"call\":{\"call_id\":"
-			"\"C%zu\",\"status\":\"answered\"}}",
-			i, i);
+		    s + l, cap - l,
+		    "{\"id\":\"gen-%zu\",\"type\":\"call\",\"occurred_at\":"
+		    "\"2026-11-23T07:00:00+07:00\",\"call\":{\"call_id\":"
+		    "\"C%zu\",\"status\":\"answered\"}}",
+		    i, i);
 		if (ndjson) {
 			s[l++] = '\n';
 			if (blank_every && i % blank_every == 0) {
@@ -294,12 +294,12 @@ static void run_generated(struct tap *t, int64_t now)
 		size_t blank_every;
 		int status;
 	} sizes[] = {
-		{"1000 events in an array: ok", 1000, false, 0, 0},
-		{"1001 events in an array: 413", 1001, false, 0, 413},
-		{"1000 NDJSON lines: ok", 1000, true, 0, 0},
-		{"1001 NDJSON lines: 413", 1001, true, 0, 413},
-		{"1000 NDJSON lines and 334 blank ones: ok", 1000, true, 3, 0},
-		{"1001 NDJSON lines and blank ones: 413", 1001, true, 3, 413},
+	    {"1000 events in an array: ok", 1000, false, 0, 0},
+	    {"1001 events in an array: 413", 1001, false, 0, 413},
+	    {"1000 NDJSON lines: ok", 1000, true, 0, 0},
+	    {"1001 NDJSON lines: 413", 1001, true, 0, 413},
+	    {"1000 NDJSON lines and 334 blank ones: ok", 1000, true, 3, 0},
+	    {"1001 NDJSON lines and blank ones: 413", 1001, true, 3, 413},
 	};
 	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
 		struct note n = {"", 0};
@@ -310,8 +310,7 @@ static void run_generated(struct tap *t, int64_t now)
 			   sizes[i].ndjson ? EV_FORMAT_NDJSON : EV_FORMAT_JSON,
 			   now, &lim, &b, &err);
 		expect(&n, rc, &err, &b, sizes[i].status,
-		       sizes[i].status ? "too_large" : "", -1,
-		       sizes[i].count);
+		       sizes[i].status ? "too_large" : "", -1, sizes[i].count);
 		if (rc == 0 && b.n == 1000 &&
 		    (strcmp(b.events[999].id, "gen-999") ||
 		     strcmp(b.events[999].subject, "C999") ||
@@ -345,11 +344,10 @@ static void run_generated(struct tap *t, int64_t now)
 		bool ndjson;
 		int max_depth;
 	} deep[] = {
-		{"100000 '[' in a JSON body: 400", "[", false, 8},
-		{"100000 '{\"a\":' in a JSON body: 400", "{\"a\":", false, 8},
-		{"100000 '[' on an NDJSON line: 400", "[", true, 8},
-		{"100000 '[' and no depth limit: 400 from jansson", "[", false,
-		 0},
+	    {"100000 '[' in a JSON body: 400", "[", false, 8},
+	    {"100000 '{\"a\":' in a JSON body: 400", "{\"a\":", false, 8},
+	    {"100000 '[' on an NDJSON line: 400", "[", true, 8},
+	    {"100000 '[' and no depth limit: 400 from jansson", "[", false, 0},
 	};
 	for (size_t i = 0; i < sizeof deep / sizeof deep[0]; i++) {
 		struct note n = {"", 0};
@@ -437,8 +435,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < json_array_size(cases); i++)
 		run_case(&t, json_array_get(cases, i), file);
 	check_names(&t, json_object_get(file, "names"));
-	run_generated(&t,
-		      json_integer_value(json_object_get(file, "now_us")));
+	run_generated(&t, json_integer_value(json_object_get(file, "now_us")));
 	json_decref(file);
 	return tap_done(&t);
 }

@@ -32,12 +32,12 @@ static void check_def(struct note *n, const json_t *want,
 	check_str(n, want, "unit", d->unit);
 	check_str(n, want, "district", d->district);
 	if ((v = json_object_get(want, "location"))) {
-		if (json_is_null(v) ? d->has_location
-				    : !d->has_location ||
-					      d->lat != json_number_value(
-							     json_array_get(v, 0)) ||
-					      d->lon != json_number_value(
-							     json_array_get(v, 1)))
+		if (json_is_null(v)
+			? d->has_location
+			: !d->has_location ||
+			      d->lat !=
+				  json_number_value(json_array_get(v, 0)) ||
+			      d->lon != json_number_value(json_array_get(v, 1)))
 			note_add(n, "location: got %s %.17g %.17g",
 				 d->has_location ? "present" : "absent", d->lat,
 				 d->lon);
@@ -45,10 +45,9 @@ static void check_def(struct note *n, const json_t *want,
 	if ((v = json_object_get(want, "thresholds"))) {
 		for (size_t i = 0; i < 3; i++) {
 			const json_t *w = json_array_get(v, i);
-			bool good = json_is_null(w)
-					    ? isnan(d->thresholds[i])
-					    : d->thresholds[i] ==
-						      json_number_value(w);
+			bool good = json_is_null(w) ? isnan(d->thresholds[i])
+						    : d->thresholds[i] ==
+							  json_number_value(w);
 
 			if (!good)
 				note_add(n, "thresholds[%zu]: got %.17g", i,

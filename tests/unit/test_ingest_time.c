@@ -40,8 +40,7 @@ static void run_parse(struct tap *t, const json_t *c)
 	int rc;
 
 	snprintf(name, sizeof name, "parse \"%s\"%s%s", s,
-		 json_object_get(c, "note") ? ": " : "",
-		 tl_str(c, "note", ""));
+		 json_object_get(c, "note") ? ": " : "", tl_str(c, "note", ""));
 	rc = parse_exact(s, len, &us);
 	if (json_is_true(json_object_get(c, "error"))) {
 		if (rc == 0)
@@ -53,8 +52,8 @@ static void run_parse(struct tap *t, const json_t *c)
 			note_add(&n, "expected %" PRId64 ", got an error",
 				 want);
 		else if (us != want)
-			note_add(&n, "expected %" PRId64 ", got %" PRId64,
-				 want, us);
+			note_add(&n, "expected %" PRId64 ", got %" PRId64, want,
+				 us);
 	}
 	tap_case(t, name, &n);
 }
@@ -80,8 +79,7 @@ static void run_format(struct tap *t, const json_t *c)
 
 static int month_days(int y, int m)
 {
-	static const int d[] = {31, 28, 31, 30, 31, 30,
-				31, 31, 30, 31, 30, 31};
+	static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 
 	return m == 2 && leap ? 29 : d[m - 1];
@@ -99,8 +97,8 @@ static void run_calendar(struct tap *t)
 		int64_t us = day * US_PER_DAY + 43200 * INT64_C(1000000);
 		int64_t back;
 
-		snprintf(want, sizeof want,
-			 "%04d-%02d-%02dT12:00:00.000+00:00", y, m, d);
+		snprintf(want, sizeof want, "%04d-%02d-%02dT12:00:00.000+00:00",
+			 y, m, d);
 		ev_time_format(us, 0, got);
 		if (strcmp(want, got))
 			note_add(&n, "day %" PRId64 ": expected %s, got %s",
@@ -123,8 +121,7 @@ static void run_calendar(struct tap *t)
 /* Format then parse: the same time, cut to the millisecond. */
 static void run_round_trips(struct tap *t)
 {
-	static const int offsets[] = {0,     25200,  -12600,
-				      20700, 86340, -86340};
+	static const int offsets[] = {0, 25200, -12600, 20700, 86340, -86340};
 	const int64_t span = INT64_C(253402300799999999); /* to 9999 */
 	struct note n = {"", 0};
 	uint64_t x = 88172645463325252u;
@@ -154,7 +151,8 @@ static void run_round_trips(struct tap *t)
 		if (us < 0 && us % 1000)
 			want -= 1000;
 		if (ev_time_parse(buf, len, &back) || back != want)
-			note_add(&n, "%" PRId64 " at %d: %s read back as %" PRId64,
+			note_add(&n,
+				 "%" PRId64 " at %d: %s read back as %" PRId64,
 				 us, off, buf, back);
 	}
 	tap_case(t, "200000 times formatted and read back", &n);

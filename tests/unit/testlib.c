@@ -96,7 +96,7 @@ static json_t *expand(json_t *v)
 		const char *s = tl_str(v, "$repeat", "");
 		size_t len = strlen(s);
 		json_int_t count =
-			json_integer_value(json_object_get(v, "count"));
+		    json_integer_value(json_object_get(v, "count"));
 		char *buf = malloc(len * (size_t)count + 1);
 
 		for (json_int_t i = 0; i < count; i++)
@@ -179,8 +179,9 @@ static json_t *build_event(const json_t *spec, const json_t *bases,
 	del = json_object_get(spec, "del");
 	for (size_t i = 0; i < json_array_size(del); i++) {
 		const char *last;
-		json_t *obj = walk(ev, json_string_value(json_array_get(del, i)),
-				   false, buf, sizeof buf, &last);
+		json_t *obj =
+		    walk(ev, json_string_value(json_array_get(del, i)), false,
+			 buf, sizeof buf, &last);
 
 		if (obj)
 			json_object_del(obj, last);
@@ -242,7 +243,8 @@ char *tl_body(const json_t *c, const json_t *bases, bool ndjson, size_t *len,
 		char *s = NULL;
 
 		for (size_t i = 0; i < json_array_size(v); i++) {
-			json_t *ev = build_event(json_array_get(v, i), bases, n);
+			json_t *ev =
+			    build_event(json_array_get(v, i), bases, n);
 
 			if (!ev) {
 				json_decref(arr);
@@ -359,8 +361,9 @@ void tl_expect(const json_t *c, int rc, const struct ev_error *err,
 	}
 	if (want_status == 0) {
 		if (rc != 0)
-			note_add(n, "expected success, got %d %s at index %ld "
-				    "field \"%s\": %s",
+			note_add(n,
+				 "expected success, got %d %s at index %ld "
+				 "field \"%s\": %s",
 				 err->status, err->code, err->index, err->field,
 				 err->detail);
 		return;
@@ -400,8 +403,9 @@ void tl_expect(const json_t *c, int rc, const struct ev_error *err,
 		const char *s = json_string_value(json_array_get(contains, i));
 
 		if (!strstr(err->detail, s))
-			note_add(n, "detail: expected it to contain <%s>, got "
-				    "<%s>",
+			note_add(n,
+				 "detail: expected it to contain <%s>, got "
+				 "<%s>",
 				 s, err->detail);
 	}
 
@@ -419,7 +423,8 @@ void tl_expect(const json_t *c, int rc, const struct ev_error *err,
 		note_add(n, "only a 400 has a line and a column, got %ld:%ld",
 			 err->line, err->column);
 	if (err->status != 422 && (err->index != -1 || err->field[0]))
-		note_add(n, "a %d is not about an event, got index %ld field "
-			    "\"%s\"",
+		note_add(n,
+			 "a %d is not about an event, got index %ld field "
+			 "\"%s\"",
 			 err->status, err->index, err->field);
 }

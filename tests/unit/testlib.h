@@ -26,7 +26,7 @@ struct note {
 };
 
 void note_add(struct note *n, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* Reports one test: "ok" when the note is empty, else its lines. */
 void tap_case(struct tap *t, const char *name, const struct note *n);

@@ -207,12 +207,14 @@
       const meta = { type, seq: msg.seq, at: msg.at };
 
       if (type === 'snapshot') {
+        const prev = state;
         state = Object.assign({}, msg.kpis || {});
         synced = true;
         hasData = true;
         attempt = 0;
         emitStatus();
-        emitState(Object.keys(state), meta);
+        // Changed: every key of the new snapshot and any key it no longer has.
+        emitState(Object.keys(Object.assign({}, prev, state)), meta);
       } else if (type === 'kpis') {
         const delta = msg.kpis || {};
         const changed = Object.keys(delta);
