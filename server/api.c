@@ -595,11 +595,12 @@ static void ack_alert(struct http_req *r, const char *id_text)
 	if (!json_is_object(body) || !by || !by[0] || strlen(by) > 64 ||
 	    (json_object_get(body, "note") && !note) ||
 	    (note && strlen(note) > 200)) {
+		bool by_ok = by && by[0] && strlen(by) <= 64;
 		json_decref(body);
-		http_problem(r, 422, "invalid_event", "Invalid acknowledgement",
+		http_problem(r, 422, "invalid_ack", "Invalid acknowledgement",
 			     "Send {\"by\": \"<operator, 1..64 characters>\", "
 			     "\"note\": \"<optional, up to 200>\"}.",
-			     json_pack("{s:s}", "field", "by"));
+			     json_pack("{s:s}", "field", by_ok ? "note" : "by"));
 		return;
 	}
 	if (al->cleared_us != KPI_NONE) {

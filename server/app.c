@@ -18,7 +18,6 @@
 
 #define SEC_US INT64_C(1000000)
 #define EVALUATE_US SEC_US		/* time-driven KPIs looked at */
-#define HEARTBEAT_US (5 * SEC_US)	/* screens hear from us at least */
 #define KEYS_REFRESH_US (5 * SEC_US)
 #define PRUNE_US (600 * SEC_US)
 #define READER_QUEUE 64
@@ -155,12 +154,11 @@ static void publish(struct app *a, int64_t now, bool force)
 	char at[40];
 
 	a->dirty = false;
-	if (json_object_size(changed) > 0 || force ||
-	    now - a->last_publish_us >= HEARTBEAT_US) {
+	a->last_eval_us = now;
+	if (json_object_size(changed) > 0 || force) {
 		ev_time_format(now, a->tz_offset_s, at);
 		a->seq++;
 		pub_state(a->pub, snap, changed, at);
-		a->last_publish_us = now;
 	}
 	json_decref(a->published);
 	a->published = snap;
@@ -188,8 +186,9 @@ static void tick_cb(uv_timer_t *t)
 	int64_t now = app_now();
 
 	check_alerts(a, now);
-	if (a->dirty || now - a->last_publish_us >= EVALUATE_US)
+	if (a->dirty || now - a->last_eval_us >= EVALUATE_US)
 		publish(a, now, false);
+	pub_tick(a->pub);
 	if (now - a->last_keys_us >= KEYS_REFRESH_US) {
 		const char *p[1] = {a->cfg.tenant};
 		a->last_keys_us = now;

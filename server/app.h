@@ -46,7 +46,7 @@ struct app {
 	json_t *published;	/* the last snapshot sent to screens */
 	uint64_t seq;		/* state version: +1 per publication */
 	bool dirty;		/* state changed since published */
-	int64_t last_publish_us;
+	int64_t last_eval_us;	/* last snapshot built */
 	int64_t last_prune_us;
 	int64_t last_keys_us;
 

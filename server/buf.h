@@ -7,6 +7,13 @@
 #define KENDALI_BUF_H
 
 #include <stdbool.h>
+
+/*
+ * How every JSON document leaves the server: compact, and with 15
+ * significant digits so that a stored -6.998 reads back as -6.998 rather
+ * than its nearest double written out in full.
+ */
+#define JSON_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 #include <stddef.h>
 
 struct buf {

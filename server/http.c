@@ -51,7 +51,7 @@ void http_respond(struct http_req *r, int status, const char *type,
 
 void http_respond_json(struct http_req *r, int status, json_t *body)
 {
-	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	char *text = body ? json_dumps(body, JSON_DUMP_FLAGS) : NULL;
 
 	json_decref(body);
 	if (!text) {
@@ -75,7 +75,7 @@ void http_problem(struct http_req *r, int status, const char *code,
 	if (p && extra)
 		json_object_update(p, extra);
 	json_decref(extra);
-	text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+	text = p ? json_dumps(p, JSON_DUMP_FLAGS) : NULL;
 	json_decref(p);
 	if (!text) {
 		http_respond(r, 500, "text/plain", "out of memory", 13);
@@ -243,7 +243,16 @@ static int begin(struct http *h, struct lws *wsi, struct http_pss *pss,
 				     detail, NULL);
 			return 0;
 		}
-		if (r->content_length <= 0)
+		if (r->content_length < 0) {
+			r->close_after = true;
+			http_problem(r, 411, "length_required",
+				     "Length required",
+				     "Send the body with a Content-Length header; "
+				     "chunked uploads are not accepted.",
+				     NULL);
+			return 0;
+		}
+		if (r->content_length == 0)
 			goto route;	/* no body is coming */
 		/* lws clears the timeout once the body is in; until then
 		 * a slow sender is bounded by this. */

@@ -2,6 +2,7 @@
 
 #include "buf.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -41,6 +42,7 @@ struct sess {
 	uint64_t seq;		/* of the last message sent */
 	unsigned mask;
 	bool need_snapshot;
+	bool need_heartbeat;
 	bool closing;
 	int errors;
 	char *error;		/* a reply to send before anything else */
@@ -58,6 +60,7 @@ struct pub {
 	struct msg *snapshot;	/* the current whole state */
 	struct sess *sessions;
 	size_t nsessions;
+	char at[40];		/* time of the current state */
 	uint64_t sent, snapshots;
 };
 
@@ -131,7 +134,7 @@ static const char *msg_text(struct msg *m, unsigned mask)
 			m->empty[mask] = true;
 			return NULL;
 		}
-		m->text[mask] = json_dumps(m->body, JSON_COMPACT);
+		m->text[mask] = json_dumps(m->body, JSON_DUMP_FLAGS);
 		return m->text[mask];
 	}
 	if (json_object_size(kpis) > 0 && !(m->topics & mask)) {
@@ -149,7 +152,7 @@ static const char *msg_text(struct msg *m, unsigned mask)
 				json_object_set(sub, key, v);
 		json_object_set_new(body, "kpis", sub);
 	}
-	m->text[mask] = json_dumps(body, JSON_COMPACT);
+	m->text[mask] = json_dumps(body, JSON_DUMP_FLAGS);
 	json_decref(body);
 	return m->text[mask];
 }
@@ -187,17 +190,26 @@ static void push(struct pub *p, struct msg *m)
 		lws_callback_on_writable_all_protocol(p->ctx, p->protocol);
 }
 
-/* Drops screens that have not taken a message for STALL_US. */
-static void cull(struct pub *p)
+void pub_tick(struct pub *p)
 {
 	int64_t now = mono_us();
 
 	for (struct sess *s = p->sessions; s; s = s->next) {
 		bool behind = s->tail < p->head || s->need_snapshot;
-		if (behind && !s->closing && now - s->last_write_us > STALL_US) {
+
+		if (s->closing)
+			continue;
+		if (behind && now - s->last_write_us > STALL_US) {
+			/* It has taken nothing for too long: drop it. */
 			s->closing = true;
 			lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
 					LWS_TO_KILL_ASYNC);
+		} else if (!behind && !s->need_heartbeat &&
+			   now - s->last_write_us >= PUB_HEARTBEAT_US) {
+			/* A screen subscribed to quiet topics still hears
+			 * that the link is alive. */
+			s->need_heartbeat = true;
+			lws_callback_on_writable(s->wsi);
 		}
 	}
 }
@@ -215,9 +227,9 @@ void pub_state(struct pub *p, json_t *kpis, json_t *changed, const char *at)
 		msg_unref(p->snapshot);
 		p->snapshot = snap;
 	}
+	snprintf(p->at, sizeof(p->at), "%s", at);
 	if (delta)
 		push(p, delta);
-	cull(p);
 }
 
 void pub_alert(struct pub *p, json_t *alert)
@@ -277,6 +289,7 @@ static int send_text(struct pub *p, struct sess *s, const char *text)
 	if (rc < (int)n)
 		return -1;
 	s->seq++;
+	s->need_heartbeat = false;
 	s->last_write_us = mono_us();
 	p->sent++;
 	return 0;
@@ -310,6 +323,16 @@ static int writeable(struct pub *p, struct sess *s)
 			if (text)
 				break;
 		}
+		if (!text && !s->need_snapshot && s->need_heartbeat) {
+			json_t *hb = json_pack("{s:s, s:s, s:{}}", "type", "kpis",
+					       "at", p->at, "kpis");
+			char *t = json_dumps(hb, JSON_DUMP_FLAGS);
+			int rc = t ? send_text(p, s, t) : -1;
+			json_decref(hb);
+			free(t);
+			s->need_heartbeat = false;
+			return rc;
+		}
 		if (s->need_snapshot && p->snapshot) {
 			text = msg_text(p->snapshot, s->mask);
 			s->tail = p->head;
@@ -334,7 +357,7 @@ static void reply_error(struct sess *s, const char *message)
 			      message);
 
 	free(s->error);
-	s->error = json_dumps(e, JSON_COMPACT);
+	s->error = json_dumps(e, JSON_DUMP_FLAGS);
 	json_decref(e);
 	lws_callback_on_writable(s->wsi);
 }

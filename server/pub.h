@@ -34,6 +34,14 @@ void pub_set_context(struct pub *p, struct lws_context *ctx,
  */
 void pub_state(struct pub *p, json_t *kpis, json_t *changed, const char *at);
 
+/*
+ * Called at every tick: drops screens that have taken nothing for 30 s and
+ * sends a heartbeat (a kpis message with no keys) to screens that have
+ * been sent nothing for PUB_HEARTBEAT_US.
+ */
+#define PUB_HEARTBEAT_US (5 * INT64_C(1000000))
+void pub_tick(struct pub *p);
+
 /* Publishes an alert message at once (alert borrowed). */
 void pub_alert(struct pub *p, json_t *alert);
 
