@@ -391,10 +391,10 @@ static int out_of_memory(struct ev_error *err)
 
 /*
  * Offset of the first '[' or '{' that opens a container deeper than max (the
- * outermost being at depth 1), or NO_POS.  This runs on the raw bytes, before
- * jansson, so that a deep body costs neither stack nor memory; on a malformed
- * body the scan just goes on, and the earlier of its finding and jansson's
- * error is reported.
+ * outermost being at depth 1), or NO_POS.  This runs on the raw bytes because
+ * jansson has no depth limit of its own below 2048 and keeps no positions in
+ * what it builds; on a malformed body the scan just goes on, and the earlier
+ * of its finding and jansson's error is reported.
  */
 static size_t too_deep_at(const char *p, size_t len, int max)
 {
@@ -819,9 +819,9 @@ static int get_time(const json_t *obj, int64_t now_us, int64_t *out,
 		return invalid(
 		    err, "occurred_at",
 		    "occurred_at is %s s ahead of the server's clock, "
-		    "more than the 300 s allowed; check the sending "
+		    "more than the %d s allowed; check the sending "
 		    "system's clock.",
-		    got);
+		    got, (int)(EV_FUTURE_SKEW_US / 1000000));
 	}
 	return 0;
 }
@@ -1117,7 +1117,7 @@ int ev_parse_batch(const char *body, size_t len, enum ev_format fmt,
 		   struct ev_batch *out, struct ev_error *err)
 {
 	struct ev_event *events;
-	enum body_shape shape;
+	enum body_shape shape = SHAPE_SINGLE;
 	json_t *root;
 	size_t n;
 
@@ -1349,8 +1349,7 @@ int ev_parse_sensor_def(const char *sensor_id, const char *body, size_t len,
 		return rc;
 	}
 
-	rc =
-	    get_string(root, NULL, "name", sizeof out->name - 1, true, &name,
+	if (get_string(root, NULL, "name", sizeof out->name - 1, true, &name,
 		       err) ||
 	    get_string(root, NULL, "metric", sizeof out->metric - 1, true,
 		       &metric, err) ||
@@ -1361,8 +1360,7 @@ int ev_parse_sensor_def(const char *sensor_id, const char *body, size_t len,
 	    get_location(root, &out->has_location, &out->lat, &out->lon, err) ||
 	    get_thresholds(root, out->thresholds, err) ||
 	    get_offline_after(root, &out->offline_after_s, err) ||
-	    check_nul(root, path, 0, err);
-	if (rc) {
+	    check_nul(root, path, 0, err)) {
 		json_decref(root);
 		sensor_def_init(out);
 		return -1;

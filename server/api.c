@@ -73,7 +73,8 @@ static void problem_from(struct http_req *r, const struct ev_error *e)
 	json_t *extra = json_object();
 	const char *title = e->status == 400   ? "Malformed body"
 			    : e->status == 413 ? "Request too large"
-					       : "Invalid event";
+			    : e->status == 422 ? "Invalid event"
+					       : "Internal error";
 
 	if (e->index >= 0)
 		json_object_set_new(extra, "index", json_integer(e->index));

@@ -369,6 +369,28 @@ static void run_generated(struct tap *t, int64_t now)
 		tap_case(t, deep[i].name, &n);
 	}
 
+	/* The future check must not overflow at the ends of the clock. */
+	{
+		struct note n = {"", 0};
+
+		s = many_events(1, false, 0, &len);
+		rc = parse(s, len, EV_FORMAT_JSON, INT64_MAX, &lim, &b, &err);
+		expect(&n, rc, &err, &b, 0, "", -1, 1);
+		ev_batch_free(&b);
+		rc = parse(s, len, EV_FORMAT_JSON, INT64_MAX - 1000, &lim, &b,
+			   &err);
+		expect(&n, rc, &err, &b, 0, "", -1, 1);
+		ev_batch_free(&b);
+		rc = parse(s, len, EV_FORMAT_JSON, INT64_MIN, &lim, &b, &err);
+		expect(&n, rc, &err, &b, 422, "invalid_event", 0, 0);
+		if (rc < 0 && strcmp(err.field, "occurred_at"))
+			note_add(&n, "expected field occurred_at, got %s",
+				 err.field);
+		ev_batch_free(&b);
+		free(s);
+		tap_case(t, "a clock at INT64_MAX or INT64_MIN", &n);
+	}
+
 	/* A NULL body is an empty one. */
 	{
 		struct note n = {"", 0};
