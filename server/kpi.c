@@ -152,9 +152,11 @@ static bool heap_less(const struct heap_item *a, const struct heap_item *b)
 	return a->expire_us < b->expire_us;
 }
 
-static int heap_push(struct kpi *k, struct heap_item it)
+/* Makes room for n more entries, so that the pushes that follow cannot
+ * fail half-way through an update. */
+static int heap_reserve(struct kpi *k, size_t n)
 {
-	if (k->heap_len == k->heap_cap) {
+	if (k->heap_len + n > k->heap_cap) {
 		size_t cap = k->heap_cap ? k->heap_cap * 2 : 1024;
 		struct heap_item *h = realloc(k->heap, cap * sizeof(*h));
 		if (!h)
@@ -162,6 +164,13 @@ static int heap_push(struct kpi *k, struct heap_item it)
 		k->heap = h;
 		k->heap_cap = cap;
 	}
+	return 0;
+}
+
+static int heap_push(struct kpi *k, struct heap_item it)
+{
+	if (heap_reserve(k, 1) < 0)
+		return -1;
 	size_t i = k->heap_len++;
 	while (i > 0) {
 		size_t p = (i - 1) / 2;
@@ -541,7 +550,7 @@ int kpi_apply_call(struct kpi *k, const struct kpi_call *c, int64_t now)
 	struct call *x = (struct call *)ent_lookup(&k->calls, c->call_id,
 						   sizeof(struct call), false);
 
-	if (!x)
+	if (!x || heap_reserve(k, W_COUNT) < 0)
 		return -1;
 	kpi_advance(k, now);
 	withdraw(k, &x->e);
@@ -595,7 +604,7 @@ int kpi_apply_ticket(struct kpi *k, const struct kpi_ticket *t, int64_t now)
 		return -1;
 	x = (struct ticket *)ent_lookup(&k->tickets, t->ticket,
 					sizeof(struct ticket), true);
-	if (!x)
+	if (!x || heap_reserve(k, W_COUNT) < 0)
 		return -1;
 	kpi_advance(k, now);
 	withdraw(k, &x->e);
