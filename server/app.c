@@ -21,6 +21,7 @@
 #define KEYS_REFRESH_US (5 * SEC_US)
 #define PRUNE_US (600 * SEC_US)
 #define READER_QUEUE 64
+#define STOP_GRACE_MS 2000	/* longest a stop waits for screens and writes */
 
 int64_t app_now(void)
 {
@@ -207,20 +208,43 @@ static void close_cb(uv_handle_t *h)
 	(void)h;
 }
 
+/*
+ * Stopping happens in two steps.  First screens are told the server is
+ * going away and the writer finishes what it has queued, so that every
+ * request already accepted is answered; then, once that is done or after
+ * STOP_GRACE_MS at most, every connection is closed.
+ */
+static void stop_finish(struct app *a)
+{
+	uv_timer_stop(&a->tick);
+	uv_close((uv_handle_t *)&a->tick, close_cb);
+	http_close(a->http);
+	store_close(a->store);
+	pgc_close(a->reader);
+}
+
+static void stop_wait_cb(uv_timer_t *t)
+{
+	struct app *a = t->data;
+	int64_t waited = app_now() - a->stop_us;
+
+	if ((pub_clients(a->pub) == 0 && store_idle(a->store)) ||
+	    waited >= STOP_GRACE_MS * 1000)
+		stop_finish(a);
+}
+
 static void stop(struct app *a)
 {
 	if (a->stopping)
 		return;
 	a->stopping = true;
+	a->stop_us = app_now();
 	log_info("stopping");
-	uv_timer_stop(&a->tick);
-	uv_close((uv_handle_t *)&a->tick, close_cb);
 	uv_close((uv_handle_t *)&a->sigint, close_cb);
 	uv_close((uv_handle_t *)&a->sigterm, close_cb);
 	pub_close_all(a->pub);
-	http_close(a->http);
-	store_close(a->store);
-	pgc_close(a->reader);
+	/* The tick timer now only watches for the end of the grace time. */
+	uv_timer_start(&a->tick, stop_wait_cb, 20, 20);
 }
 
 static void signal_cb(uv_signal_t *s, int signum)

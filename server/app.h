@@ -42,6 +42,7 @@ struct app {
 	uv_timer_t tick, publish;
 	uv_signal_t sigint, sigterm;
 	bool stopping;
+	int64_t stop_us;	/* when the stop began */
 
 	json_t *published;	/* the last snapshot sent to screens */
 	uint64_t seq;		/* state version: +1 per publication */

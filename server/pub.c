@@ -11,6 +11,8 @@
 #define STALL_US (30 * INT64_C(1000000))	/* no write for this long: dropped */
 #define MAX_ERRORS 5		/* junk messages before a screen is closed */
 #define MAX_RX_PER_S 20		/* messages a screen may send per second */
+/* lws' own value for a close frame, which its header keeps private. */
+#define PUB_WRITE_CLOSE ((enum lws_write_protocol)4)
 
 enum topic {
 	T_CALLS = 1,
@@ -44,6 +46,7 @@ struct sess {
 	bool need_snapshot;
 	bool need_heartbeat;
 	bool closing;
+	bool close_sent;
 	int errors;
 	char *error;		/* a reply to send before anything else */
 	struct buf rx;
@@ -300,9 +303,21 @@ static int writeable(struct pub *p, struct sess *s)
 	const char *text = NULL;
 
 	if (s->closing) {
-		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_GOINGAWAY,
-				 (unsigned char *)"server stopping", 15);
-		return -1;
+		/* The close frame is written here rather than left to
+		 * lws_close_reason, which in lws 4.1 closes a server's
+		 * socket without sending it; the peer's reply, or the
+		 * timeout, ends the connection. */
+		unsigned char b[LWS_PRE + 2 + 15];
+
+		if (s->close_sent)
+			return 0;
+		b[LWS_PRE] = (unsigned char)(LWS_CLOSE_STATUS_GOINGAWAY >> 8);
+		b[LWS_PRE + 1] = (unsigned char)(LWS_CLOSE_STATUS_GOINGAWAY & 0xff);
+		memcpy(b + LWS_PRE + 2, "server stopping", 15);
+		s->close_sent = true;
+		lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, 1);
+		return lws_write(s->wsi, b + LWS_PRE, 17, PUB_WRITE_CLOSE) < 0
+			       ? -1 : 0;
 	}
 	if (s->error) {
 		int rc = send_text(p, s, s->error);

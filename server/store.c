@@ -685,6 +685,11 @@ bool store_ready(const struct store *s)
 	return pgc_connected(s->conn);
 }
 
+bool store_idle(const struct store *s)
+{
+	return !s->head && !s->in_flight;
+}
+
 size_t store_pending(const struct store *s)
 {
 	return s->pending_events;

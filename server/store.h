@@ -72,6 +72,8 @@ int store_save_alert(struct store *s, const struct alert *a, int tz_offset_s,
 	__attribute__((warn_unused_result));
 
 bool store_ready(const struct store *s);
+/* Nothing queued and nothing in flight. */
+bool store_idle(const struct store *s);
 size_t store_pending(const struct store *s);
 uint64_t store_groups(const struct store *s);
 uint64_t store_events_written(const struct store *s);

@@ -144,6 +144,23 @@ def log(msg):
     print(f"demofeed {stamp} {msg}", file=sys.stderr, flush=True)
 
 
+_limited = {}
+_limited_lock = threading.Lock()
+
+
+def log_limited(key, msg, every=10.0):
+    """Logs msg at most once every `every` seconds per key, with a count of
+    the ones held back."""
+    now = time.monotonic()
+    with _limited_lock:
+        last, held = _limited.get(key, (-1e9, 0))
+        if now - last < every:
+            _limited[key] = (last, held + 1)
+            return
+        _limited[key] = (now, 0)
+    log(msg + (f" (and {held} more like it)" if held else ""))
+
+
 def say(msg):
     print(msg, flush=True)
 
@@ -256,6 +273,7 @@ class Gauge:
         self.episodes = []          # (start, rise, hold, fall, peak), model time
         self.live_flood = None      # (first_start, period, duration, peak)
         self.silent_since = math.inf
+        self.enabled = True         # False: the server did not take its registration
         self.next_w = math.inf      # wall time of the next live reading
 
     def baseline(self, m):
@@ -505,7 +523,13 @@ class Sim:
 
     # -- floods -------------------------------------------------------------
     def flooding(self, m):
-        return [g for g in self.flood_prone if g.in_episode(m) and g.level(m) >= g.siaga]
+        """Gauges at siaga or above at model time m (to the quarter minute)."""
+        key = int(m // 15)
+        if key != getattr(self, "_flood_key", None):
+            self._flood_key = key
+            self._flood_val = [g for g in self.flood_prone
+                               if g.in_episode(m) and g.level(m) >= g.siaga]
+        return self._flood_val
 
     def _flood_place(self, m):
         hit = self.flooding(m)
@@ -556,10 +580,9 @@ class Sim:
             if self.silent is None:
                 log(f"warning: --silent-gauge {args.silent_gauge}: no such gauge in the data file")
         if self.silent is not None:
-            if args.backfill_days > 0:
-                self.silent.silent_since = self.t0 - 5 * HOUR
-            else:
-                self.silent.silent_since = self.t0 + 120.0
+            # Quiet for the last 5 hours of any history, and from the start
+            # of the live part.
+            self.silent.silent_since = self.t0 - (5 * HOUR if args.backfill_days > 0 else 0)
 
     def reading_event(self, g, w):
         m = self.model(w)
@@ -627,6 +650,8 @@ class Sim:
 
         # Hourly readings, and a last one now.
         for g in self.gauges:
+            if not g.enabled:
+                continue
             h = math.ceil(ws / HOUR) * HOUR
             while h <= t0:
                 if h < g.silent_since:
@@ -640,7 +665,18 @@ class Sim:
         out = self.collect
         self.collect = None
         out.sort(key=lambda it: (it[0], it[1]))
-        return [ev for _, _, ev in out]
+        events = [ev for _, _, ev in out]
+        # Each gauge's newest reading goes first (the caller posts it on its
+        # own): the older history that follows never becomes a gauge's latest
+        # reading, so it raises no offline or level alert on the way.
+        newest = {}
+        for i, ev in enumerate(events):
+            if ev["type"] == "sensor":
+                newest[ev["sensor"]["sensor_id"]] = i
+        front = sorted(newest.values())
+        taken = set(front)
+        self.backfill_front = len(front)
+        return [events[i] for i in front] + [ev for i, ev in enumerate(events) if i not in taken]
 
     def _next_seq(self):
         self.seq += 1
@@ -683,7 +719,7 @@ class Sim:
             if w - g.next_w > 600:   # we were stopped for a while: skip ahead
                 g.next_w = w - (w - g.next_w) % step
             while g.next_w <= w:
-                if self.model(g.next_w) < g.silent_since:
+                if g.enabled and self.model(g.next_w) < g.silent_since:
                     m_r, ev = self.reading_event(g, g.next_w)
                     heapq.heappush(self.heap, (float(int(g.next_w)), self._next_seq(), ev))
                 g.next_w += step
@@ -694,6 +730,7 @@ class Sim:
 RFC3339_RE = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+SENSOR_ID_RE = re.compile(r"^[A-Za-z0-9._:-]+$")
 
 
 def _is_num(v):
@@ -790,6 +827,8 @@ def check_event(ev, now, sensors):
     elif typ == "sensor":
         sid = body.get("sensor_id")
         _check_str(errs, "sensor.sensor_id", sid, 1, 64)
+        if isinstance(sid, str) and not SENSOR_ID_RE.match(sid):
+            errs.append(f"sensor.sensor_id: {sid!r} has characters other than A-Z a-z 0-9 . _ : -")
         if sensors is not None and sid not in sensors:
             errs.append(f"sensor.sensor_id: {sid!r} is not registered")
         if not _is_num(body.get("value")):
@@ -800,6 +839,8 @@ def check_event(ev, now, sensors):
 def check_sensor_def(sid, body):
     errs = []
     _check_str(errs, "sensor_id", sid, 1, 64)
+    if isinstance(sid, str) and not SENSOR_ID_RE.match(sid):
+        errs.append(f"sensor_id: {sid!r} has characters other than A-Z a-z 0-9 . _ : -")
     _check_str(errs, "name", body.get("name"), 1, 200)
     _check_str(errs, "metric", body.get("metric"), 1, 64)
     _check_str(errs, "unit", body.get("unit"), 0, 32)
@@ -828,6 +869,10 @@ def check_sensor_def(sid, body):
 # --- HTTP ------------------------------------------------------------------------
 
 class Stop(Exception):
+    pass
+
+
+class KeyRefused(Exception):
     pass
 
 
@@ -874,7 +919,7 @@ class Client:
                     self.close()
                 return resp.status, resp.headers, data
             except (http.client.RemoteDisconnected, BrokenPipeError,
-                    ConnectionResetError) as e:
+                    ConnectionResetError):
                 self.close()
                 if fresh or attempt:
                     raise
@@ -955,11 +1000,8 @@ def post_once(client, batch, attempt):
     if status in (403, 422) and idx is not None and 0 <= idx < len(batch):
         return Outcome(Outcome.DROP_ONE, msg, index=idx)
     if status == 401:
-        # The key is wrong or revoked: try a few times (a restarted server
-        # may still be loading), then give the batch up.
-        if attempt < 3:
-            return Outcome(Outcome.RETRY, msg, backoff(attempt + 3), fatal=True)
-        return Outcome(Outcome.DROP, msg, fatal=True)
+        # The key is unknown or revoked: nothing will get through with it.
+        return Outcome(Outcome.RETRY, msg, min(60.0, backoff(attempt + 3) * 2), fatal=True)
     if status >= 500 and attempt < 3:
         return Outcome(Outcome.RETRY, msg, backoff(attempt))
     return Outcome(Outcome.DROP, msg)
@@ -993,13 +1035,14 @@ def send_blocking(client, batch, counters, stop, what="batch"):
             counters.add(errors=1)
             if out.fatal:
                 counters.unauthorized = True
+                raise KeyRefused(out.msg)
             if out.kind == Outcome.RETRY:
-                log(f"{out.msg}; retrying in {out.delay:.1f} s")
+                log_limited("retry", f"{out.msg}; retrying in {out.delay:.1f} s")
                 attempt += 1
                 if stop.wait(out.delay):
                     raise Stop()
             elif out.kind == Outcome.DROP_ONE:
-                log(f"{out.msg}; dropping that event, re-sending the rest")
+                log_limited("drop-one", f"{out.msg}; dropping that event, re-sending the rest")
                 counters.add(dropped=1)
                 cur = cur[:out.index] + cur[out.index + 1:]
             elif out.kind == Outcome.SPLIT:
@@ -1015,7 +1058,8 @@ def send_blocking(client, batch, counters, stop, what="batch"):
 
 
 def register_sensors(client, defs, stop):
-    ok = 0
+    """PUTs every gauge; returns the ids the server took."""
+    ok = set()
     for sid, body in defs:
         path = "/api/v1/sensors/" + urllib.parse.quote(sid, safe="")
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -1033,9 +1077,20 @@ def register_sensors(client, defs, stop):
                     raise Stop()
                 continue
             if 200 <= status < 300:
-                ok += 1
+                ok.add(sid)
                 break
             msg, _ = problem_text(status, resp)
+            if status == 401:
+                # A running server loads new keys every few seconds.
+                if attempt >= 4:
+                    raise KeyRefused(msg)
+                delay = 2.0 ** attempt
+                log(f"PUT sensor {sid}: {msg}; trying again in {delay:.0f} s "
+                    f"(a new key takes a few seconds to be known)")
+                attempt += 1
+                if stop.wait(delay):
+                    raise Stop()
+                continue
             if status in (429, 503, 502, 504) or (status >= 500 and attempt < 3):
                 delay = retry_after(headers, backoff(attempt)) if status in (429, 503) \
                     else backoff(attempt)
@@ -1044,7 +1099,7 @@ def register_sensors(client, defs, stop):
                 if stop.wait(delay):
                     raise Stop()
                 continue
-            log(f"PUT sensor {sid}: {msg}; its readings will be refused")
+            log_limited("put", f"PUT sensor {sid}: {msg}; not sending its readings")
             break
     return ok
 
@@ -1063,7 +1118,6 @@ class LiveSender:
         self.cur = None
         self.attempt = 0
         self.next_try = 0.0
-        self.last_log = {}
 
     def add(self, events):
         self.pending.extend(events)
@@ -1072,14 +1126,8 @@ class LiveSender:
             for _ in range(over):
                 self.pending.popleft()
             self.counters.add(dropped=over)
-            self._log(f"{over} oldest queued event(s) dropped: the server has not "
-                      f"taken events for a while", "overflow")
-
-    def _log(self, msg, key):
-        now = time.monotonic()
-        if now - self.last_log.get(key, -1e9) >= 10.0:
-            log(msg)
-            self.last_log[key] = now
+            log_limited("overflow", f"{over} oldest queued event(s) dropped: the server "
+                        f"has not taken events for a while")
 
     def queued(self):
         return len(self.pending) + (len(self.cur) if self.cur else 0)
@@ -1104,10 +1152,10 @@ class LiveSender:
                     return
                 self.attempt += 1
                 self.next_try = time.monotonic() + out.delay
-                self._log(f"{out.msg}; retrying in {out.delay:.1f} s "
-                          f"({self.queued()} events queued)", "retry")
+                log_limited("retry", f"{out.msg}; retrying in {out.delay:.1f} s "
+                            f"({self.queued()} events queued)")
             elif out.kind == Outcome.DROP_ONE:
-                log(f"{out.msg}; dropping that event, re-sending the rest")
+                log_limited("drop-one", f"{out.msg}; dropping that event, re-sending the rest")
                 self.counters.add(dropped=1)
                 del self.cur[out.index]
             elif out.kind == Outcome.SPLIT:
@@ -1211,7 +1259,8 @@ def dry_run(sim, args, defs):
     started = time.monotonic()
     if args.backfill_days > 0:
         hist = sim.backfill(args.backfill_days)
-        d.post(hist, t0)
+        d.post(hist[:sim.backfill_front], t0)
+        d.post(hist[sim.backfill_front:], t0)
         say(f"backfill: {len(hist)} events over {args.backfill_days:g} day(s), "
             f"{len(sim.heap)} later lifecycle events waiting for the live part")
     n_hist = sum(d.by_type.values())
@@ -1259,7 +1308,7 @@ def dry_run(sim, args, defs):
     say(f"events: {n_hist} history + {n_live} live ({minutes:g} simulated minutes at "
         f"speed {args.speed:g}) in {d.batches} batches (largest {d.max_batch} events, "
         f"{d.max_body} bytes), generated in {elapsed:.1f} s")
-    say(f"  by type: " + ", ".join(f"{k} {v}" for k, v in sorted(d.by_type.items())))
+    say("  by type: " + ", ".join(f"{k} {v}" for k, v in sorted(d.by_type.items())))
     say(f"  calls: {len(d.calls)} ({abandoned} abandoned, "
         f"{100.0 * abandoned / max(1, len(d.calls)):.1f} %); "
         + ", ".join(f"{k[5:]} {v}" for k, v in sorted(d.by_status.items()) if k.startswith("call.")))
@@ -1310,7 +1359,8 @@ def run_backfill(sim, args, counters, stop):
         f"(calls {kinds['call']}, reports {kinds['report']}, readings {kinds['sensor']}), "
         f"generated in {time.monotonic() - t_gen:.1f} s; posting with "
         f"{args.connections} connection(s)")
-    batches = [events[i:i + args.batch_size] for i in range(0, len(events), args.batch_size)]
+    front = sim.backfill_front
+    batches = [events[i:i + args.batch_size] for i in range(front, len(events), args.batch_size)]
     local = threading.local()
     clients = []
     clients_lock = threading.Lock()
@@ -1324,8 +1374,14 @@ def run_backfill(sim, args, counters, stop):
         send_blocking(c, batch, counters, stop)
         return len(batch)
 
-    done = 0
     started = time.monotonic()
+    if front:
+        c = Client(args.url, args.key)
+        try:
+            send_blocking(c, events[:front], counters, stop)
+        finally:
+            c.close()
+    done = front
     last_print = started
     ex = concurrent.futures.ThreadPoolExecutor(max_workers=args.connections)
     try:
@@ -1335,6 +1391,9 @@ def run_backfill(sim, args, counters, stop):
                 done += f.result()
             except Stop:
                 continue
+            except KeyRefused:
+                stop.set()
+                raise
             now = time.monotonic()
             if now - last_print >= 2.0 or done == len(events):
                 rate = done / max(now - started, 1e-6)
@@ -1377,13 +1436,13 @@ def run_live(sim, args, client, counters, stop):
             if args.status_every > 0 and mono - last_status >= args.status_every:
                 levels = collections.Counter()
                 for g in sim.gauges:
-                    if g.id != getattr(sim.silent, "id", None):
+                    if g.enabled and g is not sim.silent:
                         levels[level_of(g.thresholds, g.level(sim.model(w)))] += 1
                 flood = ", ".join(f"{k} {levels[k]}" for k in ("siaga", "awas") if levels[k])
-                say(f"live {datetime.datetime.fromtimestamp(w, WIB):%H:%M:%S} WIB: "
-                    f"stored {counters.accepted - accepted0} new events "
-                    f"(calls {sent['call']}, reports {sent['report']}, readings {sent['sensor']}) "
-                    f"in {mono - last_status:.0f} s; queued {sender.queued()}, "
+                say(f"live {datetime.datetime.fromtimestamp(w, WIB):%H:%M:%S} WIB, "
+                    f"last {mono - last_status:.0f} s: {sum(sent.values())} events "
+                    f"(calls {sent['call']}, reports {sent['report']}, readings {sent['sensor']}), "
+                    f"{counters.accepted - accepted0} stored; queued {sender.queued()}, "
                     f"dropped {counters.dropped}, errors {counters.errors}"
                     + (f"; gauges in {flood}" if flood else ""))
                 sent.clear()
@@ -1510,19 +1569,23 @@ def main(argv=None):
         return 2
     counters = Counters()
     try:
-        n = register_sensors(client, defs, stop)
-        say(f"sensors: {n}/{len(defs)} gauges registered")
+        taken = register_sensors(client, defs, stop)
+        for g in sim.gauges:
+            g.enabled = g.id in taken
+        say(f"sensors: {len(taken)}/{len(defs)} gauges registered")
         if args.backfill_days > 0:
             good = run_backfill(sim, args, counters, stop)
             if args.backfill_only:
-                if counters.unauthorized:
-                    print("demofeed: the server refused the key (401)", file=sys.stderr)
                 return 0 if good else 1
         run_live(sim, args, client, counters, stop)
     except (KeyboardInterrupt, Stop):
         stop.set()
         say("demofeed: interrupted")
         return 130
+    except KeyRefused as e:
+        stop.set()
+        print(f"demofeed: the server refused the key: {e}", file=sys.stderr)
+        return 2
     finally:
         client.close()
     return 0

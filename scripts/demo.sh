@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# The kendali demo, from a fresh Debian 12 machine (run as root, or with sudo):
+#
+#   installs what is missing, builds, starts a private PostgreSQL (unless
+#   DATABASE_URL is set), migrates, creates an API key for the demo feed,
+#   starts the server, posts a few days of simulated history the first time,
+#   then feeds it live: Semarang's 112 calls, citizen reports and river gauges.
+#
+# Environment:
+#   DATABASE_URL        use this PostgreSQL instead of the private one in .run/pg
+#   KENDALI_LISTEN      address the server listens on (default 127.0.0.1:8080)
+#   DEMO_BACKFILL_DAYS  days of history posted on the first run on a database
+#                       (default 3; 0: none)
+#   PGPORT_KENDALI      port of the private PostgreSQL (default 55432)
+#
+# Ctrl-C stops the feed, the server, and the private PostgreSQL if this script
+# started it.  The server's log is .run/kendali.log.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$ROOT"
+
+LISTEN=${KENDALI_LISTEN:-127.0.0.1:8080}
+BACKFILL_DAYS=${DEMO_BACKFILL_DAYS:-3}
+BIN=$ROOT/build/server/kendali
+RUN=$ROOT/.run
+KEY_FILE=$RUN/demo.key
+SERVER_LOG=$RUN/kendali.log
+PY=/usr/bin/python3
+
+server_pid=
+feed_pid=
+started_pg=0
+
+say() { printf 'demo: %s\n' "$*"; }
+die() {
+	printf 'demo: error: %s\n' "$*" >&2
+	exit 1
+}
+
+# Stops a child: SIGTERM, then SIGKILL if it has not gone after $2 seconds.
+stop_child() {
+	local pid=$1 grace=$2 i
+	[[ -n $pid ]] || return 0
+	kill -0 "$pid" 2>/dev/null || {
+		wait "$pid" 2>/dev/null || true
+		return 0
+	}
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < grace * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		say "pid $pid did not stop in ${grace} s; killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	local rc=$?
+	trap '' HUP INT TERM
+	trap - EXIT
+	if [[ -n $feed_pid || -n $server_pid ]] || ((started_pg)); then
+		echo
+		say "stopping"
+	fi
+	stop_child "$feed_pid" 10
+	if [[ -n $server_pid ]]; then
+		stop_child "$server_pid" 15
+		say "server stopped"
+	fi
+	if ((started_pg)); then
+		scripts/pg.sh stop || true
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+[[ $BACKFILL_DAYS =~ ^[0-9]+([.][0-9]+)?$ ]] ||
+	die "DEMO_BACKFILL_DAYS=$BACKFILL_DAYS is not a number of days"
+[[ $LISTEN == *:* ]] || die "KENDALI_LISTEN=$LISTEN: expected HOST:PORT"
+
+mkdir -p "$RUN"
+say "checking dependencies"
+scripts/deps.sh
+say "building (log: .run/build.log)"
+scripts/build.sh >"$RUN/build.log" 2>&1 || {
+	tail -n 40 "$RUN/build.log" >&2
+	die "the build failed (full log: .run/build.log)"
+}
+[[ -x $BIN ]] || die "the build produced no $BIN"
+
+if [[ -z ${DATABASE_URL:-} ]]; then
+	if ! scripts/pg.sh status >/dev/null 2>&1; then
+		started_pg=1
+	fi
+	DATABASE_URL=$(scripts/pg.sh start)
+	say "using the private PostgreSQL: $DATABASE_URL"
+else
+	say "using DATABASE_URL from the environment"
+fi
+export DATABASE_URL
+
+say "migrating the database"
+"$BIN" migrate
+
+# The demo feed's key: reuse the stored one while the server still lists it
+# (not revoked), else create one.  A database that never had a key of the
+# demo feed has not had its history either.
+keys=$("$BIN" key list)
+fresh_db=1
+if awk 'NR > 1 && $2 == "demo-feed" { found = 1 } END { exit !found }' <<<"$keys"; then
+	fresh_db=0
+fi
+key=
+if [[ -s $KEY_FILE ]]; then
+	stored=$(tr -d '[:space:]' <"$KEY_FILE")
+	id=${stored#kd_}
+	id=${id%%_*}
+	if awk -v id="$id" 'NR > 1 && $1 == id && $NF == "-" { found = 1 } END { exit !found }' \
+		<<<"$keys"; then
+		key=$stored
+	fi
+fi
+if [[ -z $key ]]; then
+	key=$("$BIN" key create --poster demo-feed --types call,report,sensor | tail -n 1 |
+		tr -d '[:space:]')
+	[[ -n $key ]] || die "kendali key create printed no key"
+	(
+		umask 077
+		printf '%s\n' "$key" >"$KEY_FILE"
+	)
+	say "created an API key for the demo feed (stored in .run/demo.key)"
+else
+	say "reusing the demo feed's API key from .run/demo.key"
+fi
+
+# Where to reach the server from this machine.
+host=${LISTEN%:*}
+port=${LISTEN##*:}
+case $host in
+"" | 0.0.0.0 | "*") url_host=127.0.0.1 ;;
+"[::]" | "::") url_host="[::1]" ;;
+*) url_host=$host ;;
+esac
+URL="http://$url_host:$port"
+
+say "starting the server on $LISTEN (log: .run/kendali.log)"
+# In a session of its own, so that Ctrl-C reaches only this script, which then
+# stops everything in order: the feed, the server, the database.
+setsid "$BIN" serve --listen "$LISTEN" >"$SERVER_LOG" 2>&1 </dev/null &
+server_pid=$!
+
+# Waits for GET /readyz to answer 200.
+ready=0
+for ((i = 0; i < 120; i++)); do
+	if ! kill -0 "$server_pid" 2>/dev/null; then
+		tail -n 30 "$SERVER_LOG" >&2 || true
+		server_pid=
+		die "the server exited while starting (log: $SERVER_LOG)"
+	fi
+	if "$PY" - "$URL/readyz" <<'EOF' 2>/dev/null; then
+import sys, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=2) as r:
+        sys.exit(0 if r.status == 200 else 1)
+except Exception:
+    sys.exit(1)
+EOF
+		ready=1
+		break
+	fi
+	sleep 0.5
+done
+((ready)) || {
+	tail -n 30 "$SERVER_LOG" >&2 || true
+	die "the server was not ready within 60 s (log: $SERVER_LOG)"
+}
+
+banner() {
+	local line='================================================================'
+	echo
+	echo "$line"
+	echo "  kendali is running"
+	echo
+	echo "    Wall screen:    $URL/"
+	echo "    Mayor's page:   $URL/mayor"
+	echo
+	echo "  API $URL/api/v1/   server log .run/kendali.log"
+	if [[ $url_host != "$host" ]]; then
+		echo "  (listening on $LISTEN: other machines use this machine's address)"
+	fi
+	echo "  Ctrl-C stops the feed, the server and the demo database."
+	echo "$line"
+	echo
+}
+banner
+
+export KENDALI_URL=$URL KENDALI_KEY=$key
+if ((fresh_db)) && [[ $BACKFILL_DAYS != 0 ]]; then
+	say "posting $BACKFILL_DAYS days of history (first run on this database only)"
+	"$PY" tools/demofeed.py --backfill-days "$BACKFILL_DAYS" --backfill-only &
+	feed_pid=$!
+	rc=0
+	wait "$feed_pid" || rc=$?
+	feed_pid=
+	if ((rc != 0)); then
+		say "the history was not fully posted (exit $rc); to post it by hand:"
+		say "  KENDALI_URL=$URL KENDALI_KEY=\$(cat .run/demo.key) tools/demofeed.py --backfill-days $BACKFILL_DAYS --backfill-only"
+	fi
+	banner
+fi
+
+say "feeding live events"
+"$PY" tools/demofeed.py &
+feed_pid=$!
+
+# Runs until Ctrl-C, or until the server or the feed stops by itself.
+rc=0
+wait -n "$server_pid" "$feed_pid" || rc=$?
+if ! kill -0 "$server_pid" 2>/dev/null; then
+	tail -n 20 "$SERVER_LOG" >&2 || true
+	say "the server stopped (exit $rc; log: $SERVER_LOG)"
+	server_pid=
+else
+	say "the feed stopped (exit $rc)"
+fi
+exit 1

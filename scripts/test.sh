@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Runs every test of kendali, from a fresh Debian 12 machine on:
+#
+#   1. scripts/deps.sh (installs what is missing; needs root then)
+#   2. build in build-test/ with warnings as errors
+#   3. unit tests:        meson test -C build-test
+#   4. integration tests: pytest tests/integration, against build-test/server/kendali
+#   5. the demo feed's self-check (tools/demofeed.py --dry-run)
+#
+# Every stage runs even when an earlier one failed (the tests need the build,
+# so they are skipped when it failed).  The last line is the total over all
+# stages, "N passed, N failed"; a stage that could not run at all counts as one
+# failure.  Exit status 0 only when nothing failed.
+# (tests/browser, when it exists, is not run from here yet.)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+
+passed=0
+failed=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+stage() { printf '\n==== %s\n' "$*"; }
+note() { printf 'test.sh: %s\n' "$*"; }
+
+# Runs a command, shows its output, keeps a copy in $tmp/out; sets rc.
+run() {
+	set +e
+	"$@" 2>&1 | tee "$tmp/out"
+	rc=${PIPESTATUS[0]}
+	set -e
+}
+
+# 1. dependencies
+stage "dependencies"
+run scripts/deps.sh
+if ((rc != 0)); then
+	note "deps.sh failed (exit $rc); going on with what is installed"
+	failed=$((failed + 1))
+fi
+
+# 2. build
+stage "build (build-test, -Dwerror=true)"
+built=0
+if [[ -f build-test/build.ninja ]]; then
+	run bash -c 'meson configure build-test -Dwerror=true && ninja -C build-test'
+elif [[ -d build-test/meson-private ]]; then
+	run bash -c 'meson setup --reconfigure build-test -Dwerror=true && ninja -C build-test'
+else
+	run bash -c 'meson setup build-test -Dwerror=true && ninja -C build-test'
+fi
+if ((rc == 0)); then
+	built=1
+else
+	note "build failed (exit $rc); unit and integration tests skipped"
+	failed=$((failed + 1))
+fi
+
+# 3. unit tests
+if ((built)); then
+	stage "unit tests (meson test)"
+	run meson test -C build-test --print-errorlogs
+	ok=$(sed -n 's/^Ok: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
+	if [[ -n $ok ]]; then
+		xfail=$(sed -n 's/^Expected Fail: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
+		fail=$(sed -n 's/^Fail: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
+		xpass=$(sed -n 's/^Unexpected Pass: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
+		tmo=$(sed -n 's/^Timeout: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
+		p=$((ok + ${xfail:-0}))
+		f=$((${fail:-0} + ${xpass:-0} + ${tmo:-0}))
+		if ((rc != 0 && f == 0)); then f=1; fi
+		note "unit tests: $p passed, $f failed"
+		passed=$((passed + p))
+		failed=$((failed + f))
+	elif ((rc == 0)); then
+		note "unit tests: none defined"
+	else
+		note "unit tests could not run (exit $rc)"
+		failed=$((failed + 1))
+	fi
+fi
+
+# 4. integration tests
+if ((built)); then
+	stage "integration tests (pytest tests/integration)"
+	if [[ -d tests/integration ]]; then
+		run env KENDALI_BIN="$root/build-test/server/kendali" \
+			/usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider
+		summary=$(grep -E '(^|[ =])[0-9]+ (passed|failed|errors?|skipped|deselected)|no tests ran' \
+			"$tmp/out" | tail -n 1 || true)
+		count() { sed -n "s/.*\\b\\([0-9][0-9]*\\) $1\\b.*/\\1/p" <<<"$summary" | tail -n 1; }
+		p=$(count passed)
+		f=$(count failed)
+		e=$(count 'errors\?')
+		p=${p:-0}
+		f=$((${f:-0} + ${e:-0}))
+		case $rc in
+		0 | 1) if ((rc == 1 && f == 0)); then f=1; fi ;;
+		5) note "integration tests: none collected" ;;
+		*) if ((f == 0)); then f=1; fi ;;
+		esac
+		note "integration tests: $p passed, $f failed"
+		passed=$((passed + p))
+		failed=$((failed + f))
+	else
+		note "integration tests: no tests/integration directory"
+	fi
+fi
+
+# 5. the demo feed's self-check
+stage "demo feed self-check (tools/demofeed.py --dry-run)"
+run /usr/bin/python3 tools/demofeed.py --dry-run --backfill-days 2 --seed 1
+if ((rc == 0)); then
+	passed=$((passed + 1))
+else
+	note "demo feed self-check failed (exit $rc)"
+	failed=$((failed + 1))
+fi
+
+echo
+echo "$passed passed, $failed failed"
+((failed == 0))
