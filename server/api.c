@@ -591,6 +591,16 @@ static void ack_alert(struct http_req *r, const char *id_text)
 	}
 	body = json_loadb(r->body.p ? r->body.p : "", r->body.len,
 			  JSON_REJECT_DUPLICATES, &jerr);
+	if (!body) {
+		char detail[200];
+		snprintf(detail, sizeof(detail),
+			 "The body is not JSON (%.120s). Send {\"by\": "
+			 "\"<operator>\"}.", jerr.text);
+		http_problem(r, 400, "bad_json", "Malformed body", detail,
+			     json_pack("{s:i, s:i}", "line", jerr.line,
+				       "column", jerr.column));
+		return;
+	}
 	by = json_string_value(json_object_get(body, "by"));
 	note = json_string_value(json_object_get(body, "note"));
 	if (!json_is_object(body) || !by || !by[0] || strlen(by) > 64 ||

@@ -13,7 +13,7 @@ import pytest
 
 import dataset
 import reference
-from harness import near_wib_midnight, parse_time
+from harness import parse_time
 
 T0 = datetime(2026, 11, 23, 3, 17, 42, tzinfo=timezone.utc)   # 10:17:42 WIB
 

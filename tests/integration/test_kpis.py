@@ -24,7 +24,7 @@ import pytest
 
 import dataset
 import reference
-from harness import (CATALOGUE, WIB, WsClient, compare_kpis, json_equal_diff, near_wib_midnight,
+from harness import (CATALOGUE, WsClient, compare_kpis, json_equal_diff, near_wib_midnight,
                      parse_time, utcnow, wib_midnight)
 
 CONVERGE_S = 10.0        # time-driven KPIs (offline alerts) are pushed at least every 5 s
@@ -332,6 +332,7 @@ def test_restart_keeps_kpis(world, api, server):
     rc = server.restart()
     assert rc is not None, "the server did not stop within 10 s of SIGTERM"
     api.close()
+    assert world.ws.wait(lambda: world.ws.closed, 5), "the websocket stayed open across a restart"
     after = api.kpis()
     diffs = json_equal_diff(after["kpis"], before["kpis"])
     if diffs:

@@ -1,0 +1,73 @@
+"""
+The command line and the process: migrations are idempotent, keys are
+created, listed (without secrets) and revoked, the server answers its
+health endpoints and stops cleanly on SIGTERM.
+"""
+
+import re
+
+from harness import KEY_RE, create_key, kendali_cli, key_id
+
+
+def tables(database):
+    conn = database.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT table_name, column_name, data_type FROM information_schema.columns"
+                        " WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+                        " ORDER BY 1, 2")
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def test_migrate_is_idempotent(fresh_database, kendali_bin):
+    kendali_cli(fresh_database, "migrate")
+    first = tables(fresh_database)
+    assert any(t == "events" for t, _, _ in first), "migrate creates the events table"
+    kendali_cli(fresh_database, "migrate")
+    assert tables(fresh_database) == first
+
+
+def test_keys_create_list_revoke(fresh_database, kendali_bin):
+    kendali_cli(fresh_database, "migrate")
+    a = create_key(fresh_database, "callcentre-112", ["call"])
+    b = create_key(fresh_database, "bpbd-gateway", ["sensor", "report"])
+    assert a != b and KEY_RE.match(a) and KEY_RE.match(b)
+    assert key_id(a) != key_id(b)
+    listing = kendali_cli(fresh_database, "key", "list").stdout
+    for k, poster in ((a, "callcentre-112"), (b, "bpbd-gateway")):
+        assert key_id(k) in listing and poster in listing, listing
+        assert k.split("_", 2)[2] not in listing, "key list must never print a secret"
+    kendali_cli(fresh_database, "key", "revoke", key_id(a))
+    cp = kendali_cli(fresh_database, "key", "revoke", "nosuchkeyid", check=False)
+    assert cp.returncode != 0, "revoking an unknown key is an error"
+    cp = kendali_cli(fresh_database, "key", "create", "--poster", "x", "--types", "call,weather", check=False)
+    assert cp.returncode != 0, "an unknown event type is refused"
+
+
+def test_health_endpoints(api):
+    r = api.get("/healthz")
+    assert r.status == 200, r
+    r = api.get("/readyz")
+    assert r.status == 200, r
+    r = api.get("/metrics")
+    assert r.status == 200 and r.content_type == "text/plain", r
+    text = r.raw.decode()
+    assert re.search(r"^# TYPE \w+ (counter|gauge|histogram|summary)", text, re.M), text[:500]
+
+
+def test_unknown_route_and_wrong_method_are_problems(api):
+    r = api.get("/api/v1/nothing-here")
+    assert r.status == 404 and r.content_type == "application/problem+json", r
+    r = api.get("/api/v1/events")
+    assert r.status == 405 and r.content_type == "application/problem+json", r
+
+
+def test_sigterm_stops_cleanly(fresh_database, make_server):
+    srv = make_server(fresh_database)
+    proc = srv.proc
+    rc = srv.stop(timeout=10)
+    assert rc is not None, "still running 10 s after SIGTERM"
+    assert rc == 0, f"exit status {rc} after SIGTERM"
+    assert proc.poll() is not None

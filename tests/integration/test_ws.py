@@ -1,0 +1,255 @@
+"""
+The websocket protocol (docs/spec/ws.md): subprotocol situation.v1, a
+snapshot first with every KPI of the catalogue, then `kpis` deltas with only
+the changed keys, `seq` rising by one per message on each connection,
+changes pushed within ~1 s of the 202 and coalesced (at most one message per
+250 ms), time-driven changes pushed without any event, junk answered with
+{"type":"error"} without disturbing other clients, and subscriptions that
+narrow the stream.
+"""
+
+import asyncio
+import json
+import time
+from datetime import timedelta
+
+import pytest
+
+from harness import (CATALOGUE, SUBPROTOCOL, WsClient, ago, ev_call, ev_reading, fmt_time, json_equal_diff,
+                     parse_time, raw_ws_connect, sensor_body, utcnow, ws_first_messages)
+
+GAUGE = "SMG-SRINGIN-TERBOYO"
+
+
+@pytest.fixture(scope="module")
+def setup(api, keys):
+    r = api.put(f"/api/v1/sensors/{GAUGE}", sensor_body("Kali Sringin - Terboyo", {"siaga": 140, "awas": 190},
+                                                         3600, district="Genuk"), key=keys["sensors"])
+    assert r.status in (200, 201, 204), r
+    r = api.post_events([ev_reading(GAUGE, 80, at=ago(minutes=3))], key=keys["sensors"])
+    assert r.status == 202, r
+    r = api.post_events([ev_call(at=ago(minutes=15), category="fire")], key=keys["calls"])
+    assert r.status == 202, r
+    time.sleep(0.5)
+    return True
+
+
+@pytest.fixture
+def client(server, setup):
+    c = WsClient(server.ws_url).start()
+    yield c
+    c.close()
+
+
+def post_call(api, keys, **kw):
+    """Posts a call received 30 s ago; returns the monotonic time of the 202."""
+    r = api.post_events([ev_call(at=ago(seconds=30), **kw)], key=keys["calls"])
+    assert r.status == 202, r
+    return time.monotonic()
+
+
+def kpis_messages(c, start=0):
+    return [(t, m) for t, m in c.messages[start:] if m.get("type") == "kpis"]
+
+
+def test_snapshot_first(server, api, setup):
+    proto, (first,) = asyncio.run(ws_first_messages(server.ws_url, 1))
+    assert proto == SUBPROTOCOL
+    assert first["type"] == "snapshot", first
+    assert type(first["seq"]) is int
+    assert first["at"].endswith("+07:00") and abs((parse_time(first["at"]) - utcnow()).total_seconds()) < 10
+    missing = [k for k in CATALOGUE if k not in first["kpis"]]
+    assert not missing, f"snapshot lacks {missing}"
+    body = api.kpis()
+    assert not json_equal_diff(first["kpis"], body["kpis"]), json_equal_diff(first["kpis"], body["kpis"])
+
+
+def test_change_pushed_within_a_second_with_only_changed_keys(api, keys, client):
+    before = dict(client.state)
+    start = len(client.messages)
+    t202 = post_call(api, keys, category="medical")
+    found = client.wait_message(lambda m: m.get("type") == "kpis" and "calls.waiting" in m.get("kpis", {}),
+                                3.0, start)
+    assert found, "no kpis message after a new call"
+    _, t_msg, msg = found
+    assert t_msg - t202 <= 1.0, f"pushed {t_msg - t202:.3f} s after the 202"
+    delta = msg["kpis"]
+    assert msg["at"].endswith("+07:00")
+    # every key in a delta changed, and those that must change are there
+    for k, v in delta.items():
+        assert k in CATALOGUE, f"{k} is not a catalogue key"
+        assert json_equal_diff(before.get(k), v), f"unchanged key {k} in a delta"
+    for k in ("calls.waiting", "calls.active"):
+        assert k in delta, f"{k} changed but is not in the delta {sorted(delta)}"
+    assert not any(k.startswith(("reports.", "sensors.")) for k in delta), sorted(delta)
+    assert not client.violations, client.violations
+    # the accumulated state is GET's
+    assert client.wait(lambda: not json_equal_diff(client.state, api.kpis()["kpis"]), 2.0)
+
+
+def test_seq_rises_by_one_per_connection(api, keys, client, server):
+    other = WsClient(server.ws_url).start()
+    try:
+        for _ in range(5):
+            post_call(api, keys)
+            time.sleep(0.3)
+        time.sleep(0.5)
+        for c in (client, other):
+            seqs = [m["seq"] for _, m in c.messages if m.get("type") != "error"]
+            assert len(seqs) >= 4, seqs
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+            assert not c.violations, c.violations
+    finally:
+        other.close()
+
+
+def test_coalescing(api, keys, client):
+    start = len(client.messages)
+    t_begin = time.monotonic()
+    n = 0
+    while time.monotonic() - t_begin < 2.0:
+        post_call(api, keys)
+        n += 1
+    t_end = time.monotonic()
+    time.sleep(0.6)
+    msgs = kpis_messages(client, start)
+    span = t_end - t_begin
+    assert n >= 10, "too few posts to judge coalescing"
+    assert 1 <= len(msgs) <= span / 0.25 + 3, f"{len(msgs)} kpis messages for {n} changes in {span:.2f} s"
+    gaps = [b[0] - a[0] for a, b in zip(msgs, msgs[1:])]
+    assert sum(1 for g in gaps if g < 0.15) <= 2, f"messages closer than 250 ms: {gaps}"
+    assert client.wait(lambda: not json_equal_diff(client.state, api.kpis()["kpis"]), 2.0)
+
+
+def test_time_driven_change_is_pushed(api, keys, client):
+    """A call received 59 min 55 s ago is waiting; 5 s later it is not, with no
+    event in between: the server pushes the change (at least every 5 s)."""
+    now = utcnow()
+    r = api.post_events([ev_call(at=fmt_time(now - timedelta(minutes=59, seconds=55)))], key=keys["calls"])
+    assert r.status == 202, r
+    assert client.wait(lambda: client.state.get("calls.waiting") == api.kpis()["kpis"]["calls.waiting"], 2)
+    peak = client.state["calls.waiting"]
+    t_leaves = now + timedelta(seconds=5)
+    ok = client.wait(lambda: client.state.get("calls.waiting") == peak - 1, 12)
+    assert ok, f"calls.waiting stayed {client.state.get('calls.waiting')} after the call left the hour " \
+               f"(expected {peak - 1} by {fmt_time(t_leaves)} + 5 s)"
+
+
+def test_junk_gets_an_error_and_others_are_untouched(api, keys, server, client):
+    junk = WsClient(server.ws_url).start()
+    try:
+        junk.send("this is not json")
+        assert junk.wait(lambda: junk.errors, 3.0), f"no error message; got {junk.messages[-3:]}"
+        err = junk.errors[0]
+        assert err["type"] == "error" and isinstance(err.get("message"), str) and err["message"]
+    finally:
+        junk.close()
+    start = len(client.messages)
+    post_call(api, keys)
+    assert client.wait_message(lambda m: m.get("type") == "kpis" and m.get("kpis"), 2.0, start), \
+        "the other client got nothing"
+    assert not client.closed
+
+
+@pytest.mark.parametrize("payload", [{"type": "nonsense"}, {"type": "subscribe", "topics": "calls"},
+                                     {"type": "subscribe", "topics": ["weather"]}, [1, 2, 3]])
+def test_invalid_messages_get_an_error(server, setup, payload):
+    c = WsClient(server.ws_url).start()
+    try:
+        c.send(json.dumps(payload))
+        assert c.wait(lambda: c.errors, 3.0), f"no error for {payload}; got {c.messages[-3:]}"
+    finally:
+        c.close()
+
+
+def test_subscribe_narrows_to_sensors(api, keys, server, setup):
+    c = WsClient(server.ws_url).start()
+    try:
+        c.send({"type": "subscribe", "topics": ["sensors"]})
+        time.sleep(0.6)
+        start = len(c.messages)
+        post_call(api, keys)
+        time.sleep(1.0)
+        # (an empty `kpis` message is a heartbeat, which goes to everyone)
+        leaked = [m for _, m in c.messages[start:] if m.get("type") == "kpis" and m.get("kpis")]
+        assert not leaked, f"calls deltas reached a sensors-only subscriber: {leaked}"
+        r = api.post_events([ev_reading(GAUGE, 95.5, at=ago(seconds=20))], key=keys["sensors"])
+        assert r.status == 202, r
+        found = c.wait_message(lambda m: m.get("type") == "kpis" and m.get("kpis"), 2.0, start)
+        assert found, "no sensors delta for a sensors subscriber"
+        for _, m in c.messages[start:]:
+            if m.get("type") == "kpis":
+                assert all(k.startswith("sensors.") for k in m["kpis"]), sorted(m["kpis"])
+        assert "sensors.latest" in found[2]["kpis"]
+        assert not c.errors and not c.violations, (c.errors, c.violations)
+    finally:
+        c.close()
+
+
+def test_reconnect_gets_a_fresh_snapshot(api, keys, server, client):
+    post_call(api, keys)
+    time.sleep(0.6)
+    again = WsClient(server.ws_url).start()
+    try:
+        assert not json_equal_diff(again.snapshot["kpis"], api.kpis()["kpis"])
+        assert not json_equal_diff(again.snapshot["kpis"], client.state)
+    finally:
+        again.close()
+
+
+def test_alert_messages_only_with_the_alerts_topic(api, keys, server, setup, client):
+    narrow = WsClient(server.ws_url).start()
+    try:
+        narrow.send({"type": "subscribe", "topics": ["sensors"]})
+        time.sleep(0.6)
+        start_n, start_c = len(narrow.messages), len(client.messages)
+        r = api.post_events([ev_reading(GAUGE, 150, at=ago(seconds=10))], key=keys["sensors"])   # siaga
+        assert r.status == 202, r
+        got = client.wait_message(lambda m: m.get("type") == "alert" and m["alert"].get("sensor_id") == GAUGE,
+                                  2.0, start_c)
+        assert got, "a default subscriber gets the alert message"
+        assert narrow.wait_message(lambda m: m.get("type") == "kpis" and "sensors.latest" in m.get("kpis", {}),
+                                   2.0, start_n)
+        time.sleep(0.5)
+        kinds = {m.get("type") for _, m in narrow.messages[start_n:]}
+        assert "alert" not in kinds, "alert messages reached a sensors-only subscriber"
+        assert not narrow.violations, narrow.violations
+    finally:
+        narrow.close()
+        r = api.post_events([ev_reading(GAUGE, 80, at=ago(seconds=5))], key=keys["sensors"])      # clears
+        assert r.status == 202, r
+
+
+def test_stalled_screen_does_not_delay_the_others(api, keys, server, client):
+    """A screen that never reads must not hold back the others."""
+    stalled = [raw_ws_connect(server.host, server.port) for _ in range(3)]
+    try:
+        late = []
+        for i in range(12):
+            start = len(client.messages)
+            t202 = post_call(api, keys, category="complaint")
+            found = client.wait_message(lambda m: m.get("type") == "kpis" and "calls.active" in m.get("kpis", {}),
+                                        3.0, start)
+            assert found, f"change {i} never reached a healthy screen while others stall"
+            if found[1] - t202 > 1.0:
+                late.append(round(found[1] - t202, 3))
+            time.sleep(0.2)
+        assert not late, f"changes reached a healthy screen late while others stall: {late}"
+        assert not client.violations, client.violations
+        assert api.get("/healthz").status == 200
+    finally:
+        for s in stalled:
+            s.close()
+
+
+def test_server_stop_closes_screens_with_1001(fresh_database, make_server):
+    """docs/api.md 8.5: when the server stops it closes every connection with
+    code 1001 ("going away"), so screens know to reconnect."""
+    srv = make_server(fresh_database)
+    c = WsClient(srv.ws_url).start()
+    try:
+        assert srv.stop() is not None
+        assert c.wait(lambda: c.closed, 5), "the websocket stayed open after the server stopped"
+        assert c.close_code == 1001, f"close code {c.close_code} (1006: no close frame) when the server stopped"
+    finally:
+        c.close()
