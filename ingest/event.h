@@ -16,7 +16,7 @@
 
 #define EV_ID_MAX 128
 #define EV_DISTRICT_MAX 64
-#define EV_SUBJECT_MAX 64	/* call_id, ticket, sensor_id */
+#define EV_SUBJECT_MAX 64 /* call_id, ticket, sensor_id */
 #define EV_AGENCY_MAX 32
 #define EV_TITLE_MAX 200
 #define EV_FUTURE_SKEW_US (5 * 60 * INT64_C(1000000))
@@ -45,15 +45,28 @@ enum ev_report_status {
 };
 
 enum ev_call_category {
-	EV_CC_EMERGENCY, EV_CC_FIRE, EV_CC_MEDICAL, EV_CC_POLICE,
-	EV_CC_DISASTER, EV_CC_COMPLAINT, EV_CC_INFO, EV_CC_OTHER,
+	EV_CC_EMERGENCY,
+	EV_CC_FIRE,
+	EV_CC_MEDICAL,
+	EV_CC_POLICE,
+	EV_CC_DISASTER,
+	EV_CC_COMPLAINT,
+	EV_CC_INFO,
+	EV_CC_OTHER,
 	EV_CC_COUNT
 };
 
 enum ev_report_category {
-	EV_RC_FLOOD, EV_RC_ROAD, EV_RC_DRAINAGE, EV_RC_WASTE,
-	EV_RC_STREETLIGHT, EV_RC_TRAFFIC, EV_RC_PUBLIC_ORDER, EV_RC_HEALTH,
-	EV_RC_ADMINISTRATION, EV_RC_OTHER,
+	EV_RC_FLOOD,
+	EV_RC_ROAD,
+	EV_RC_DRAINAGE,
+	EV_RC_WASTE,
+	EV_RC_STREETLIGHT,
+	EV_RC_TRAFFIC,
+	EV_RC_PUBLIC_ORDER,
+	EV_RC_HEALTH,
+	EV_RC_ADMINISTRATION,
+	EV_RC_OTHER,
 	EV_RC_COUNT
 };
 
@@ -65,31 +78,31 @@ enum ev_report_category {
 struct ev_event {
 	const char *id;
 	enum ev_type type;
-	int64_t occurred_us;	/* microseconds since the Unix epoch, UTC */
+	int64_t occurred_us; /* microseconds since the Unix epoch, UTC */
 	const char *district;
 	bool has_location;
 	double lat, lon;
 
-	const char *subject;	/* call.call_id, report.ticket, sensor.sensor_id */
-	int status;		/* enum ev_call_status / ev_report_status; 0 for sensor */
-	int category;		/* enum ev_call_category / ev_report_category or -1 */
-	const char *agency;	/* report only */
-	const char *title;	/* report only */
-	double value;		/* sensor only, finite */
+	const char *subject; /* call.call_id, report.ticket, sensor.sensor_id */
+	int status;   /* enum ev_call_status / ev_report_status; 0 for sensor */
+	int category; /* enum ev_call_category / ev_report_category or -1 */
+	const char *agency; /* report only */
+	const char *title;  /* report only */
+	double value;	    /* sensor only, finite */
 };
 
 /* A parsed request: n events and the memory behind their strings. */
 struct ev_batch {
 	struct ev_event *events;
 	size_t n;
-	void *mem;		/* private */
+	void *mem; /* private */
 };
 
 enum ev_format { EV_FORMAT_JSON, EV_FORMAT_NDJSON };
 
 struct ev_limits {
-	size_t max_events;	/* per request; the contract says 1000 */
-	int max_depth;		/* JSON nesting of one event */
+	size_t max_events; /* per request; the contract says 1000 */
+	int max_depth;	   /* JSON nesting of one event */
 };
 
 /*
@@ -102,7 +115,8 @@ struct ev_limits {
  */
 struct ev_error {
 	int status;
-	const char *code;	/* static string: "bad_json", "invalid_event", "too_large" */
+	const char
+	    *code; /* static string: "bad_json", "invalid_event", "too_large" */
 	long index;
 	char field[64];
 	long line, column;
@@ -111,7 +125,7 @@ struct ev_error {
 
 /*
  * Parses and validates a request body: one event object or an array of them
- * (EV_FORMAT_JSON), or one object per non-empty line (EV_FORMAT_NDJSON).  now_us
+ * (EV_FORMAT_JSON), or one object per non-empty line (EV_FORMAT_NDJSON). now_us
  * is the server clock, for the rule on future times.
  *
  * Returns 0 and fills *out (the caller frees it with ev_batch_free), or a
@@ -121,7 +135,7 @@ struct ev_error {
 int ev_parse_batch(const char *body, size_t len, enum ev_format fmt,
 		   int64_t now_us, const struct ev_limits *limits,
 		   struct ev_batch *out, struct ev_error *err)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 void ev_batch_free(struct ev_batch *b);
 
@@ -131,13 +145,13 @@ struct ev_sensor_def {
 	char name[201];
 	char metric[65];
 	char unit[33];
-	char district[EV_DISTRICT_MAX + 1];	/* "" when absent */
+	char district[EV_DISTRICT_MAX + 1]; /* "" when absent */
 	bool has_location;
 	double lat, lon;
 	/* Thresholds in the order waspada, siaga, awas; NAN when the gauge's
 	 * ladder does not have that level.  Those given ascend strictly. */
 	double thresholds[3];
-	int offline_after_s;	/* 60..604800, default 900 */
+	int offline_after_s; /* 60..604800, default 900 */
 };
 
 /*
@@ -147,7 +161,7 @@ struct ev_sensor_def {
  */
 int ev_parse_sensor_def(const char *sensor_id, const char *body, size_t len,
 			struct ev_sensor_def *out, struct ev_error *err)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Names as they appear on the wire; NULL for an out-of-range value. */
 const char *ev_type_name(enum ev_type t);
@@ -164,7 +178,7 @@ int ev_category_count(enum ev_type t);
  * "2026-11-23T08:15:00.000+07:00", and returns its length.
  */
 int ev_time_parse(const char *s, size_t len, int64_t *us)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 size_t ev_time_format(int64_t us, int offset_s, char buf[40]);
 
 #endif

@@ -8,7 +8,7 @@ struct alerts {
 	int tz_offset_s;
 	alert_change_cb cb;
 	void *arg;
-	struct alert *list;	/* active ones, and cleared ones not yet stored */
+	struct alert *list; /* active ones, and cleared ones not yet stored */
 };
 
 const char *alert_kind_name(enum alert_kind k)
@@ -73,8 +73,8 @@ static void level_message(struct alert *a, const struct kpi_sensor_view *v)
 {
 	const char *lvl = a->severity == KPI_AWAS ? "AWAS" : "SIAGA";
 
-	snprintf(a->message, sizeof(a->message), "%s: %s %.0f %s", v->name,
-		 lvl, v->value, v->unit);
+	snprintf(a->message, sizeof(a->message), "%s: %s %.0f %s", v->name, lvl,
+		 v->value, v->unit);
 }
 
 static void raise_alert(struct alerts *as, const struct kpi_sensor_view *v,
@@ -84,7 +84,7 @@ static void raise_alert(struct alerts *as, const struct kpi_sensor_view *v,
 	struct alert *a = calloc(1, sizeof(*a));
 
 	if (!a)
-		return;	/* retried at the next check */
+		return; /* retried at the next check */
 	a->kind = kind;
 	a->severity = severity;
 	snprintf(a->sensor_id, sizeof(a->sensor_id), "%s", v->sensor_id);
@@ -107,9 +107,8 @@ void alerts_check(struct alerts *as, const struct kpi_sensor_view *v,
 	struct alert *lv = active(as, v->sensor_id, ALERT_LEVEL);
 	struct alert *off = active(as, v->sensor_id, ALERT_OFFLINE);
 	bool high = v->has_reading && v->level >= KPI_SIAGA;
-	bool silent = !v->online &&
-		      now - v->silent_since_us >
-			      (int64_t)v->offline_after_s * 1000000;
+	bool silent = !v->online && now - v->silent_since_us >
+					(int64_t)v->offline_after_s * 1000000;
 
 	if (high && !lv) {
 		raise_alert(as, v, ALERT_LEVEL, v->level, now);
@@ -201,19 +200,16 @@ static json_t *time_or_null(const struct alerts *as, int64_t us)
 
 json_t *alert_json(const struct alerts *as, const struct alert *a)
 {
-	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:b}",
-			 "id", (json_int_t)a->id,
-			 "kind", alert_kind_name(a->kind),
-			 "severity", kpi_level_name(a->severity),
-			 "sensor_id", a->sensor_id,
-			 "message", a->message,
-			 "raised_at", time_or_null(as, a->raised_us),
-			 "cleared_at", time_or_null(as, a->cleared_us),
-			 "acked_by", a->acked_us == KPI_NONE
-				? json_null() : json_string(a->acked_by),
-			 "acked_at", time_or_null(as, a->acked_us),
-			 "note", a->note[0] ? json_string(a->note) : json_null(),
-			 "active", a->cleared_us == KPI_NONE);
+	return json_pack(
+	    "{s:I, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:b}", "id",
+	    (json_int_t)a->id, "kind", alert_kind_name(a->kind), "severity",
+	    kpi_level_name(a->severity), "sensor_id", a->sensor_id, "message",
+	    a->message, "raised_at", time_or_null(as, a->raised_us),
+	    "cleared_at", time_or_null(as, a->cleared_us), "acked_by",
+	    a->acked_us == KPI_NONE ? json_null() : json_string(a->acked_by),
+	    "acked_at", time_or_null(as, a->acked_us), "note",
+	    a->note[0] ? json_string(a->note) : json_null(), "active",
+	    a->cleared_us == KPI_NONE);
 }
 
 static int newest_first(const void *x, const void *y)

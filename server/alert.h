@@ -20,18 +20,18 @@
 enum alert_kind { ALERT_LEVEL, ALERT_OFFLINE };
 
 struct alert {
-	int64_t id;			/* 0 until first stored */
+	int64_t id; /* 0 until first stored */
 	enum alert_kind kind;
 	enum kpi_level severity;
 	char sensor_id[65];
 	char message[200];
 	int64_t raised_us;
-	int64_t cleared_us;		/* KPI_NONE while active */
-	int64_t acked_us;		/* KPI_NONE when not acknowledged */
+	int64_t cleared_us; /* KPI_NONE while active */
+	int64_t acked_us;   /* KPI_NONE when not acknowledged */
 	char acked_by[65];
 	char note[201];
-	bool dirty;			/* changed since last stored */
-	bool saving;			/* a store is in flight */
+	bool dirty;  /* changed since last stored */
+	bool saving; /* a store is in flight */
 	struct alert *next;
 };
 
@@ -45,7 +45,7 @@ void alerts_free(struct alerts *as);
 
 /* Adds an alert read from the database at start-up (copied). */
 int alerts_load(struct alerts *as, const struct alert *a)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Applies the rules to one sensor at clock now. */
 void alerts_check(struct alerts *as, const struct kpi_sensor_view *v,
@@ -66,8 +66,7 @@ void alerts_ack(struct alerts *as, struct alert *a, const char *by,
  */
 struct alert *alerts_next_unsaved(struct alerts *as);
 void alert_save_begin(struct alert *a);
-void alerts_save_done(struct alerts *as, struct alert *a, bool ok,
-		      int64_t id);
+void alerts_save_done(struct alerts *as, struct alert *a, bool ok, int64_t id);
 
 /* The alert as the API and the websocket show it (new reference). */
 json_t *alert_json(const struct alerts *as, const struct alert *a);

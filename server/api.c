@@ -31,8 +31,7 @@ static void unavailable(struct http_req *r, const char *detail)
 static void not_found(struct http_req *r)
 {
 	http_problem(r, 404, "not_found", "Not found",
-		     "There is no API at this address; see docs/api.md.",
-		     NULL);
+		     "There is no API at this address; see docs/api.md.", NULL);
 }
 
 static void method_not_allowed(struct http_req *r, const char *allowed)
@@ -40,8 +39,8 @@ static void method_not_allowed(struct http_req *r, const char *allowed)
 	char detail[96];
 
 	snprintf(detail, sizeof(detail), "Use %s at this address.", allowed);
-	http_problem(r, 405, "method_not_allowed", "Method not allowed",
-		     detail, NULL);
+	http_problem(r, 405, "method_not_allowed", "Method not allowed", detail,
+		     NULL);
 }
 
 static const struct key_info *authorize(struct http_req *r)
@@ -51,10 +50,10 @@ static const struct key_info *authorize(struct http_req *r)
 	if (!k)
 		http_problem(r, 401, "unauthorized", "Unauthorized",
 			     r->authorization[0]
-				     ? "The API key is unknown or revoked. Ask "
-				       "the command centre for a valid key."
-				     : "Send the agency's API key as "
-				       "\"Authorization: Bearer <key>\".",
+				 ? "The API key is unknown or revoked. Ask "
+				   "the command centre for a valid key."
+				 : "Send the agency's API key as "
+				   "\"Authorization: Bearer <key>\".",
 			     NULL);
 	return k;
 }
@@ -155,22 +154,23 @@ static void post_events(struct http_req *r)
 				 ev_type_name(e->type));
 			ev_batch_free(&batch);
 			a->rejected++;
-			http_problem(r, 403, "forbidden", "Forbidden", detail,
-				     json_pack("{s:I}", "index", (json_int_t)i));
+			http_problem(
+			    r, 403, "forbidden", "Forbidden", detail,
+			    json_pack("{s:I}", "index", (json_int_t)i));
 			return;
 		}
-		if (e->type == EV_SENSOR && !kpi_sensor_known(a->kpi, e->subject)) {
+		if (e->type == EV_SENSOR &&
+		    !kpi_sensor_known(a->kpi, e->subject)) {
 			snprintf(detail, sizeof(detail),
 				 "Sensor \"%.64s\" is not registered; register "
 				 "it with PUT /api/v1/sensors/{id} first.",
 				 e->subject);
 			ev_batch_free(&batch);
 			a->rejected++;
-			http_problem(r, 422, "invalid_event", "Invalid event",
-				     detail,
-				     json_pack("{s:I, s:s}", "index",
-					       (json_int_t)i, "field",
-					       "sensor.sensor_id"));
+			http_problem(
+			    r, 422, "invalid_event", "Invalid event", detail,
+			    json_pack("{s:I, s:s}", "index", (json_int_t)i,
+				      "field", "sensor.sensor_id"));
 			return;
 		}
 	}
@@ -199,19 +199,18 @@ static json_t *sensor_json(struct app *a, int i, int64_t now)
 	if (v.has_reading)
 		ev_time_format(v.at_us, a->tz_offset_s, at);
 	return json_pack(
-		"{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:b}",
-		"sensor_id", d->sensor_id, "name", d->name, "metric", d->metric,
-		"unit", d->unit,
-		"district", d->district[0] ? json_string(d->district) : json_null(),
-		"location", d->has_location
-			? json_pack("{s:f, s:f}", "lat", d->lat, "lon", d->lon)
-			: json_null(),
-		"thresholds", th, "offline_after_s", d->offline_after_s,
-		"value", v.has_reading ? json_real(v.value) : json_null(),
-		"at", v.has_reading ? json_string(at) : json_null(),
-		"level", v.has_reading ? json_string(kpi_level_name(v.level))
-				       : json_null(),
-		"online", v.online);
+	    "{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:b}",
+	    "sensor_id", d->sensor_id, "name", d->name, "metric", d->metric,
+	    "unit", d->unit, "district",
+	    d->district[0] ? json_string(d->district) : json_null(), "location",
+	    d->has_location
+		? json_pack("{s:f, s:f}", "lat", d->lat, "lon", d->lon)
+		: json_null(),
+	    "thresholds", th, "offline_after_s", d->offline_after_s, "value",
+	    v.has_reading ? json_real(v.value) : json_null(), "at",
+	    v.has_reading ? json_string(at) : json_null(), "level",
+	    v.has_reading ? json_string(kpi_level_name(v.level)) : json_null(),
+	    "online", v.online);
 }
 
 static int sensor_index(struct app *a, const char *id)
@@ -244,9 +243,10 @@ static void sensor_stored(void *arg, bool ok, bool created,
 			     "Out of memory.", NULL);
 	} else {
 		app_touch(a);
-		http_respond_json(r, created ? 201 : 200,
-				  sensor_json(a, sensor_index(a, ps->def.sensor_id),
-					      app_now()));
+		http_respond_json(
+		    r, created ? 201 : 200,
+		    sensor_json(a, sensor_index(a, ps->def.sensor_id),
+				app_now()));
 	}
 	free(ps);
 }
@@ -373,7 +373,8 @@ static void series_done(void *arg, PGresult *res, const char *error)
 	char t[40];
 
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		unavailable(q->r, "The database cannot answer now; retry later.");
+		unavailable(q->r,
+			    "The database cannot answer now; retry later.");
 		free(q);
 		return;
 	}
@@ -385,14 +386,15 @@ static void series_done(void *arg, PGresult *res, const char *error)
 			continue;
 		if (q->sensor)
 			buckets[b] = json_pack(
-				"{s:f, s:f, s:f}", "min",
-				strtod(PQgetvalue(res, i, 1), NULL), "max",
-				strtod(PQgetvalue(res, i, 2), NULL), "last",
-				strtod(PQgetvalue(res, i, 3), NULL));
+			    "{s:f, s:f, s:f}", "min",
+			    strtod(PQgetvalue(res, i, 1), NULL), "max",
+			    strtod(PQgetvalue(res, i, 2), NULL), "last",
+			    strtod(PQgetvalue(res, i, 3), NULL));
 		else
-			buckets[b] = json_pack(
-				"{s:I}", "count",
-				(json_int_t)strtoll(PQgetvalue(res, i, 1), NULL, 10));
+			buckets[b] =
+			    json_pack("{s:I}", "count",
+				      (json_int_t)strtoll(PQgetvalue(res, i, 1),
+							  NULL, 10));
 	}
 	for (int i = 0; buckets && i < q->n; i++) {
 		json_t *b = buckets[i];
@@ -405,10 +407,10 @@ static void series_done(void *arg, PGresult *res, const char *error)
 		json_array_append_new(arr, b);
 	}
 	free(buckets);
-	http_respond_json(q->r, 200,
-			  json_pack("{s:s, s:I, s:o}", "name", q->name,
-				    "step_s", (json_int_t)(q->step_us / 1000000),
-				    "buckets", arr));
+	http_respond_json(
+	    q->r, 200,
+	    json_pack("{s:s, s:I, s:o}", "name", q->name, "step_s",
+		      (json_int_t)(q->step_us / 1000000), "buckets", arr));
 	free(q);
 }
 
@@ -445,28 +447,32 @@ static void get_series(struct http_req *r)
 		return;
 	}
 	if (strcmp(nm, "calls.received") == 0)
-		sql = "SELECT (kd_us(received_at) - $2) / $3, count(*)"
-		      " FROM calls WHERE tenant = $1"
-		      " AND received_at >= kd_ts($2) AND received_at < kd_ts($4)"
-		      " GROUP BY 1";
+		sql =
+		    "SELECT (kd_us(received_at) - $2) / $3, count(*)"
+		    " FROM calls WHERE tenant = $1"
+		    " AND received_at >= kd_ts($2) AND received_at < kd_ts($4)"
+		    " GROUP BY 1";
 	else if (strcmp(nm, "reports.received") == 0)
-		sql = "SELECT (kd_us(received_at) - $2) / $3, count(*)"
-		      " FROM tickets WHERE tenant = $1"
-		      " AND received_at >= kd_ts($2) AND received_at < kd_ts($4)"
-		      " GROUP BY 1";
+		sql =
+		    "SELECT (kd_us(received_at) - $2) / $3, count(*)"
+		    " FROM tickets WHERE tenant = $1"
+		    " AND received_at >= kd_ts($2) AND received_at < kd_ts($4)"
+		    " GROUP BY 1";
 	else if (strcmp(nm, "reports.resolved") == 0)
-		sql = "SELECT (kd_us(resolved_at) - $2) / $3, count(*)"
-		      " FROM tickets WHERE tenant = $1 AND status = 3"
-		      " AND resolved_at >= kd_ts($2) AND resolved_at < kd_ts($4)"
-		      " GROUP BY 1";
+		sql =
+		    "SELECT (kd_us(resolved_at) - $2) / $3, count(*)"
+		    " FROM tickets WHERE tenant = $1 AND status = 3"
+		    " AND resolved_at >= kd_ts($2) AND resolved_at < kd_ts($4)"
+		    " GROUP BY 1";
 	else if (strncmp(nm, "sensor:", 7) == 0 &&
 		 kpi_sensor_known(a->kpi, nm + 7))
-		sql = "SELECT (kd_us(occurred_at) - $2) / $3, min(value),"
-		      " max(value), (array_agg(value ORDER BY occurred_at DESC,"
-		      " value DESC))[1] FROM events WHERE tenant = $1"
-		      " AND type = 'sensor' AND subject = $5"
-		      " AND occurred_at >= kd_ts($2) AND occurred_at < kd_ts($4)"
-		      " GROUP BY 1";
+		sql =
+		    "SELECT (kd_us(occurred_at) - $2) / $3, min(value),"
+		    " max(value), (array_agg(value ORDER BY occurred_at DESC,"
+		    " value DESC))[1] FROM events WHERE tenant = $1"
+		    " AND type = 'sensor' AND subject = $5"
+		    " AND occurred_at >= kd_ts($2) AND occurred_at < kd_ts($4)"
+		    " GROUP BY 1";
 	else {
 		http_problem(r, 404, "not_found", "Unknown series",
 			     "Series are calls.received, reports.received, "
@@ -520,9 +526,10 @@ static void alerts_all_done(void *arg, PGresult *res, const char *error)
 
 		x.id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 		x.kind = strcmp(PQgetvalue(res, i, 1), "level") == 0
-				 ? ALERT_LEVEL : ALERT_OFFLINE;
-		x.severity = strcmp(sev, "awas") == 0	  ? KPI_AWAS
-			     : strcmp(sev, "siaga") == 0  ? KPI_SIAGA
+			     ? ALERT_LEVEL
+			     : ALERT_OFFLINE;
+		x.severity = strcmp(sev, "awas") == 0	   ? KPI_AWAS
+			     : strcmp(sev, "siaga") == 0   ? KPI_SIAGA
 			     : strcmp(sev, "waspada") == 0 ? KPI_WASPADA
 							   : KPI_NORMAL;
 		snprintf(x.sensor_id, sizeof(x.sensor_id), "%s",
@@ -531,11 +538,11 @@ static void alerts_all_done(void *arg, PGresult *res, const char *error)
 			 PQgetvalue(res, i, 4));
 		x.raised_us = strtoll(PQgetvalue(res, i, 5), NULL, 10);
 		x.cleared_us = PQgetisnull(res, i, 6)
-				       ? KPI_NONE
-				       : strtoll(PQgetvalue(res, i, 6), NULL, 10);
+				   ? KPI_NONE
+				   : strtoll(PQgetvalue(res, i, 6), NULL, 10);
 		x.acked_us = PQgetisnull(res, i, 8)
-				     ? KPI_NONE
-				     : strtoll(PQgetvalue(res, i, 8), NULL, 10);
+				 ? KPI_NONE
+				 : strtoll(PQgetvalue(res, i, 8), NULL, 10);
 		snprintf(x.acked_by, sizeof(x.acked_by), "%s",
 			 PQgetvalue(res, i, 7));
 		snprintf(x.note, sizeof(x.note), "%s", PQgetvalue(res, i, 9));
@@ -595,7 +602,8 @@ static void ack_alert(struct http_req *r, const char *id_text)
 		char detail[200];
 		snprintf(detail, sizeof(detail),
 			 "The body is not JSON (%.120s). Send {\"by\": "
-			 "\"<operator>\"}.", jerr.text);
+			 "\"<operator>\"}.",
+			 jerr.text);
 		http_problem(r, 400, "bad_json", "Malformed body", detail,
 			     json_pack("{s:i, s:i}", "line", jerr.line,
 				       "column", jerr.column));
@@ -608,10 +616,11 @@ static void ack_alert(struct http_req *r, const char *id_text)
 	    (note && strlen(note) > 200)) {
 		bool by_ok = by && by[0] && strlen(by) <= 64;
 		json_decref(body);
-		http_problem(r, 422, "invalid_ack", "Invalid acknowledgement",
-			     "Send {\"by\": \"<operator, 1..64 characters>\", "
-			     "\"note\": \"<optional, up to 200>\"}.",
-			     json_pack("{s:s}", "field", by_ok ? "note" : "by"));
+		http_problem(
+		    r, 422, "invalid_ack", "Invalid acknowledgement",
+		    "Send {\"by\": \"<operator, 1..64 characters>\", "
+		    "\"note\": \"<optional, up to 200>\"}.",
+		    json_pack("{s:s}", "field", by_ok ? "note" : "by"));
 		return;
 	}
 	if (al->cleared_us != KPI_NONE) {
@@ -707,15 +716,16 @@ void api_route(struct http_req *r)
 		get ? get_series(r) : method_not_allowed(r, "GET");
 	} else if (strcmp(p, "/api/v1/alerts") == 0) {
 		get ? get_alerts(r) : method_not_allowed(r, "GET");
-	} else if (strncmp(p, "/api/v1/alerts/", 15) == 0 &&
-		   strlen(p) > 19 && strcmp(p + strlen(p) - 4, "/ack") == 0) {
+	} else if (strncmp(p, "/api/v1/alerts/", 15) == 0 && strlen(p) > 19 &&
+		   strcmp(p + strlen(p) - 4, "/ack") == 0) {
 		char id[32];
 		size_t n = strlen(p + 15) - 4;
 		if (r->method != HTTP_POST) {
 			method_not_allowed(r, "POST");
 			return;
 		}
-		snprintf(id, sizeof(id), "%.*s", (int)(n < 31 ? n : 31), p + 15);
+		snprintf(id, sizeof(id), "%.*s", (int)(n < 31 ? n : 31),
+			 p + 15);
 		ack_alert(r, id);
 	} else if (strcmp(p, "/healthz") == 0) {
 		http_respond_json(r, 200, json_pack("{s:s}", "status", "ok"));

@@ -17,11 +17,11 @@
 #include <time.h>
 
 #define SEC_US INT64_C(1000000)
-#define EVALUATE_US SEC_US		/* time-driven KPIs looked at */
+#define EVALUATE_US SEC_US /* time-driven KPIs looked at */
 #define KEYS_REFRESH_US (5 * SEC_US)
 #define PRUNE_US (600 * SEC_US)
 #define READER_QUEUE 64
-#define STOP_GRACE_MS 2000	/* longest a stop waits for screens and writes */
+#define STOP_GRACE_MS 2000 /* longest a stop waits for screens and writes */
 
 int64_t app_now(void)
 {
@@ -142,9 +142,9 @@ static json_t *diff(json_t *old, json_t *cur)
 	const char *key;
 	json_t *v;
 
-	json_object_foreach(cur, key, v)
-		if (!old || !json_equal(json_object_get(old, key), v))
-			json_object_set(changed, key, v);
+	json_object_foreach(
+	    cur, key, v) if (!old || !json_equal(json_object_get(old, key), v))
+	    json_object_set(changed, key, v);
 	return changed;
 }
 
@@ -337,11 +337,11 @@ int app_serve(const struct config *cfg)
 		goto out_loop;
 	}
 	struct http_config hc = {
-		.host = cfg->host,
-		.port = cfg->port,
-		.static_dir = cfg->static_dir,
-		.max_body = cfg->max_body,
-		.request_timeout_s = cfg->request_timeout_s,
+	    .host = cfg->host,
+	    .port = cfg->port,
+	    .static_dir = cfg->static_dir,
+	    .max_body = cfg->max_body,
+	    .request_timeout_s = cfg->request_timeout_s,
 	};
 	a->http = http_new(&loop, a, &hc, a->pub, err, sizeof(err));
 	if (!a->http) {

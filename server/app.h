@@ -35,19 +35,19 @@ struct app {
 	struct kpi *kpi;
 	struct alerts *alerts;
 	struct store *store;
-	struct pgc *reader;	/* reads that must not wait behind writes */
+	struct pgc *reader; /* reads that must not wait behind writes */
 	struct keys *keys;
 	struct pub *pub;
 	struct http *http;
 	uv_timer_t tick, publish;
 	uv_signal_t sigint, sigterm;
 	bool stopping;
-	int64_t stop_us;	/* when the stop began */
+	int64_t stop_us; /* when the stop began */
 
-	json_t *published;	/* the last snapshot sent to screens */
-	uint64_t seq;		/* state version: +1 per publication */
-	bool dirty;		/* state changed since published */
-	int64_t last_eval_us;	/* last snapshot built */
+	json_t *published;    /* the last snapshot sent to screens */
+	uint64_t seq;	      /* state version: +1 per publication */
+	bool dirty;	      /* state changed since published */
+	int64_t last_eval_us; /* last snapshot built */
 	int64_t last_prune_us;
 	int64_t last_keys_us;
 

@@ -17,7 +17,7 @@
 #include <stddef.h>
 
 struct buf {
-	char *p;	/* NUL-terminated when len > 0 */
+	char *p; /* NUL-terminated when len > 0 */
 	size_t len, cap;
 	bool oom;
 };
@@ -25,8 +25,8 @@ struct buf {
 void buf_add(struct buf *b, const void *data, size_t len);
 void buf_str(struct buf *b, const char *s);
 void buf_printf(struct buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-void buf_reset(struct buf *b);	/* empties, keeps the memory */
+    __attribute__((format(printf, 2, 3)));
+void buf_reset(struct buf *b); /* empties, keeps the memory */
 void buf_free(struct buf *b);
 
 #endif

@@ -105,8 +105,7 @@ void hmap_free(struct hmap *m)
 	m->cap = m->len = 0;
 }
 
-int hmap_next(const struct hmap *m, size_t *pos, const char **key,
-	      void **value)
+int hmap_next(const struct hmap *m, size_t *pos, const char **key, void **value)
 {
 	for (; *pos < m->cap; (*pos)++) {
 		struct hmap_slot *s = &m->slots[*pos];

@@ -18,7 +18,7 @@ struct hmap_slot {
 
 struct hmap {
 	struct hmap_slot *slots;
-	size_t cap;	/* a power of two, or 0 */
+	size_t cap; /* a power of two, or 0 */
 	size_t len;
 };
 
@@ -26,7 +26,7 @@ struct hmap {
 void *hmap_get(const struct hmap *m, const char *key);
 /* Inserts or replaces; returns 0, or -1 when out of memory. */
 int hmap_put(struct hmap *m, const char *key, void *value)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Removes and returns the value, or NULL when absent. */
 void *hmap_del(struct hmap *m, const char *key);
 void hmap_free(struct hmap *m);

@@ -70,8 +70,8 @@ void http_problem(struct http_req *r, int status, const char *code,
 	char *text;
 
 	snprintf(type, sizeof(type), "/problems/%s", code);
-	p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title",
-		      title, "status", status, "detail", detail, "code", code);
+	p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", title,
+		      "status", status, "detail", detail, "code", code);
 	if (p && extra)
 		json_object_update(p, extra);
 	json_decref(extra);
@@ -114,15 +114,15 @@ static const char *mime_of(const char *path)
 	static const struct {
 		const char *ext, *mime;
 	} types[] = {
-		{".html", "text/html; charset=utf-8"},
-		{".js", "text/javascript; charset=utf-8"},
-		{".mjs", "text/javascript; charset=utf-8"},
-		{".css", "text/css; charset=utf-8"},
-		{".json", "application/json"},
-		{".svg", "image/svg+xml"},
-		{".png", "image/png"},
-		{".ico", "image/x-icon"},
-		{".woff2", "font/woff2"},
+	    {".html", "text/html; charset=utf-8"},
+	    {".js", "text/javascript; charset=utf-8"},
+	    {".mjs", "text/javascript; charset=utf-8"},
+	    {".css", "text/css; charset=utf-8"},
+	    {".json", "application/json"},
+	    {".svg", "image/svg+xml"},
+	    {".png", "image/png"},
+	    {".ico", "image/x-icon"},
+	    {".woff2", "font/woff2"},
 	};
 	const char *dot = strrchr(path, '.');
 
@@ -163,9 +163,8 @@ static int serve_static(struct http *h, struct http_req *r)
 			     "There is no page or file at this address.", NULL);
 		return 0;
 	}
-	static const char headers[] =
-		"cache-control: no-cache\x0d\x0a"
-		"x-content-type-options: nosniff\x0d\x0a";
+	static const char headers[] = "cache-control: no-cache\x0d\x0a"
+				      "x-content-type-options: nosniff\x0d\x0a";
 	r->phase = HTTP_HEADERS_SENT;
 	n = lws_serve_http_file(r->wsi, file, mime, headers,
 				(int)sizeof(headers) - 1);
@@ -178,8 +177,9 @@ static int serve_static(struct http *h, struct http_req *r)
 
 static bool is_api(const char *path)
 {
-	return strncmp(path, "/api/", 5) == 0 || strcmp(path, "/healthz") == 0 ||
-	       strcmp(path, "/readyz") == 0 || strcmp(path, "/metrics") == 0;
+	return strncmp(path, "/api/", 5) == 0 ||
+	       strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
+	       strcmp(path, "/metrics") == 0;
 }
 
 static enum http_method method_of(struct lws *wsi)
@@ -245,15 +245,15 @@ static int begin(struct http *h, struct lws *wsi, struct http_pss *pss,
 		}
 		if (r->content_length < 0) {
 			r->close_after = true;
-			http_problem(r, 411, "length_required",
-				     "Length required",
-				     "Send the body with a Content-Length header; "
-				     "chunked uploads are not accepted.",
-				     NULL);
+			http_problem(
+			    r, 411, "length_required", "Length required",
+			    "Send the body with a Content-Length header; "
+			    "chunked uploads are not accepted.",
+			    NULL);
 			return 0;
 		}
 		if (r->content_length == 0)
-			goto route;	/* no body is coming */
+			goto route; /* no body is coming */
 		/* lws clears the timeout once the body is in; until then
 		 * a slow sender is bounded by this. */
 		lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
@@ -274,8 +274,7 @@ route:
 	return serve_static(h, r);
 }
 
-static int body(struct http *h, struct http_req *r, const void *in,
-		size_t len)
+static int body(struct http *h, struct http_req *r, const void *in, size_t len)
 {
 	if (r->too_large)
 		return 0;
@@ -325,24 +324,24 @@ static int write_response(struct lws *wsi, struct http_req *r)
 						r->resp_type, r->resp.len, &p,
 						end) ||
 		    lws_add_http_header_by_name(
-			    wsi, (const unsigned char *)"cache-control:",
-			    (const unsigned char *)"no-store", 8, &p, end) ||
+			wsi, (const unsigned char *)"cache-control:",
+			(const unsigned char *)"no-store", 8, &p, end) ||
 		    lws_add_http_header_by_name(
-			    wsi,
-			    (const unsigned char *)"x-content-type-options:",
-			    (const unsigned char *)"nosniff", 7, &p, end))
+			wsi, (const unsigned char *)"x-content-type-options:",
+			(const unsigned char *)"nosniff", 7, &p, end))
 			return -1;
 		if (r->retry_after_s > 0) {
-			int n = snprintf(ra, sizeof(ra), "%d", r->retry_after_s);
+			int n =
+			    snprintf(ra, sizeof(ra), "%d", r->retry_after_s);
 			if (lws_add_http_header_by_name(
-				    wsi, (const unsigned char *)"retry-after:",
-				    (const unsigned char *)ra, n, &p, end))
+				wsi, (const unsigned char *)"retry-after:",
+				(const unsigned char *)ra, n, &p, end))
 				return -1;
 		}
 		if (r->close_after &&
 		    lws_add_http_header_by_name(
-			    wsi, (const unsigned char *)"connection:",
-			    (const unsigned char *)"close", 5, &p, end))
+			wsi, (const unsigned char *)"connection:",
+			(const unsigned char *)"close", 5, &p, end))
 			return -1;
 		if (lws_finalize_write_http_header(wsi, start, &p, end))
 			return -1;
@@ -420,16 +419,16 @@ struct http *http_new(uv_loop_t *loop, struct app *app,
 	h->cfg = *cfg;
 	h->app = app;
 	h->protocols[0] = (struct lws_protocols){
-		.name = "http",
-		.callback = http_cb,
-		.per_session_data_size = sizeof(struct http_pss),
+	    .name = "http",
+	    .callback = http_cb,
+	    .per_session_data_size = sizeof(struct http_pss),
 	};
 	h->protocols[1] = (struct lws_protocols){
-		.name = PUB_PROTOCOL,
-		.callback = pub_ws_cb,
-		.per_session_data_size = pub_session_size(),
-		.rx_buffer_size = PUB_RX_MAX,
-		.user = pub,
+	    .name = PUB_PROTOCOL,
+	    .callback = pub_ws_cb,
+	    .per_session_data_size = pub_session_size(),
+	    .rx_buffer_size = PUB_RX_MAX,
+	    .user = pub,
 	};
 	/* Pings find dead screens: a ping after 20 s of silence, and the
 	 * connection dropped if nothing at all arrives for 60 s. */

@@ -25,14 +25,14 @@ struct lws;
 enum http_method { HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_PUT, HTTP_OTHER };
 
 enum http_phase {
-	HTTP_READING,		/* request or body still arriving */
-	HTTP_WAITING,		/* handed to the API, no response yet */
-	HTTP_READY,		/* response set, headers not written */
-	HTTP_HEADERS_SENT	/* body next */
+	HTTP_READING,	  /* request or body still arriving */
+	HTTP_WAITING,	  /* handed to the API, no response yet */
+	HTTP_READY,	  /* response set, headers not written */
+	HTTP_HEADERS_SENT /* body next */
 };
 
 struct http_req {
-	struct lws *wsi;	/* NULL once the client has gone */
+	struct lws *wsi; /* NULL once the client has gone */
 	struct app *app;
 	enum http_method method;
 	enum http_phase phase;
@@ -40,10 +40,10 @@ struct http_req {
 	char content_type[128];
 	char authorization[512];
 	char peer[64];
-	int64_t content_length;	/* -1 when not given */
+	int64_t content_length; /* -1 when not given */
 	struct buf body;
 	bool too_large;
-	bool close_after;	/* the body was not read: close after replying */
+	bool close_after; /* the body was not read: close after replying */
 	int status;
 	const char *resp_type;
 	struct buf resp;
@@ -86,7 +86,6 @@ void http_problem(struct http_req *r, int status, const char *code,
 		  const char *title, const char *detail, json_t *extra);
 
 /* A query-string argument ("name" without "="), or NULL if absent. */
-const char *http_arg(struct http_req *r, const char *name, char *buf,
-		     int len);
+const char *http_arg(struct http_req *r, const char *name, char *buf, int len);
 
 #endif

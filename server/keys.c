@@ -77,8 +77,10 @@ int keys_replace(struct keys *ks, PGresult *r)
 
 		if (!k)
 			goto fail;
-		snprintf(k->key_id, sizeof(k->key_id), "%s", PQgetvalue(r, i, 0));
-		snprintf(k->poster, sizeof(k->poster), "%s", PQgetvalue(r, i, 1));
+		snprintf(k->key_id, sizeof(k->key_id), "%s",
+			 PQgetvalue(r, i, 0));
+		snprintf(k->poster, sizeof(k->poster), "%s",
+			 PQgetvalue(r, i, 1));
 		k->types = parse_types(PQgetvalue(r, i, 2));
 		if (hex_decode(PQgetvalue(r, i, 3), k->sha256, 32) < 0 ||
 		    hmap_put(&next, k->key_id, k) < 0) {
@@ -113,7 +115,8 @@ const struct key_info *keys_check(const struct keys *ks, const char *header)
 	header += 7;
 	while (*header == ' ')
 		header++;
-	if (strncmp(header, "kd_", 3) != 0 || strlen(header) < 3 + KEY_ID_LEN + 2 ||
+	if (strncmp(header, "kd_", 3) != 0 ||
+	    strlen(header) < 3 + KEY_ID_LEN + 2 ||
 	    header[3 + KEY_ID_LEN] != '_')
 		return NULL;
 	memcpy(id, header + 3, KEY_ID_LEN);
@@ -142,10 +145,10 @@ static void hex(const unsigned char *in, size_t n, char *out)
 
 static int usage(void)
 {
-	fprintf(stderr,
-		"usage: kendali key create --poster NAME --types call,report,sensor\n"
-		"       kendali key list\n"
-		"       kendali key revoke KEY_ID\n");
+	fprintf(stderr, "usage: kendali key create --poster NAME --types "
+			"call,report,sensor\n"
+			"       kendali key list\n"
+			"       kendali key revoke KEY_ID\n");
 	return 2;
 }
 
@@ -168,7 +171,8 @@ static int key_create(PGconn *conn, const char *tenant, int argc, char **argv)
 	if (!poster || !types)
 		return usage();
 	if (strlen(poster) < 1 || strlen(poster) > 64) {
-		fprintf(stderr, "kendali: --poster must be 1 to 64 characters\n");
+		fprintf(stderr,
+			"kendali: --poster must be 1 to 64 characters\n");
 		return 2;
 	}
 	mask = parse_types(types);
@@ -217,14 +221,14 @@ static int key_list(PGconn *conn, const char *tenant)
 {
 	const char *p[1] = {tenant};
 	PGresult *r = PQexecParams(
-		conn,
-		"SELECT key_id, poster, array_to_string(types, ','),"
-		" to_char(created_at AT TIME ZONE 'UTC',"
-		" 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-		" coalesce(to_char(revoked_at AT TIME ZONE 'UTC',"
-		" 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '-')"
-		" FROM api_keys WHERE tenant = $1 ORDER BY created_at, key_id",
-		1, NULL, p, NULL, NULL, 0);
+	    conn,
+	    "SELECT key_id, poster, array_to_string(types, ','),"
+	    " to_char(created_at AT TIME ZONE 'UTC',"
+	    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+	    " coalesce(to_char(revoked_at AT TIME ZONE 'UTC',"
+	    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '-')"
+	    " FROM api_keys WHERE tenant = $1 ORDER BY created_at, key_id",
+	    1, NULL, p, NULL, NULL, 0);
 
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		fprintf(stderr, "kendali: %s", PQresultErrorMessage(r));

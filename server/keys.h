@@ -18,7 +18,7 @@
 struct key_info {
 	char key_id[KEY_ID_LEN + 1];
 	char poster[65];
-	unsigned types;		/* bit (1 << enum ev_type) per allowed type */
+	unsigned types; /* bit (1 << enum ev_type) per allowed type */
 	unsigned char sha256[32];
 };
 
@@ -33,9 +33,9 @@ void keys_free(struct keys *ks);
  * Returns 0, or -1 if the result is unusable (the old keys stay).
  */
 int keys_replace(struct keys *ks, PGresult *r)
-	__attribute__((warn_unused_result));
-#define KEYS_SELECT_SQL                                                       \
-	"SELECT key_id, poster, array_to_string(types, ','),"                 \
+    __attribute__((warn_unused_result));
+#define KEYS_SELECT_SQL                                                        \
+	"SELECT key_id, poster, array_to_string(types, ','),"                  \
 	" encode(secret_sha256, 'hex') FROM api_keys"                          \
 	" WHERE tenant = $1 AND revoked_at IS NULL"
 

@@ -9,7 +9,7 @@
 #define SEC_US INT64_C(1000000)
 #define HOUR_US (3600 * SEC_US)
 #define DAY_US (24 * HOUR_US)
-#define DAYS 64			/* day counters kept, a ring */
+#define DAYS 64 /* day counters kept, a ring */
 #define SERVICE_LEVEL_US (20 * SEC_US)
 
 /*
@@ -40,17 +40,17 @@ enum win_kind {
 
 struct ent {
 	uint32_t gen[W_COUNT];
-	uint8_t in;		/* bit per window kind: counted now */
+	uint8_t in; /* bit per window kind: counted now */
 	bool ticket;
-	bool held;		/* has a state whose contributions are counted */
-	bool dead;		/* pruned from its map; freed at refs == 0 */
-	int refs;		/* heap entries pointing here */
+	bool held; /* has a state whose contributions are counted */
+	bool dead; /* pruned from its map; freed at refs == 0 */
+	int refs;  /* heap entries pointing here */
 	char *id;
 };
 
 struct call {
 	struct ent e;
-	struct kpi_call s;	/* strings of s are not used */
+	struct kpi_call s; /* strings of s are not used */
 };
 
 struct agency {
@@ -65,7 +65,7 @@ struct district {
 
 struct ticket {
 	struct ent e;
-	struct kpi_ticket s;	/* s.district and s.agency point below */
+	struct kpi_ticket s; /* s.district and s.agency point below */
 	struct district *district;
 	struct agency *agency;
 	bool within_sla;
@@ -116,7 +116,7 @@ struct kpi {
 	int64_t open_cat[EV_RC_COUNT];
 	struct ticket *tree;
 
-	struct sensor **sensor_list;	/* sorted by id */
+	struct sensor **sensor_list; /* sorted by id */
 	int nsensors;
 };
 
@@ -431,8 +431,8 @@ static void ticket_plain(struct kpi *k, struct ticket *t, int sign)
 
 /* ---- memberships, common to both ---- */
 
-static bool eligible(const struct kpi *k, struct ent *e, int kind,
-		     int64_t *t, int64_t *width)
+static bool eligible(const struct kpi *k, struct ent *e, int kind, int64_t *t,
+		     int64_t *width)
 {
 	if (e->ticket)
 		return ticket_eligible(k, (struct ticket *)e, kind, t, width);
@@ -718,8 +718,8 @@ int kpi_sensor_define(struct kpi *k, const struct ev_sensor_def *def,
 		s->def = *def;
 		return 0;
 	}
-	list = realloc(k->sensor_list,
-		       (size_t)(k->nsensors + 1) * sizeof(*list));
+	list =
+	    realloc(k->sensor_list, (size_t)(k->nsensors + 1) * sizeof(*list));
 	if (!list)
 		return -1;
 	k->sensor_list = list;
@@ -826,11 +826,12 @@ static json_t *by_agency(struct kpi *k)
 	for (size_t i = 0; i < n; i++) {
 		struct agency *a = list[i];
 		json_array_append_new(
-			arr, json_pack("{s:s, s:I, s:I, s:I, s:o}", "agency",
-				       a->name, "open", (json_int_t)a->open,
-				       "overdue", (json_int_t)(a->open - a->notdue),
-				       "resolved_30d", (json_int_t)a->resolved30,
-				       "sla_met_30d", ratio(a->met30, a->resolved30)));
+		    arr,
+		    json_pack("{s:s, s:I, s:I, s:I, s:o}", "agency", a->name,
+			      "open", (json_int_t)a->open, "overdue",
+			      (json_int_t)(a->open - a->notdue), "resolved_30d",
+			      (json_int_t)a->resolved30, "sla_met_30d",
+			      ratio(a->met30, a->resolved30)));
 	}
 	free(list);
 	return arr;
@@ -862,7 +863,8 @@ static json_t *median_h(const struct kpi *k)
 		mid = (double)tree_kth(k->tree, n / 2);
 	else
 		mid = ((double)tree_kth(k->tree, n / 2 - 1) +
-		       (double)tree_kth(k->tree, n / 2)) / 2.0;
+		       (double)tree_kth(k->tree, n / 2)) /
+		      2.0;
 	return json_real(mid / (double)HOUR_US);
 }
 
@@ -884,27 +886,26 @@ static void sensors_json(struct kpi *k, int64_t now, json_t *o)
 		if (v.has_reading)
 			ev_time_format(v.at_us, k->cfg.tz_offset_s, at);
 		json_array_append_new(
-			latest,
-			json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:b}",
-				  "sensor_id", v.sensor_id, "name", v.name,
-				  "metric", k->sensor_list[i]->def.metric,
-				  "unit", v.unit, "value",
-				  v.has_reading ? json_real(v.value) : json_null(),
-				  "at", v.has_reading ? json_string(at) : json_null(),
-				  "level",
-				  v.has_reading ? json_string(kpi_level_name(v.level))
-						: json_null(),
-				  "online", v.online));
+		    latest,
+		    json_pack(
+			"{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:b}", "sensor_id",
+			v.sensor_id, "name", v.name, "metric",
+			k->sensor_list[i]->def.metric, "unit", v.unit, "value",
+			v.has_reading ? json_real(v.value) : json_null(), "at",
+			v.has_reading ? json_string(at) : json_null(), "level",
+			v.has_reading ? json_string(kpi_level_name(v.level))
+				      : json_null(),
+			"online", v.online));
 	}
 	json_object_set_new(o, "sensors.total", json_integer(k->nsensors));
 	json_object_set_new(o, "sensors.offline", json_integer(offline));
-	json_object_set_new(
-		o, "sensors.by_level",
-		json_pack("{s:I, s:I, s:I, s:I}", "normal",
-			  (json_int_t)by_level[KPI_NORMAL], "waspada",
-			  (json_int_t)by_level[KPI_WASPADA], "siaga",
-			  (json_int_t)by_level[KPI_SIAGA], "awas",
-			  (json_int_t)by_level[KPI_AWAS]));
+	json_object_set_new(o, "sensors.by_level",
+			    json_pack("{s:I, s:I, s:I, s:I}", "normal",
+				      (json_int_t)by_level[KPI_NORMAL],
+				      "waspada",
+				      (json_int_t)by_level[KPI_WASPADA],
+				      "siaga", (json_int_t)by_level[KPI_SIAGA],
+				      "awas", (json_int_t)by_level[KPI_AWAS]));
 	json_object_set_new(o, "sensors.latest", latest);
 }
 
@@ -930,14 +931,14 @@ json_t *kpi_snapshot(struct kpi *k, int64_t now)
 			    json_integer(k->abandoned));
 	json_object_set_new(o, "calls.abandon_rate_1h",
 			    ratio(k->abandoned, k->answered + k->abandoned));
-	json_object_set_new(o, "calls.asa_1h_s",
-			    k->answered > 0
-				    ? json_real((double)k->wait_sum_us /
-						(double)k->answered / 1e6)
-				    : json_null());
-	json_object_set_new(o, "calls.service_level_1h",
-			    ratio(k->answered_fast,
-				  k->answered + k->abandoned));
+	json_object_set_new(
+	    o, "calls.asa_1h_s",
+	    k->answered > 0
+		? json_real((double)k->wait_sum_us / (double)k->answered / 1e6)
+		: json_null());
+	json_object_set_new(
+	    o, "calls.service_level_1h",
+	    ratio(k->answered_fast, k->answered + k->abandoned));
 	for (int c = 0; c < EV_CC_COUNT; c++)
 		if (d->calls_cat[c] > 0)
 			json_object_set_new(cat, ev_category_name(EV_CALL, c),

@@ -19,48 +19,54 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define KPI_NONE INT64_MIN	/* a time that does not exist */
+#define KPI_NONE INT64_MIN /* a time that does not exist */
 
-enum kpi_level { KPI_NORMAL, KPI_WASPADA, KPI_SIAGA, KPI_AWAS, KPI_LEVEL_COUNT };
+enum kpi_level {
+	KPI_NORMAL,
+	KPI_WASPADA,
+	KPI_SIAGA,
+	KPI_AWAS,
+	KPI_LEVEL_COUNT
+};
 
 struct kpi_config {
-	int tz_offset_s;		/* the tenant's UTC offset (WIB: 25200) */
-	int64_t sla_us[EV_RC_COUNT];	/* per report category */
+	int tz_offset_s;	     /* the tenant's UTC offset (WIB: 25200) */
+	int64_t sla_us[EV_RC_COUNT]; /* per report category */
 };
 
 /* A call as the calls table holds it.  Strings are borrowed. */
 struct kpi_call {
 	const char *call_id;
 	int64_t received_us;
-	int status;		/* enum ev_call_status */
-	int category;		/* enum ev_call_category or -1 */
-	int64_t answered_us;	/* KPI_NONE when never answered */
-	int64_t abandoned_us;	/* KPI_NONE when never abandoned */
+	int status;	      /* enum ev_call_status */
+	int category;	      /* enum ev_call_category or -1 */
+	int64_t answered_us;  /* KPI_NONE when never answered */
+	int64_t abandoned_us; /* KPI_NONE when never abandoned */
 };
 
 /* A ticket as the tickets table holds it.  Strings are borrowed, or NULL. */
 struct kpi_ticket {
 	const char *ticket;
 	int64_t received_us;
-	int status;		/* enum ev_report_status */
-	int category;		/* enum ev_report_category or -1 */
+	int status;   /* enum ev_report_status */
+	int category; /* enum ev_report_category or -1 */
 	const char *district;
 	const char *agency;
 	bool dispatched;
-	int64_t resolved_us;	/* KPI_NONE when never resolved */
+	int64_t resolved_us; /* KPI_NONE when never resolved */
 };
 
 /* What the alert rules need to know of one sensor. */
 struct kpi_sensor_view {
-	const char *sensor_id;	/* borrowed from the aggregator */
+	const char *sensor_id; /* borrowed from the aggregator */
 	const char *name;
 	const char *unit;
 	bool has_reading;
 	double value;
 	int64_t at_us;
-	enum kpi_level level;	/* of the latest reading; NORMAL if none */
+	enum kpi_level level; /* of the latest reading; NORMAL if none */
 	bool online;
-	int64_t silent_since_us;	/* latest reading, else registration */
+	int64_t silent_since_us; /* latest reading, else registration */
 	int offline_after_s;
 };
 
@@ -75,14 +81,14 @@ void kpi_free(struct kpi *k);
  * now.  Return 0, or -1 when out of memory (the state is then unchanged).
  */
 int kpi_apply_call(struct kpi *k, const struct kpi_call *c, int64_t now)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 int kpi_apply_ticket(struct kpi *k, const struct kpi_ticket *t, int64_t now)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Registers or redefines a sensor.  Returns 0 or -1 (out of memory). */
 int kpi_sensor_define(struct kpi *k, const struct ev_sensor_def *def,
 		      int64_t registered_us)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 bool kpi_sensor_known(const struct kpi *k, const char *sensor_id);
 /* A committed reading; an older one than the latest changes nothing.
  * Returns true when it became the latest. */

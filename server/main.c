@@ -22,35 +22,45 @@
 
 static void help(FILE *f)
 {
-	fprintf(f,
-"kendali %s - backend of a city command centre (ruang kendali)\n"
-"\n"
-"Usage:\n"
-"  kendali serve [options]      run the server (migrates first)\n"
-"  kendali migrate              apply the schema migrations and exit\n"
-"  kendali key create --poster NAME --types call,report,sensor\n"
-"                               create an API key for an agency system;\n"
-"                               the key is printed alone on the last line\n"
-"  kendali key list             list keys (never their secrets)\n"
-"  kendali key revoke KEY_ID    revoke a key\n"
-"  kendali --help | --version\n"
-"\n"
-"The database is taken from DATABASE_URL (a libpq connection string or\n"
-"URI, e.g. postgresql://kendali@localhost/kendali); if unset, libpq's\n"
-"defaults (PGHOST, PGDATABASE, ...) apply.\n"
-"\n"
-"Options of serve:\n"
-"  --listen HOST:PORT     address to listen on (default 127.0.0.1:8080)\n"
-"  --static DIR           the pages' directory (default %s)\n"
-"  --tenant ID            tenant served (default semarang)\n"
-"  --publish-ms N         websocket coalescing interval (default 250)\n"
-"  --max-body BYTES       largest request body (default 1048576)\n"
-"  --max-batch N          most events per request (default 1000)\n"
-"  --sla-hours CAT=H      report SLA for a category (default 72 h each)\n"
-"  --request-timeout S    longest a request may take (default 30)\n"
-"  --no-migrate           do not apply migrations at start-up\n"
-"  --log-level LEVEL      debug, info, warn or error (default info)\n",
-		KENDALI_VERSION, KENDALI_STATIC_DIR);
+	fprintf(
+	    f,
+	    "kendali %s - backend of a city command centre (ruang kendali)\n"
+	    "\n"
+	    "Usage:\n"
+	    "  kendali serve [options]      run the server (migrates first)\n"
+	    "  kendali migrate              apply the schema migrations and "
+	    "exit\n"
+	    "  kendali key create --poster NAME --types call,report,sensor\n"
+	    "                               create an API key for an agency "
+	    "system;\n"
+	    "                               the key is printed alone on the "
+	    "last line\n"
+	    "  kendali key list             list keys (never their secrets)\n"
+	    "  kendali key revoke KEY_ID    revoke a key\n"
+	    "  kendali --help | --version\n"
+	    "\n"
+	    "The database is taken from DATABASE_URL (a libpq connection "
+	    "string or\n"
+	    "URI, e.g. postgresql://kendali@localhost/kendali); if unset, "
+	    "libpq's\n"
+	    "defaults (PGHOST, PGDATABASE, ...) apply.\n"
+	    "\n"
+	    "Options of serve:\n"
+	    "  --listen HOST:PORT     address to listen on (default "
+	    "127.0.0.1:8080)\n"
+	    "  --static DIR           the pages' directory (default %s)\n"
+	    "  --tenant ID            tenant served (default semarang)\n"
+	    "  --publish-ms N         websocket coalescing interval (default "
+	    "250)\n"
+	    "  --max-body BYTES       largest request body (default 1048576)\n"
+	    "  --max-batch N          most events per request (default 1000)\n"
+	    "  --sla-hours CAT=H      report SLA for a category (default 72 h "
+	    "each)\n"
+	    "  --request-timeout S    longest a request may take (default 30)\n"
+	    "  --no-migrate           do not apply migrations at start-up\n"
+	    "  --log-level LEVEL      debug, info, warn or error (default "
+	    "info)\n",
+	    KENDALI_VERSION, KENDALI_STATIC_DIR);
 }
 
 static int bad(const char *what, const char *value)
@@ -134,17 +144,19 @@ static int serve(int argc, char **argv, struct config *cfg)
 		} else if (strcmp(o, "--publish-ms") == 0) {
 			cfg->publish_ms = (int)parse_long(v, 10, 5000, &ok);
 		} else if (strcmp(o, "--max-body") == 0) {
-			cfg->max_body = (size_t)parse_long(v, 1024, 64 << 20, &ok);
+			cfg->max_body =
+			    (size_t)parse_long(v, 1024, 64 << 20, &ok);
 		} else if (strcmp(o, "--max-batch") == 0) {
 			cfg->max_batch = (size_t)parse_long(v, 1, 100000, &ok);
 		} else if (strcmp(o, "--request-timeout") == 0) {
-			cfg->request_timeout_s = (int)parse_long(v, 1, 3600, &ok);
+			cfg->request_timeout_s =
+			    (int)parse_long(v, 1, 3600, &ok);
 		} else if (strcmp(o, "--sla-hours") == 0) {
 			if (parse_sla(v, cfg) < 0)
 				return bad("--sla-hours (CATEGORY=HOURS)", v);
 		} else if (strcmp(o, "--log-level") == 0) {
-			static const char *const lv[] = {"debug", "info", "warn",
-							 "error"};
+			static const char *const lv[] = {"debug", "info",
+							 "warn", "error"};
 			int found = -1;
 			for (int l = 0; l < 4; l++)
 				if (strcmp(v, lv[l]) == 0)
@@ -216,17 +228,17 @@ int main(int argc, char **argv)
 {
 	const char *url = getenv("DATABASE_URL");
 	struct config cfg = {
-		.database_url = url ? url : "",
-		.tenant = "semarang",
-		.host = "127.0.0.1",
-		.port = 8080,
-		.static_dir = KENDALI_STATIC_DIR,
-		.max_body = 1 << 20,
-		.max_batch = 1000,
-		.publish_ms = 250,
-		.request_timeout_s = 30,
-		.max_pending_events = 200000,
-		.migrate = true,
+	    .database_url = url ? url : "",
+	    .tenant = "semarang",
+	    .host = "127.0.0.1",
+	    .port = 8080,
+	    .static_dir = KENDALI_STATIC_DIR,
+	    .max_body = 1 << 20,
+	    .max_batch = 1000,
+	    .publish_ms = 250,
+	    .request_timeout_s = 30,
+	    .max_pending_events = 200000,
+	    .migrate = true,
 	};
 
 	for (int c = 0; c < EV_RC_COUNT; c++)

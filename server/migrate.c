@@ -71,7 +71,8 @@ int migrate_run(PGconn *conn, char *err, size_t errlen)
 {
 	int n = 0;
 
-	if (exec_ok(conn, "SET client_min_messages TO warning", err, errlen) < 0 ||
+	if (exec_ok(conn, "SET client_min_messages TO warning", err, errlen) <
+		0 ||
 	    exec_ok(conn,
 		    "CREATE TABLE IF NOT EXISTS schema_migrations ("
 		    " version integer PRIMARY KEY,"
@@ -90,14 +91,15 @@ int migrate_run(PGconn *conn, char *err, size_t errlen)
 		if (apply_one(conn, m, err, errlen) < 0) {
 			char why[512];
 			snprintf(why, sizeof(why), "%s", err);
-			snprintf(err, errlen, "migration %s failed: %s", m->name,
-				 why);
+			snprintf(err, errlen, "migration %s failed: %s",
+				 m->name, why);
 			n = -1;
 			break;
 		}
 		log_info("applied migration %s", m->name);
 		n++;
 	}
-	PQclear(PQexec(conn, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")"));
+	PQclear(
+	    PQexec(conn, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")"));
 	return n;
 }

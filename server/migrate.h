@@ -27,6 +27,6 @@ extern const int migrations_count;
  * Returns the number applied (>= 0), or -1 with err filled.
  */
 int migrate_run(PGconn *conn, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif

@@ -168,7 +168,8 @@ static void broken(struct pgc *c, const char *why)
 	char error[256];
 
 	snprintf(error, sizeof(error), "%s",
-		 why ? why : (c->conn ? PQerrorMessage(c->conn) : "no connection"));
+		 why ? why
+		     : (c->conn ? PQerrorMessage(c->conn) : "no connection"));
 	error[strcspn(error, "\n")] = '\0';
 	if (c->state != PGC_WAITING)
 		log_warn("database %s: %s; retrying in %u ms", c->name, error,

@@ -16,11 +16,11 @@
 #include <uv.h>
 
 enum pgc_state {
-	PGC_WAITING,	/* no connection; a timer will start the next attempt */
+	PGC_WAITING, /* no connection; a timer will start the next attempt */
 	PGC_CONNECTING,
 	PGC_IDLE,
-	PGC_BUSY,	/* a query is in flight */
-	PGC_CLOSED	/* pgc_close was called */
+	PGC_BUSY,  /* a query is in flight */
+	PGC_CLOSED /* pgc_close was called */
 };
 
 struct pgc;
@@ -50,7 +50,7 @@ struct pgc *pgc_new(uv_loop_t *loop, const char *conninfo, const char *name,
  */
 int pgc_query(struct pgc *c, const char *sql, int nparams,
 	      const char *const *params, pgc_result_cb cb, void *arg)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 enum pgc_state pgc_state(const struct pgc *c);
 bool pgc_connected(const struct pgc *c);

@@ -7,10 +7,10 @@
 #include <string.h>
 #include <time.h>
 
-#define RING 64			/* messages kept for screens behind */
-#define STALL_US (30 * INT64_C(1000000))	/* no write for this long: dropped */
-#define MAX_ERRORS 5		/* junk messages before a screen is closed */
-#define MAX_RX_PER_S 20		/* messages a screen may send per second */
+#define RING 64				 /* messages kept for screens behind */
+#define STALL_US (30 * INT64_C(1000000)) /* no write for this long: dropped */
+#define MAX_ERRORS 5	/* junk messages before a screen is closed */
+#define MAX_RX_PER_S 20 /* messages a screen may send per second */
 /* lws' own value for a close frame, which its header keeps private. */
 #define PUB_WRITE_CLOSE ((enum lws_write_protocol)4)
 
@@ -31,24 +31,24 @@ static const char *const topic_names[] = {"calls", "reports", "sensors",
  */
 struct msg {
 	int refs;
-	json_t *body;		/* {"type", "at"?, "kpis" or "alert"} */
-	unsigned topics;	/* topics the message is about */
+	json_t *body;	 /* {"type", "at"?, "kpis" or "alert"} */
+	unsigned topics; /* topics the message is about */
 	char *text[T_ALL + 1];
-	bool empty[T_ALL + 1];	/* nothing of it for that mask */
+	bool empty[T_ALL + 1]; /* nothing of it for that mask */
 };
 
 struct sess {
 	struct sess *prev, *next;
 	struct lws *wsi;
-	uint64_t tail;		/* next ring position to send */
-	uint64_t seq;		/* of the last message sent */
+	uint64_t tail; /* next ring position to send */
+	uint64_t seq;  /* of the last message sent */
 	unsigned mask;
 	bool need_snapshot;
 	bool need_heartbeat;
 	bool closing;
 	bool close_sent;
 	int errors;
-	char *error;		/* a reply to send before anything else */
+	char *error; /* a reply to send before anything else */
 	struct buf rx;
 	int64_t last_write_us;
 	int64_t rx_window_us;
@@ -59,11 +59,11 @@ struct pub {
 	struct lws_context *ctx;
 	const struct lws_protocols *protocol;
 	struct msg *ring[RING];
-	uint64_t head;		/* position of the next message */
-	struct msg *snapshot;	/* the current whole state */
+	uint64_t head;	      /* position of the next message */
+	struct msg *snapshot; /* the current whole state */
 	struct sess *sessions;
 	size_t nsessions;
-	char at[40];		/* time of the current state */
+	char at[40]; /* time of the current state */
 	uint64_t sent, snapshots;
 };
 
@@ -91,8 +91,7 @@ static unsigned topics_of(json_t *kpis)
 	json_t *v;
 	unsigned t = 0;
 
-	json_object_foreach(kpis, key, v)
-		t |= topic_of(key);
+	json_object_foreach(kpis, key, v) t |= topic_of(key);
 	return t;
 }
 
@@ -150,9 +149,8 @@ static const char *msg_text(struct msg *m, unsigned mask)
 		const char *key;
 		json_t *v;
 
-		json_object_foreach(kpis, key, v)
-			if (topic_of(key) & mask)
-				json_object_set(sub, key, v);
+		json_object_foreach(kpis, key, v) if (topic_of(key) & mask)
+		    json_object_set(sub, key, v);
 		json_object_set_new(body, "kpis", sub);
 	}
 	m->text[mask] = json_dumps(body, JSON_DUMP_FLAGS);
@@ -219,11 +217,12 @@ void pub_tick(struct pub *p)
 
 void pub_state(struct pub *p, json_t *kpis, json_t *changed, const char *at)
 {
-	struct msg *snap = msg_new(json_pack("{s:s, s:s, s:O}", "type",
-					     "snapshot", "at", at, "kpis", kpis),
-				   T_ALL);
-	struct msg *delta = msg_new(json_pack("{s:s, s:s, s:O}", "type",
-					      "kpis", "at", at, "kpis", changed),
+	struct msg *snap =
+	    msg_new(json_pack("{s:s, s:s, s:O}", "type", "snapshot", "at", at,
+			      "kpis", kpis),
+		    T_ALL);
+	struct msg *delta = msg_new(json_pack("{s:s, s:s, s:O}", "type", "kpis",
+					      "at", at, "kpis", changed),
 				    topics_of(changed));
 
 	if (snap) {
@@ -237,9 +236,8 @@ void pub_state(struct pub *p, json_t *kpis, json_t *changed, const char *at)
 
 void pub_alert(struct pub *p, json_t *alert)
 {
-	struct msg *m = msg_new(json_pack("{s:s, s:O}", "type", "alert",
-					  "alert", alert),
-				T_ALERTS);
+	struct msg *m = msg_new(
+	    json_pack("{s:s, s:O}", "type", "alert", "alert", alert), T_ALERTS);
 	if (m)
 		push(p, m);
 }
@@ -312,12 +310,14 @@ static int writeable(struct pub *p, struct sess *s)
 		if (s->close_sent)
 			return 0;
 		b[LWS_PRE] = (unsigned char)(LWS_CLOSE_STATUS_GOINGAWAY >> 8);
-		b[LWS_PRE + 1] = (unsigned char)(LWS_CLOSE_STATUS_GOINGAWAY & 0xff);
+		b[LWS_PRE + 1] =
+		    (unsigned char)(LWS_CLOSE_STATUS_GOINGAWAY & 0xff);
 		memcpy(b + LWS_PRE + 2, "server stopping", 15);
 		s->close_sent = true;
 		lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, 1);
 		return lws_write(s->wsi, b + LWS_PRE, 17, PUB_WRITE_CLOSE) < 0
-			       ? -1 : 0;
+			   ? -1
+			   : 0;
 	}
 	if (s->error) {
 		int rc = send_text(p, s, s->error);
@@ -339,8 +339,8 @@ static int writeable(struct pub *p, struct sess *s)
 				break;
 		}
 		if (!text && !s->need_snapshot && s->need_heartbeat) {
-			json_t *hb = json_pack("{s:s, s:s, s:{}}", "type", "kpis",
-					       "at", p->at, "kpis");
+			json_t *hb = json_pack("{s:s, s:s, s:{}}", "type",
+					       "kpis", "at", p->at, "kpis");
 			char *t = json_dumps(hb, JSON_DUMP_FLAGS);
 			int rc = t ? send_text(p, s, t) : -1;
 			json_decref(hb);
@@ -368,8 +368,8 @@ static int writeable(struct pub *p, struct sess *s)
 
 static void reply_error(struct sess *s, const char *message)
 {
-	json_t *e = json_pack("{s:s, s:s}", "type", "error", "message",
-			      message);
+	json_t *e =
+	    json_pack("{s:s, s:s}", "type", "error", "message", message);
 
 	free(s->error);
 	s->error = json_dumps(e, JSON_DUMP_FLAGS);
@@ -383,15 +383,16 @@ static int handle_message(struct sess *s, const char *data, size_t len)
 	json_error_t jerr;
 	json_t *m = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
 	json_t *topics = m ? json_object_get(m, "topics") : NULL;
-	const char *type = m ? json_string_value(json_object_get(m, "type"))
-			     : NULL;
+	const char *type =
+	    m ? json_string_value(json_object_get(m, "type")) : NULL;
 	unsigned mask = 0;
 	size_t i;
 	json_t *t;
 
 	if (!type || strcmp(type, "subscribe") != 0 || !json_is_array(topics))
 		goto bad;
-	json_array_foreach(topics, i, t) {
+	json_array_foreach(topics, i, t)
+	{
 		unsigned bit = 0;
 		for (int k = 0; k < 4; k++)
 			if (json_is_string(t) &&
@@ -453,7 +454,8 @@ int pub_ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	switch (reason) {
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		/* lws routes upgrades by subprotocol, not path. */
-		if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 ||
+		if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <
+			0 ||
 		    strcmp(uri, "/ws") != 0)
 			return 1;
 		return 0;

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #define PUB_PROTOCOL "situation.v1"
-#define PUB_RX_MAX 4096		/* largest message a screen may send */
+#define PUB_RX_MAX 4096 /* largest message a screen may send */
 
 struct pub;
 

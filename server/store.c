@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GROUP_MAX_EVENTS 20000	/* one statement stays a few MB at most */
-#define WRITER_QUEUE 256	/* statements waiting on the connection */
+#define GROUP_MAX_EVENTS 20000 /* one statement stays a few MB at most */
+#define WRITER_QUEUE 256       /* statements waiting on the connection */
 
 /*
  * One statement stores a group: the events (duplicates skipped), then the
@@ -22,104 +22,104 @@
  * arrives after COMMIT.
  */
 static const char INSERT_SQL[] =
-	"WITH e AS ("
-	" SELECT * FROM unnest($2::text[], $3::text[], $4::text[],"
-	"  $5::int8[], $6::text[], $7::text[], $8::int2[], $9::text[],"
-	"  $10::text[], $11::text[], $12::text[], $13::float8[],"
-	"  $14::float8[], $15::float8[])"
-	" AS u(poster, event_id, type, occ, subject, status, rank, category,"
-	"  district, agency, title, value, lat, lon)"
-	"), ins AS ("
-	" INSERT INTO events (tenant, poster, event_id, type, occurred_at,"
-	"  subject, status, rank, category, district, agency, title, value,"
-	"  lat, lon)"
-	" SELECT $1, poster, event_id, type, kd_ts(occ), subject, status,"
-	"  rank, category, district, agency, title, value, lat, lon FROM e"
-	" ON CONFLICT DO NOTHING"
-	" RETURNING poster, event_id, type, subject, occurred_at, rank,"
-	"  status, category, district, agency, value"
-	"), k AS ("
-	" SELECT *, kd_key(occurred_at, rank) AS key FROM ins"
-	"), cn AS ("
-	" SELECT subject,"
-	"  min(occurred_at) FILTER (WHERE status = 'received') AS recv_min,"
-	"  min(occurred_at) AS first_at, max(key) AS status_key,"
-	"  max(key) FILTER (WHERE category IS NOT NULL) AS category_key,"
-	"  (array_agg(category ORDER BY key DESC, category DESC)"
-	"   FILTER (WHERE category IS NOT NULL))[1] AS category,"
-	"  min(occurred_at) FILTER (WHERE status = 'answered') AS answered_at,"
-	"  min(occurred_at) FILTER (WHERE status = 'abandoned') AS abandoned_at"
-	" FROM k WHERE type = 'call' GROUP BY subject"
-	"), cu AS ("
-	" INSERT INTO calls AS c (tenant, call_id, recv_min, first_at,"
-	"  status_key, category_key, category, answered_at, abandoned_at)"
-	" SELECT $1, subject, recv_min, first_at, status_key, category_key,"
-	"  category, answered_at, abandoned_at FROM cn"
-	" ON CONFLICT (tenant, call_id) DO UPDATE SET"
-	"  recv_min = LEAST(c.recv_min, EXCLUDED.recv_min),"
-	"  first_at = LEAST(c.first_at, EXCLUDED.first_at),"
-	"  status_key = GREATEST(c.status_key, EXCLUDED.status_key),"
-	"  category = CASE WHEN kd_newer(EXCLUDED.category_key,"
-	"   EXCLUDED.category, c.category_key, c.category)"
-	"   THEN EXCLUDED.category ELSE c.category END,"
-	"  category_key = GREATEST(c.category_key, EXCLUDED.category_key),"
-	"  answered_at = LEAST(c.answered_at, EXCLUDED.answered_at),"
-	"  abandoned_at = LEAST(c.abandoned_at, EXCLUDED.abandoned_at)"
-	" RETURNING call_id, received_at, status, category, answered_at,"
-	"  abandoned_at"
-	"), tn AS ("
-	" SELECT subject,"
-	"  min(occurred_at) FILTER (WHERE status = 'received') AS recv_min,"
-	"  min(occurred_at) AS first_at, max(key) AS status_key,"
-	"  max(key) FILTER (WHERE category IS NOT NULL) AS category_key,"
-	"  (array_agg(category ORDER BY key DESC, category DESC)"
-	"   FILTER (WHERE category IS NOT NULL))[1] AS category,"
-	"  max(key) FILTER (WHERE district IS NOT NULL) AS district_key,"
-	"  (array_agg(district ORDER BY key DESC, district DESC)"
-	"   FILTER (WHERE district IS NOT NULL))[1] AS district,"
-	"  max(key) FILTER (WHERE agency IS NOT NULL) AS agency_key,"
-	"  (array_agg(agency ORDER BY key DESC, agency DESC)"
-	"   FILTER (WHERE agency IS NOT NULL))[1] AS agency,"
-	"  bool_or(status = 'dispatched') AS dispatched,"
-	"  max(occurred_at) FILTER (WHERE status = 'resolved') AS resolved_at"
-	" FROM k WHERE type = 'report' GROUP BY subject"
-	"), tu AS ("
-	" INSERT INTO tickets AS t (tenant, ticket, recv_min, first_at,"
-	"  status_key, category_key, category, district_key, district,"
-	"  agency_key, agency, dispatched, resolved_at)"
-	" SELECT $1, subject, recv_min, first_at, status_key, category_key,"
-	"  category, district_key, district, agency_key, agency, dispatched,"
-	"  resolved_at FROM tn"
-	" ON CONFLICT (tenant, ticket) DO UPDATE SET"
-	"  recv_min = LEAST(t.recv_min, EXCLUDED.recv_min),"
-	"  first_at = LEAST(t.first_at, EXCLUDED.first_at),"
-	"  status_key = GREATEST(t.status_key, EXCLUDED.status_key),"
-	"  category = CASE WHEN kd_newer(EXCLUDED.category_key,"
-	"   EXCLUDED.category, t.category_key, t.category)"
-	"   THEN EXCLUDED.category ELSE t.category END,"
-	"  category_key = GREATEST(t.category_key, EXCLUDED.category_key),"
-	"  district = CASE WHEN kd_newer(EXCLUDED.district_key,"
-	"   EXCLUDED.district, t.district_key, t.district)"
-	"   THEN EXCLUDED.district ELSE t.district END,"
-	"  district_key = GREATEST(t.district_key, EXCLUDED.district_key),"
-	"  agency = CASE WHEN kd_newer(EXCLUDED.agency_key,"
-	"   EXCLUDED.agency, t.agency_key, t.agency)"
-	"   THEN EXCLUDED.agency ELSE t.agency END,"
-	"  agency_key = GREATEST(t.agency_key, EXCLUDED.agency_key),"
-	"  dispatched = t.dispatched OR EXCLUDED.dispatched,"
-	"  resolved_at = GREATEST(t.resolved_at, EXCLUDED.resolved_at)"
-	" RETURNING ticket, received_at, status, category, district, agency,"
-	"  dispatched, resolved_at"
-	")"
-	" SELECT 'e', poster, event_id, type, subject,"
-	"  kd_us(occurred_at)::text, value::text, NULL::text, NULL::text"
-	" FROM ins"
-	" UNION ALL SELECT 'c', call_id, kd_us(received_at)::text,"
-	"  status::text, category, kd_us(answered_at)::text,"
-	"  kd_us(abandoned_at)::text, NULL, NULL FROM cu"
-	" UNION ALL SELECT 't', ticket, kd_us(received_at)::text,"
-	"  status::text, category, district, agency, dispatched::text,"
-	"  kd_us(resolved_at)::text FROM tu";
+    "WITH e AS ("
+    " SELECT * FROM unnest($2::text[], $3::text[], $4::text[],"
+    "  $5::int8[], $6::text[], $7::text[], $8::int2[], $9::text[],"
+    "  $10::text[], $11::text[], $12::text[], $13::float8[],"
+    "  $14::float8[], $15::float8[])"
+    " AS u(poster, event_id, type, occ, subject, status, rank, category,"
+    "  district, agency, title, value, lat, lon)"
+    "), ins AS ("
+    " INSERT INTO events (tenant, poster, event_id, type, occurred_at,"
+    "  subject, status, rank, category, district, agency, title, value,"
+    "  lat, lon)"
+    " SELECT $1, poster, event_id, type, kd_ts(occ), subject, status,"
+    "  rank, category, district, agency, title, value, lat, lon FROM e"
+    " ON CONFLICT DO NOTHING"
+    " RETURNING poster, event_id, type, subject, occurred_at, rank,"
+    "  status, category, district, agency, value"
+    "), k AS ("
+    " SELECT *, kd_key(occurred_at, rank) AS key FROM ins"
+    "), cn AS ("
+    " SELECT subject,"
+    "  min(occurred_at) FILTER (WHERE status = 'received') AS recv_min,"
+    "  min(occurred_at) AS first_at, max(key) AS status_key,"
+    "  max(key) FILTER (WHERE category IS NOT NULL) AS category_key,"
+    "  (array_agg(category ORDER BY key DESC, category DESC)"
+    "   FILTER (WHERE category IS NOT NULL))[1] AS category,"
+    "  min(occurred_at) FILTER (WHERE status = 'answered') AS answered_at,"
+    "  min(occurred_at) FILTER (WHERE status = 'abandoned') AS abandoned_at"
+    " FROM k WHERE type = 'call' GROUP BY subject"
+    "), cu AS ("
+    " INSERT INTO calls AS c (tenant, call_id, recv_min, first_at,"
+    "  status_key, category_key, category, answered_at, abandoned_at)"
+    " SELECT $1, subject, recv_min, first_at, status_key, category_key,"
+    "  category, answered_at, abandoned_at FROM cn"
+    " ON CONFLICT (tenant, call_id) DO UPDATE SET"
+    "  recv_min = LEAST(c.recv_min, EXCLUDED.recv_min),"
+    "  first_at = LEAST(c.first_at, EXCLUDED.first_at),"
+    "  status_key = GREATEST(c.status_key, EXCLUDED.status_key),"
+    "  category = CASE WHEN kd_newer(EXCLUDED.category_key,"
+    "   EXCLUDED.category, c.category_key, c.category)"
+    "   THEN EXCLUDED.category ELSE c.category END,"
+    "  category_key = GREATEST(c.category_key, EXCLUDED.category_key),"
+    "  answered_at = LEAST(c.answered_at, EXCLUDED.answered_at),"
+    "  abandoned_at = LEAST(c.abandoned_at, EXCLUDED.abandoned_at)"
+    " RETURNING call_id, received_at, status, category, answered_at,"
+    "  abandoned_at"
+    "), tn AS ("
+    " SELECT subject,"
+    "  min(occurred_at) FILTER (WHERE status = 'received') AS recv_min,"
+    "  min(occurred_at) AS first_at, max(key) AS status_key,"
+    "  max(key) FILTER (WHERE category IS NOT NULL) AS category_key,"
+    "  (array_agg(category ORDER BY key DESC, category DESC)"
+    "   FILTER (WHERE category IS NOT NULL))[1] AS category,"
+    "  max(key) FILTER (WHERE district IS NOT NULL) AS district_key,"
+    "  (array_agg(district ORDER BY key DESC, district DESC)"
+    "   FILTER (WHERE district IS NOT NULL))[1] AS district,"
+    "  max(key) FILTER (WHERE agency IS NOT NULL) AS agency_key,"
+    "  (array_agg(agency ORDER BY key DESC, agency DESC)"
+    "   FILTER (WHERE agency IS NOT NULL))[1] AS agency,"
+    "  bool_or(status = 'dispatched') AS dispatched,"
+    "  max(occurred_at) FILTER (WHERE status = 'resolved') AS resolved_at"
+    " FROM k WHERE type = 'report' GROUP BY subject"
+    "), tu AS ("
+    " INSERT INTO tickets AS t (tenant, ticket, recv_min, first_at,"
+    "  status_key, category_key, category, district_key, district,"
+    "  agency_key, agency, dispatched, resolved_at)"
+    " SELECT $1, subject, recv_min, first_at, status_key, category_key,"
+    "  category, district_key, district, agency_key, agency, dispatched,"
+    "  resolved_at FROM tn"
+    " ON CONFLICT (tenant, ticket) DO UPDATE SET"
+    "  recv_min = LEAST(t.recv_min, EXCLUDED.recv_min),"
+    "  first_at = LEAST(t.first_at, EXCLUDED.first_at),"
+    "  status_key = GREATEST(t.status_key, EXCLUDED.status_key),"
+    "  category = CASE WHEN kd_newer(EXCLUDED.category_key,"
+    "   EXCLUDED.category, t.category_key, t.category)"
+    "   THEN EXCLUDED.category ELSE t.category END,"
+    "  category_key = GREATEST(t.category_key, EXCLUDED.category_key),"
+    "  district = CASE WHEN kd_newer(EXCLUDED.district_key,"
+    "   EXCLUDED.district, t.district_key, t.district)"
+    "   THEN EXCLUDED.district ELSE t.district END,"
+    "  district_key = GREATEST(t.district_key, EXCLUDED.district_key),"
+    "  agency = CASE WHEN kd_newer(EXCLUDED.agency_key,"
+    "   EXCLUDED.agency, t.agency_key, t.agency)"
+    "   THEN EXCLUDED.agency ELSE t.agency END,"
+    "  agency_key = GREATEST(t.agency_key, EXCLUDED.agency_key),"
+    "  dispatched = t.dispatched OR EXCLUDED.dispatched,"
+    "  resolved_at = GREATEST(t.resolved_at, EXCLUDED.resolved_at)"
+    " RETURNING ticket, received_at, status, category, district, agency,"
+    "  dispatched, resolved_at"
+    ")"
+    " SELECT 'e', poster, event_id, type, subject,"
+    "  kd_us(occurred_at)::text, value::text, NULL::text, NULL::text"
+    " FROM ins"
+    " UNION ALL SELECT 'c', call_id, kd_us(received_at)::text,"
+    "  status::text, category, kd_us(answered_at)::text,"
+    "  kd_us(abandoned_at)::text, NULL, NULL FROM cu"
+    " UNION ALL SELECT 't', ticket, kd_us(received_at)::text,"
+    "  status::text, category, district, agency, dispatched::text,"
+    "  kd_us(resolved_at)::text FROM tu";
 
 #define NCOLS 14
 
@@ -129,7 +129,7 @@ struct job {
 	struct ev_batch batch;
 	store_done_cb cb;
 	void *arg;
-	bool solo;		/* retried alone after its group failed */
+	bool solo; /* retried alone after its group failed */
 	size_t accepted;
 };
 
@@ -214,11 +214,13 @@ static void add_event(struct buf *col, const char *poster,
 	arr_text(&col[2], ev_type_name(e->type));
 	arr_int(&col[3], (long long)e->occurred_us);
 	arr_text(&col[4], e->subject);
-	arr_text(&col[5], e->type == EV_SENSOR ? NULL
-					       : ev_status_name(e->type, e->status));
+	arr_text(&col[5], e->type == EV_SENSOR
+			      ? NULL
+			      : ev_status_name(e->type, e->status));
 	arr_int(&col[6], e->type == EV_SENSOR ? 0 : e->status);
-	arr_text(&col[7], e->category >= 0 ? ev_category_name(e->type, e->category)
-					   : NULL);
+	arr_text(&col[7], e->category >= 0
+			      ? ev_category_name(e->type, e->category)
+			      : NULL);
 	arr_text(&col[8], e->district);
 	arr_text(&col[9], e->agency);
 	arr_text(&col[10], e->title);
@@ -250,29 +252,28 @@ static const char *col(PGresult *r, int row, int c)
 static void row_call(const struct store_sink *sink, PGresult *r, int i, int o)
 {
 	struct kpi_call c = {
-		.call_id = col(r, i, o),
-		.received_us = parse_us(col(r, i, o + 1)),
-		.status = atoi(col(r, i, o + 2)),
-		.category = category_of(EV_CALL, col(r, i, o + 3)),
-		.answered_us = parse_us(col(r, i, o + 4)),
-		.abandoned_us = parse_us(col(r, i, o + 5)),
+	    .call_id = col(r, i, o),
+	    .received_us = parse_us(col(r, i, o + 1)),
+	    .status = atoi(col(r, i, o + 2)),
+	    .category = category_of(EV_CALL, col(r, i, o + 3)),
+	    .answered_us = parse_us(col(r, i, o + 4)),
+	    .abandoned_us = parse_us(col(r, i, o + 5)),
 	};
 	sink->call(sink->arg, &c);
 }
 
-static void row_ticket(const struct store_sink *sink, PGresult *r, int i,
-		       int o)
+static void row_ticket(const struct store_sink *sink, PGresult *r, int i, int o)
 {
 	const char *disp = col(r, i, o + 6);
 	struct kpi_ticket t = {
-		.ticket = col(r, i, o),
-		.received_us = parse_us(col(r, i, o + 1)),
-		.status = atoi(col(r, i, o + 2)),
-		.category = category_of(EV_REPORT, col(r, i, o + 3)),
-		.district = col(r, i, o + 4),
-		.agency = col(r, i, o + 5),
-		.dispatched = disp && (disp[0] == 't'),
-		.resolved_us = parse_us(col(r, i, o + 7)),
+	    .ticket = col(r, i, o),
+	    .received_us = parse_us(col(r, i, o + 1)),
+	    .status = atoi(col(r, i, o + 2)),
+	    .category = category_of(EV_REPORT, col(r, i, o + 3)),
+	    .district = col(r, i, o + 4),
+	    .agency = col(r, i, o + 5),
+	    .dispatched = disp && (disp[0] == 't'),
+	    .resolved_us = parse_us(col(r, i, o + 7)),
 	};
 	sink->ticket(sink->arg, &t);
 }
@@ -380,11 +381,12 @@ static void group_cb(void *arg, PGresult *r, const char *error)
 		const char *msg = PQresultErrorMessage(r);
 		if (g->jobs->next) {
 			log_warn("group of %zu events failed, retrying its "
-				 "requests alone: %s", g->events, msg);
+				 "requests alone: %s",
+				 g->events, msg);
 			requeue_solo(s, g->jobs);
 		} else {
-			log_error("request of %zu events failed: %s",
-				  g->events, msg);
+			log_error("request of %zu events failed: %s", g->events,
+				  msg);
 			job_done(g->jobs, STORE_FAILED, msg);
 		}
 	} else if (credit(g, r) < 0) {
@@ -429,8 +431,8 @@ static void flush(struct store *s)
 	while (s->head) {
 		struct job *j = s->head;
 
-		if (g->jobs && (j->solo ||
-				g->events + j->batch.n > GROUP_MAX_EVENTS))
+		if (g->jobs &&
+		    (j->solo || g->events + j->batch.n > GROUP_MAX_EVENTS))
 			break;
 		s->head = j->next;
 		if (!s->head)
@@ -458,7 +460,8 @@ static void flush(struct store *s)
 		for (j = g->jobs; j; j = next) {
 			next = j->next;
 			job_done(j, STORE_UNAVAILABLE,
-				 oom ? "out of memory" : "database unavailable");
+				 oom ? "out of memory"
+				     : "database unavailable");
 		}
 		free(g);
 	} else {
@@ -633,13 +636,14 @@ int store_save_alert(struct store *s, const struct alert *a, int tz_offset_s,
 		p[7] = alert_kind_name(a->kind);
 		p[8] = a->sensor_id;
 		p[9] = us_or_null(raised, sizeof(raised), a->raised_us);
-		rc = pgc_query(s->conn,
-			       "INSERT INTO alerts (tenant, severity, message,"
-			       " cleared_at, acked_by, acked_at, ack_note, kind,"
-			       " sensor_id, raised_at) VALUES ($1, $2, $3,"
-			       " kd_ts($4), $5, kd_ts($6), $7, $8, $9,"
-			       " kd_ts($10)) RETURNING id",
-			       10, p, alert_cb, q);
+		rc =
+		    pgc_query(s->conn,
+			      "INSERT INTO alerts (tenant, severity, message,"
+			      " cleared_at, acked_by, acked_at, ack_note, kind,"
+			      " sensor_id, raised_at) VALUES ($1, $2, $3,"
+			      " kd_ts($4), $5, kd_ts($6), $7, $8, $9,"
+			      " kd_ts($10)) RETURNING id",
+			      10, p, alert_cb, q);
 	} else {
 		snprintf(id, sizeof(id), "%lld", (long long)a->id);
 		p[0] = id;
@@ -743,8 +747,8 @@ static PGresult *query(PGconn *conn, const char *sql, int n,
 	return r;
 }
 
-int store_tz_offset(PGconn *conn, const char *tenant, int *offset_s,
-		    char *err, size_t errlen)
+int store_tz_offset(PGconn *conn, const char *tenant, int *offset_s, char *err,
+		    size_t errlen)
 {
 	const char *p[1] = {tenant};
 	PGresult *r = query(conn,
@@ -884,34 +888,34 @@ int store_load(PGconn *conn, const char *tenant, struct kpi *k,
 	 * Each arm has its own index.
 	 */
 	static const char calls_sql[] =
-		"SELECT call_id, kd_us(received_at), status, category,"
-		" kd_us(answered_at), kd_us(abandoned_at) FROM calls"
-		" WHERE tenant = $1 AND received_at >= now() - interval '49 h'"
-		" UNION SELECT call_id, kd_us(received_at), status, category,"
-		" kd_us(answered_at), kd_us(abandoned_at) FROM calls"
-		" WHERE tenant = $1 AND answered_at >= now() - interval '2 h'"
-		" UNION SELECT call_id, kd_us(received_at), status, category,"
-		" kd_us(answered_at), kd_us(abandoned_at) FROM calls"
-		" WHERE tenant = $1 AND abandoned_at >= now() - interval '2 h'";
+	    "SELECT call_id, kd_us(received_at), status, category,"
+	    " kd_us(answered_at), kd_us(abandoned_at) FROM calls"
+	    " WHERE tenant = $1 AND received_at >= now() - interval '49 h'"
+	    " UNION SELECT call_id, kd_us(received_at), status, category,"
+	    " kd_us(answered_at), kd_us(abandoned_at) FROM calls"
+	    " WHERE tenant = $1 AND answered_at >= now() - interval '2 h'"
+	    " UNION SELECT call_id, kd_us(received_at), status, category,"
+	    " kd_us(answered_at), kd_us(abandoned_at) FROM calls"
+	    " WHERE tenant = $1 AND abandoned_at >= now() - interval '2 h'";
 	static const char tickets_sql[] =
-		"SELECT ticket, kd_us(received_at), status, category, district,"
-		" agency, dispatched::text, kd_us(resolved_at) FROM tickets"
-		" WHERE tenant = $1 AND status NOT IN (3, 4)"
-		" UNION SELECT ticket, kd_us(received_at), status, category,"
-		" district, agency, dispatched::text, kd_us(resolved_at)"
-		" FROM tickets WHERE tenant = $1 AND status = 3"
-		" AND resolved_at >= now() - interval '31 days'"
-		" UNION SELECT ticket, kd_us(received_at), status, category,"
-		" district, agency, dispatched::text, kd_us(resolved_at)"
-		" FROM tickets WHERE tenant = $1"
-		" AND received_at >= now() - interval '49 h'";
+	    "SELECT ticket, kd_us(received_at), status, category, district,"
+	    " agency, dispatched::text, kd_us(resolved_at) FROM tickets"
+	    " WHERE tenant = $1 AND status NOT IN (3, 4)"
+	    " UNION SELECT ticket, kd_us(received_at), status, category,"
+	    " district, agency, dispatched::text, kd_us(resolved_at)"
+	    " FROM tickets WHERE tenant = $1 AND status = 3"
+	    " AND resolved_at >= now() - interval '31 days'"
+	    " UNION SELECT ticket, kd_us(received_at), status, category,"
+	    " district, agency, dispatched::text, kd_us(resolved_at)"
+	    " FROM tickets WHERE tenant = $1"
+	    " AND received_at >= now() - interval '49 h'";
 	static const char readings_sql[] =
-		"SELECT s.sensor_id, r.us, r.value FROM sensors s"
-		" CROSS JOIN LATERAL (SELECT kd_us(e.occurred_at) AS us,"
-		" e.value FROM events e WHERE e.tenant = s.tenant"
-		" AND e.type = 'sensor' AND e.subject = s.sensor_id"
-		" ORDER BY e.occurred_at DESC, e.value DESC LIMIT 1) r"
-		" WHERE s.tenant = $1";
+	    "SELECT s.sensor_id, r.us, r.value FROM sensors s"
+	    " CROSS JOIN LATERAL (SELECT kd_us(e.occurred_at) AS us,"
+	    " e.value FROM events e WHERE e.tenant = s.tenant"
+	    " AND e.type = 'sensor' AND e.subject = s.sensor_id"
+	    " ORDER BY e.occurred_at DESC, e.value DESC LIMIT 1) r"
+	    " WHERE s.tenant = $1";
 
 	if (load_sensors(conn, tenant, k, err, errlen) < 0 ||
 	    load_rows(conn, readings_sql, tenant, sink, 'r', err, errlen) < 0 ||

@@ -33,7 +33,7 @@ struct store_sink {
 
 enum store_status {
 	STORE_OK = 0,
-	STORE_UNAVAILABLE = -1,	/* no connection, or outcome unknown: 503 */
+	STORE_UNAVAILABLE = -1, /* no connection, or outcome unknown: 503 */
 	STORE_FAILED = -2	/* the database refused the request: 500 */
 };
 
@@ -56,20 +56,20 @@ struct store *store_new(uv_loop_t *loop, const char *conninfo,
  */
 int store_submit(struct store *s, const char *poster, struct ev_batch *batch,
 		 store_done_cb cb, void *arg)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Upserts a sensor; cb gets ok and whether it was new. */
 typedef void (*store_sensor_cb)(void *arg, bool ok, bool created,
 				int64_t registered_us, const char *error);
 int store_put_sensor(struct store *s, const struct ev_sensor_def *def,
 		     store_sensor_cb cb, void *arg)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Writes an alert's full state (insert when it has no id yet). */
 typedef void (*store_alert_cb)(void *arg, bool ok, int64_t id);
 int store_save_alert(struct store *s, const struct alert *a, int tz_offset_s,
 		     store_alert_cb cb, void *arg)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 bool store_ready(const struct store *s);
 /* Nothing queued and nothing in flight. */
@@ -92,7 +92,7 @@ int store_load(PGconn *conn, const char *tenant, struct kpi *k,
 	       size_t errlen) __attribute__((warn_unused_result));
 
 /* The tenant's UTC offset now, in seconds (blocking, start-up only). */
-int store_tz_offset(PGconn *conn, const char *tenant, int *offset_s,
-		    char *err, size_t errlen) __attribute__((warn_unused_result));
+int store_tz_offset(PGconn *conn, const char *tenant, int *offset_s, char *err,
+		    size_t errlen) __attribute__((warn_unused_result));
 
 #endif
