@@ -305,11 +305,69 @@ static void get_sensors(struct http_req *r)
 
 /* ---- reads ---- */
 
+static void history_done(void *arg, PGresult *res, const char *error)
+{
+	struct http_req *r = arg;
+	struct app *a = r->app;
+	json_error_t jerr;
+	json_t *kpis;
+	char at[40];
+
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		unavailable(r, "The database cannot answer now; retry later.");
+		return;
+	}
+	if (PQntuples(res) == 0) {
+		http_problem(r, 404, "not_found", "No record",
+			     "No KPIs were recorded in the 15 minutes up to "
+			     "that time (they are recorded every 5 minutes "
+			     "while the server runs).",
+			     NULL);
+		return;
+	}
+	kpis = json_loads(PQgetvalue(res, 0, 1), 0, &jerr);
+	ev_time_format(strtoll(PQgetvalue(res, 0, 0), NULL, 10),
+		       a->tz_offset_s, at);
+	http_respond_json(r, 200,
+			  json_pack("{s:s, s:o}", "at", at, "kpis",
+				    kpis ? kpis : json_object()));
+}
+
+/* GET /api/v1/kpis?at=<time>: the record at or before that time. */
+static void get_kpis_at(struct http_req *r, const char *when)
+{
+	struct app *a = r->app;
+	int64_t us;
+	char p2[24];
+	const char *params[2] = {a->cfg.tenant, p2};
+
+	if (ev_time_parse(when, strlen(when), &us) < 0) {
+		http_problem(r, 400, "bad_request", "Bad request",
+			     "at must be an RFC 3339 time with an offset, e.g. "
+			     "2026-11-22T09:00:00+07:00.",
+			     NULL);
+		return;
+	}
+	snprintf(p2, sizeof(p2), "%lld", (long long)us);
+	if (pgc_query(a->reader,
+		      "SELECT kd_us(at), kpis::text FROM kpi_history"
+		      " WHERE tenant = $1 AND at <= kd_ts($2)"
+		      " AND at > kd_ts($2) - interval '15 minutes'"
+		      " ORDER BY at DESC LIMIT 1",
+		      2, params, history_done, r) < 0)
+		unavailable(r, "The database cannot answer now; retry later.");
+}
+
 static void get_kpis(struct http_req *r)
 {
 	struct app *a = r->app;
 	int64_t now = app_now();
-	char at[40];
+	char at[40], when[64];
+
+	if (http_arg(r, "at", when, sizeof(when))) {
+		get_kpis_at(r, when);
+		return;
+	}
 
 	ev_time_format(now, a->tz_offset_s, at);
 	http_respond_json(r, 200,
@@ -350,10 +408,12 @@ static int64_t parse_duration(const char *s)
 	return (int64_t)v * 1000000;
 }
 
+enum series_kind { SERIES_COUNT, SERIES_SENSOR, SERIES_SLA };
+
 struct series {
 	struct http_req *r;
 	char name[80];
-	bool sensor;
+	enum series_kind kind;
 	int64_t start_us, step_us;
 	int n;
 };
@@ -384,13 +444,22 @@ static void series_done(void *arg, PGresult *res, const char *error)
 		long long b = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 		if (b < 0 || b >= q->n)
 			continue;
-		if (q->sensor)
+		if (q->kind == SERIES_SENSOR)
 			buckets[b] = json_pack(
 			    "{s:f, s:f, s:f}", "min",
 			    strtod(PQgetvalue(res, i, 1), NULL), "max",
 			    strtod(PQgetvalue(res, i, 2), NULL), "last",
 			    strtod(PQgetvalue(res, i, 3), NULL));
-		else
+		else if (q->kind == SERIES_SLA) {
+			long long n = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+			long long met = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+			buckets[b] = json_pack("{s:I, s:I, s:o}", "resolved",
+					       (json_int_t)n, "met",
+					       (json_int_t)met, "ratio",
+					       n > 0 ? json_real((double)met /
+								 (double)n)
+						     : json_null());
+		} else
 			buckets[b] =
 			    json_pack("{s:I}", "count",
 				      (json_int_t)strtoll(PQgetvalue(res, i, 1),
@@ -398,10 +467,13 @@ static void series_done(void *arg, PGresult *res, const char *error)
 	}
 	for (int i = 0; buckets && i < q->n; i++) {
 		json_t *b = buckets[i];
-		if (!b)
-			b = q->sensor ? json_pack("{s:n, s:n, s:n}", "min",
-						  "max", "last")
-				      : json_pack("{s:i}", "count", 0);
+		if (!b && q->kind == SERIES_SENSOR)
+			b = json_pack("{s:n, s:n, s:n}", "min", "max", "last");
+		else if (!b && q->kind == SERIES_SLA)
+			b = json_pack("{s:i, s:i, s:n}", "resolved", 0, "met",
+				      0, "ratio");
+		else if (!b)
+			b = json_pack("{s:i}", "count", 0);
 		ev_time_format(q->start_us + i * q->step_us, a->tz_offset_s, t);
 		json_object_set_new(b, "t", json_string(t));
 		json_array_append_new(arr, b);
@@ -431,8 +503,8 @@ static void get_series(struct http_req *r)
 	if (!nm) {
 		http_problem(r, 400, "bad_request", "Bad request",
 			     "Give the series: name=calls.received, "
-			     "reports.received, reports.resolved or "
-			     "sensor:<sensor_id>.",
+			     "reports.received, reports.resolved, "
+			     "reports.sla_met or sensor:<sensor_id>.",
 			     NULL);
 		return;
 	}
@@ -464,6 +536,18 @@ static void get_series(struct http_req *r)
 		    " FROM tickets WHERE tenant = $1 AND status = 3"
 		    " AND resolved_at >= kd_ts($2) AND resolved_at < kd_ts($4)"
 		    " GROUP BY 1";
+	else if (strcmp(nm, "reports.sla_met") == 0)
+		/* Per bucket of resolved_at: tickets resolved (latest status)
+		 * and those within their category's SLA ($5, $6). */
+		sql = "SELECT (kd_us(t.resolved_at) - $2) / $3, count(*),"
+		      " count(*) FILTER (WHERE kd_us(t.resolved_at)"
+		      "  - kd_us(t.received_at) <= s.sla_us)"
+		      " FROM tickets t JOIN unnest($5::text[], $6::int8[])"
+		      "  AS s(category, sla_us)"
+		      "  ON s.category = coalesce(t.category, 'other')"
+		      " WHERE t.tenant = $1 AND t.status = 3"
+		      " AND t.resolved_at >= kd_ts($2)"
+		      " AND t.resolved_at < kd_ts($4) GROUP BY 1";
 	else if (strncmp(nm, "sensor:", 7) == 0 &&
 		 kpi_sensor_known(a->kpi, nm + 7))
 		sql =
@@ -476,7 +560,8 @@ static void get_series(struct http_req *r)
 	else {
 		http_problem(r, 404, "not_found", "Unknown series",
 			     "Series are calls.received, reports.received, "
-			     "reports.resolved and sensor:<registered sensor>.",
+			     "reports.resolved, reports.sla_met and "
+			     "sensor:<registered sensor>.",
 			     NULL);
 		return;
 	}
@@ -488,7 +573,9 @@ static void get_series(struct http_req *r)
 	}
 	q->r = r;
 	snprintf(q->name, sizeof(q->name), "%s", nm);
-	q->sensor = strncmp(nm, "sensor:", 7) == 0;
+	q->kind = strncmp(nm, "sensor:", 7) == 0		 ? SERIES_SENSOR
+		  : strcmp(nm, "reports.sla_met") == 0 ? SERIES_SLA
+						       : SERIES_COUNT;
 	q->step_us = step_us;
 	q->n = (int)((win_us + step_us - 1) / step_us);
 	/* Buckets align to the step in the tenant's zone; the last one
@@ -499,9 +586,28 @@ static void get_series(struct http_req *r)
 	snprintf(p3, sizeof(p3), "%lld", (long long)step_us);
 	snprintf(p4, sizeof(p4), "%lld",
 		 (long long)(q->start_us + (int64_t)q->n * step_us));
-	const char *params[5] = {a->cfg.tenant, p2, p3, p4, nm + 7};
-	if (pgc_query(a->reader, sql, q->sensor ? 5 : 4, params, series_done,
-		      q) < 0) {
+	struct buf cats = {0}, slas = {0};
+	const char *params[6] = {a->cfg.tenant, p2, p3, p4, nm + 7, NULL};
+	int nparams = q->kind == SERIES_SENSOR ? 5 : 4;
+	if (q->kind == SERIES_SLA) {
+		buf_str(&cats, "{");
+		buf_str(&slas, "{");
+		for (int c = 0; c < EV_RC_COUNT; c++) {
+			buf_printf(&cats, "%s%s", c ? "," : "",
+				   ev_category_name(EV_REPORT, c));
+			buf_printf(&slas, "%s%lld", c ? "," : "",
+				   (long long)a->cfg.sla_us[c]);
+		}
+		buf_str(&cats, "}");
+		buf_str(&slas, "}");
+		params[4] = cats.p;
+		params[5] = slas.p;
+		nparams = 6;
+	}
+	int rc = pgc_query(a->reader, sql, nparams, params, series_done, q);
+	buf_free(&cats);
+	buf_free(&slas);
+	if (rc < 0) {
 		free(q);
 		unavailable(r, "The database cannot answer now; retry later.");
 	}

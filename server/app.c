@@ -7,6 +7,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "pgconn.h"
+#include "buf.h"
 #include "pub.h"
 #include "store.h"
 
@@ -20,6 +21,7 @@
 #define EVALUATE_US SEC_US /* time-driven KPIs looked at */
 #define KEYS_REFRESH_US (5 * SEC_US)
 #define PRUNE_US (600 * SEC_US)
+#define HISTORY_US (300 * SEC_US)
 #define READER_QUEUE 64
 #define STOP_GRACE_MS 2000 /* longest a stop waits for screens and writes */
 
@@ -166,6 +168,32 @@ static void publish(struct app *a, int64_t now, bool force)
 	json_decref(changed);
 }
 
+/*
+ * Every HISTORY_US, on the boundary, the KPIs that are not lists go to
+ * kpi_history, for "the same time yesterday" on the mayor's page.
+ */
+static void record_history(struct app *a, int64_t now)
+{
+	int64_t slot = now - now % HISTORY_US;
+	json_t *rec;
+	const char *key;
+	json_t *v;
+	char *text;
+
+	if (slot <= a->last_history_us || !a->published)
+		return;
+	a->last_history_us = slot;
+	rec = json_object();
+	json_object_foreach(a->published, key, v)
+		if (!json_is_array(v))
+			json_object_set(rec, key, v);
+	text = json_dumps(rec, JSON_DUMP_FLAGS);
+	json_decref(rec);
+	if (text)
+		store_save_history(a->store, slot, text);
+	free(text);
+}
+
 static void keys_loaded(void *arg, PGresult *r, const char *error)
 {
 	struct app *a = arg;
@@ -190,6 +218,7 @@ static void tick_cb(uv_timer_t *t)
 	if (a->dirty || now - a->last_eval_us >= EVALUATE_US)
 		publish(a, now, false);
 	pub_tick(a->pub);
+	record_history(a, now);
 	if (now - a->last_keys_us >= KEYS_REFRESH_US) {
 		const char *p[1] = {a->cfg.tenant};
 		a->last_keys_us = now;

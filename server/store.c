@@ -661,6 +661,31 @@ int store_save_alert(struct store *s, const struct alert *a, int tz_offset_s,
 	return 0;
 }
 
+static void history_cb(void *arg, PGresult *r, const char *error)
+{
+	(void)arg;
+	if (!r || (PQresultStatus(r) != PGRES_COMMAND_OK &&
+		   PQresultStatus(r) != PGRES_TUPLES_OK))
+		log_warn("recording KPI history failed: %s",
+			 r ? PQresultErrorMessage(r) : error);
+}
+
+void store_save_history(struct store *s, int64_t at_us, const char *kpis)
+{
+	char at[24];
+	const char *p[3] = {s->tenant, at, kpis};
+
+	snprintf(at, sizeof(at), "%lld", (long long)at_us);
+	if (pgc_query(s->conn,
+		      "WITH old AS (DELETE FROM kpi_history WHERE tenant = $1"
+		      " AND at < kd_ts($2) - interval '400 days')"
+		      " INSERT INTO kpi_history (tenant, at, kpis)"
+		      " VALUES ($1, kd_ts($2), $3::jsonb)"
+		      " ON CONFLICT DO NOTHING",
+		      3, p, history_cb, NULL) < 0)
+		log_warn("recording KPI history skipped: database unavailable");
+}
+
 struct store *store_new(uv_loop_t *loop, const char *conninfo,
 			const char *tenant, const struct store_sink *sink,
 			size_t max_pending_events)

@@ -71,6 +71,13 @@ int store_save_alert(struct store *s, const struct alert *a, int tz_offset_s,
 		     store_alert_cb cb, void *arg)
     __attribute__((warn_unused_result));
 
+/*
+ * Records the KPIs at a point in time (kpis is a JSON object as text,
+ * copied) and deletes records older than 400 days.  Fire and forget: a
+ * failure is logged, and the next record is written all the same.
+ */
+void store_save_history(struct store *s, int64_t at_us, const char *kpis);
+
 bool store_ready(const struct store *s);
 /* Nothing queued and nothing in flight. */
 bool store_idle(const struct store *s);
