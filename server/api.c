@@ -326,8 +326,8 @@ static void history_done(void *arg, PGresult *res, const char *error)
 		return;
 	}
 	kpis = json_loads(PQgetvalue(res, 0, 1), 0, &jerr);
-	ev_time_format(strtoll(PQgetvalue(res, 0, 0), NULL, 10),
-		       a->tz_offset_s, at);
+	ev_time_format(strtoll(PQgetvalue(res, 0, 0), NULL, 10), a->tz_offset_s,
+		       at);
 	http_respond_json(r, 200,
 			  json_pack("{s:s, s:o}", "at", at, "kpis",
 				    kpis ? kpis : json_object()));
@@ -452,13 +452,13 @@ static void series_done(void *arg, PGresult *res, const char *error)
 			    strtod(PQgetvalue(res, i, 3), NULL));
 		else if (q->kind == SERIES_SLA) {
 			long long n = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-			long long met = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-			buckets[b] = json_pack("{s:I, s:I, s:o}", "resolved",
-					       (json_int_t)n, "met",
-					       (json_int_t)met, "ratio",
-					       n > 0 ? json_real((double)met /
-								 (double)n)
-						     : json_null());
+			long long met =
+			    strtoll(PQgetvalue(res, i, 2), NULL, 10);
+			buckets[b] = json_pack(
+			    "{s:I, s:I, s:o}", "resolved", (json_int_t)n, "met",
+			    (json_int_t)met, "ratio",
+			    n > 0 ? json_real((double)met / (double)n)
+				  : json_null());
 		} else
 			buckets[b] =
 			    json_pack("{s:I}", "count",
@@ -573,7 +573,7 @@ static void get_series(struct http_req *r)
 	}
 	q->r = r;
 	snprintf(q->name, sizeof(q->name), "%s", nm);
-	q->kind = strncmp(nm, "sensor:", 7) == 0		 ? SERIES_SENSOR
+	q->kind = strncmp(nm, "sensor:", 7) == 0       ? SERIES_SENSOR
 		  : strcmp(nm, "reports.sla_met") == 0 ? SERIES_SLA
 						       : SERIES_COUNT;
 	q->step_us = step_us;

@@ -184,9 +184,8 @@ static void record_history(struct app *a, int64_t now)
 		return;
 	a->last_history_us = slot;
 	rec = json_object();
-	json_object_foreach(a->published, key, v)
-		if (!json_is_array(v))
-			json_object_set(rec, key, v);
+	json_object_foreach(a->published, key, v) if (!json_is_array(v))
+	    json_object_set(rec, key, v);
 	text = json_dumps(rec, JSON_DUMP_FLAGS);
 	json_decref(rec);
 	if (text)

@@ -50,7 +50,7 @@ struct app {
 	int64_t last_eval_us; /* last snapshot built */
 	int64_t last_prune_us;
 	int64_t last_keys_us;
-	int64_t last_history_us;	/* slot of the last KPI record */
+	int64_t last_history_us; /* slot of the last KPI record */
 
 	/* Counters for /metrics. */
 	uint64_t requests, events_accepted, events_duplicate, rejected;

@@ -37,64 +37,8 @@ const char *const kt_keys[] = {
 };
 const size_t kt_nkeys = sizeof kt_keys / sizeof kt_keys[0];
 
-/* Past this many lines a note only counts, so that one broken counter in a
- * long random run does not bury the first difference. */
-#define NOTE_MAX_LINES 40
-
-void kt_note_add(struct kt_note *n, const char *fmt, ...)
-{
-	va_list ap;
-	int w;
-
-	if (++n->lines > NOTE_MAX_LINES) {
-		if (n->lines == NOTE_MAX_LINES + 1)
-			kt_note_add(n, "(further differences not shown)");
-		return;
-	}
-	if (n->len >= sizeof n->s - 1)
-		return;
-	va_start(ap, fmt);
-	w = vsnprintf(n->s + n->len, sizeof n->s - n->len, fmt, ap);
-	va_end(ap);
-	if (w > 0)
-		n->len += (size_t)w;
-	if (n->len >= sizeof n->s - 1) {
-		n->len = sizeof n->s - 1;
-		return;
-	}
-	n->s[n->len++] = '\n';
-	n->s[n->len] = '\0';
-}
-
-void kt_tap_case(struct kt_tap *t, const char *name, const struct kt_note *n)
-{
-	t->n++;
-	if (n->len == 0) {
-		printf("ok %d - %s\n", t->n, name);
-		return;
-	}
-	t->failed++;
-	printf("not ok %d - %s\n", t->n, name);
-	for (const char *p = n->s; *p;) {
-		const char *e = strchr(p, '\n');
-		int len = e ? (int)(e - p) : (int)strlen(p);
-
-		printf("#   %.*s\n", len, p);
-		p += len + (e != NULL);
-	}
-	fflush(stdout);
-}
-
-int kt_tap_done(const struct kt_tap *t)
-{
-	printf("1..%d\n", t->n);
-	printf("# %d tests, %d passed, %d failed\n", t->n, t->n - t->failed,
-	       t->failed);
-	return t->failed ? 1 : 0;
-}
-
 static void mismatch(const json_t *want, const json_t *got, const char *path,
-		     struct kt_note *n)
+		     struct note *n)
 {
 	char *w =
 	    want ? json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
@@ -102,9 +46,9 @@ static void mismatch(const json_t *want, const json_t *got, const char *path,
 
 	/* want is NULL for a key that should not be there, got for one that
 	 * is missing. */
-	kt_note_add(n, "%s: expected %s, got %s", path,
-		    want ? (w ? w : "?") : "(nothing)",
-		    got ? (g ? g : "?") : "(missing)");
+	note_add(n, "%s: expected %s, got %s", path,
+		 want ? (w ? w : "?") : "(nothing)",
+		 got ? (g ? g : "?") : "(missing)");
 	free(w);
 	free(g);
 }
@@ -115,7 +59,7 @@ static bool close_enough(double w, double g)
 }
 
 static bool match_at(const json_t *want, const json_t *got, const char *path,
-		     struct kt_note *n)
+		     struct note *n)
 {
 	char sub[256];
 	bool ok = true;
@@ -180,24 +124,24 @@ static bool match_at(const json_t *want, const json_t *got, const char *path,
 }
 
 bool kt_match(const json_t *want, const json_t *got, const char *prefix,
-	      struct kt_note *n)
+	      struct note *n)
 {
 	return match_at(want, got, prefix, n);
 }
 
-void kt_check_keys(const json_t *snap, const char *prefix, struct kt_note *n)
+void kt_check_keys(const json_t *snap, const char *prefix, struct note *n)
 {
 	const char *key;
 	json_t *v;
 
 	if (!json_is_object(snap)) {
-		kt_note_add(n, "%s: the snapshot is not an object", prefix);
+		note_add(n, "%s: the snapshot is not an object", prefix);
 		return;
 	}
 	for (size_t i = 0; i < kt_nkeys; i++)
 		if (!json_object_get(snap, kt_keys[i]))
-			kt_note_add(n, "%s: key %s is missing", prefix,
-				    kt_keys[i]);
+			note_add(n, "%s: key %s is missing", prefix,
+				 kt_keys[i]);
 	json_object_foreach((json_t *)snap, key, v)
 	{
 		size_t i = 0;
@@ -205,8 +149,8 @@ void kt_check_keys(const json_t *snap, const char *prefix, struct kt_note *n)
 		while (i < kt_nkeys && strcmp(kt_keys[i], key) != 0)
 			i++;
 		if (i == kt_nkeys)
-			kt_note_add(n, "%s: key %s is not in the catalogue",
-				    prefix, key);
+			note_add(n, "%s: key %s is not in the catalogue",
+				 prefix, key);
 	}
 }
 

@@ -1,5 +1,5 @@
 /*
- * tests/kpi/kpitest.h - what the KPI tests share: TAP output, the list of
+ * tests/kpi/kpitest.h - what the KPI tests share: the list of
  * KPI keys, and a comparison of expected and actual JSON values that
  * reports every difference with its path.
  */
@@ -12,6 +12,8 @@
 
 #include <jansson.h>
 
+#include "tap.h"
+
 #define KT_SEC INT64_C(1000000)
 #define KT_MIN (60 * KT_SEC)
 #define KT_HOUR (3600 * KT_SEC)
@@ -22,25 +24,6 @@
 extern const char *const kt_keys[];
 extern const size_t kt_nkeys;
 
-/* The mismatches of one test, one line each. */
-struct kt_note {
-	char s[16384];
-	size_t len;
-	int lines;
-};
-
-void kt_note_add(struct kt_note *n, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-struct kt_tap {
-	int n, failed;
-};
-
-/* Reports one test as ok, or as not ok followed by the note's lines. */
-void kt_tap_case(struct kt_tap *t, const char *name, const struct kt_note *n);
-/* Prints the plan and returns the exit status. */
-int kt_tap_done(const struct kt_tap *t);
-
 /*
  * Compares got with want and notes each difference, prefixed with prefix
  * and the path inside the value.  An integer must be matched by an integer
@@ -50,10 +33,10 @@ int kt_tap_done(const struct kt_tap *t);
  * element by element.  Returns true when they match.
  */
 bool kt_match(const json_t *want, const json_t *got, const char *prefix,
-	      struct kt_note *n);
+	      struct note *n);
 
 /* Checks that a snapshot holds exactly the catalogue's keys. */
-void kt_check_keys(const json_t *snap, const char *prefix, struct kt_note *n);
+void kt_check_keys(const json_t *snap, const char *prefix, struct note *n);
 
 /* A time as RFC 3339 in WIB with microseconds, for messages. */
 const char *kt_time_str(int64_t us, char buf[40]);

@@ -38,14 +38,14 @@
 
 struct ctx {
 	struct kpi *k;
-	struct kt_note *n;
+	struct note *n;
 	char where[96]; /* "step 3 (call @time)", for the notes */
 	bool bad;	/* the case file is malformed: stop the case */
 };
 
 static void bad(struct ctx *x, const char *what, const char *key)
 {
-	kt_note_add(x->n, "%s: case file: %s \"%s\"", x->where, what, key);
+	note_add(x->n, "%s: case file: %s \"%s\"", x->where, what, key);
 	x->bad = true;
 }
 
@@ -112,7 +112,7 @@ static void do_call(struct ctx *x, const json_t *step, int64_t now)
 	};
 
 	if (!x->bad && kpi_apply_call(x->k, &c, now) != 0)
-		kt_note_add(x->n, "%s: kpi_apply_call failed", x->where);
+		note_add(x->n, "%s: kpi_apply_call failed", x->where);
 }
 
 static void do_ticket(struct ctx *x, const json_t *step, int64_t now)
@@ -129,7 +129,7 @@ static void do_ticket(struct ctx *x, const json_t *step, int64_t now)
 	};
 
 	if (!x->bad && kpi_apply_ticket(x->k, &t, now) != 0)
-		kt_note_add(x->n, "%s: kpi_apply_ticket failed", x->where);
+		note_add(x->n, "%s: kpi_apply_ticket failed", x->where);
 }
 
 static void copy(char *dst, size_t size, const char *src)
@@ -166,7 +166,7 @@ static void do_sensor_def(struct ctx *x, const json_t *step, int64_t now)
 	}
 	d.offline_after_s = off ? (int)json_integer_value(off) : 900;
 	if (!x->bad && kpi_sensor_define(x->k, &d, now) != 0)
-		kt_note_add(x->n, "%s: kpi_sensor_define failed", x->where);
+		note_add(x->n, "%s: kpi_sensor_define failed", x->where);
 }
 
 static void do_reading(struct ctx *x, const json_t *step)
@@ -183,9 +183,9 @@ static void do_reading(struct ctx *x, const json_t *step)
 		return;
 	got = kpi_apply_reading(x->k, id, at, json_number_value(value));
 	if (want && json_is_true(want) != got)
-		kt_note_add(x->n, "%s: kpi_apply_reading: expected %s, got %s",
-			    x->where, json_is_true(want) ? "true" : "false",
-			    got ? "true" : "false");
+		note_add(x->n, "%s: kpi_apply_reading: expected %s, got %s",
+			 x->where, json_is_true(want) ? "true" : "false",
+			 got ? "true" : "false");
 }
 
 static void check_count(struct ctx *x, const json_t *step, const char *key,
@@ -194,8 +194,8 @@ static void check_count(struct ctx *x, const json_t *step, const char *key,
 	const json_t *v = json_object_get(step, key);
 
 	if (v && (size_t)json_integer_value(v) != got)
-		kt_note_add(x->n, "%s: %s: expected %lld, got %zu", x->where,
-			    what, (long long)json_integer_value(v), got);
+		note_add(x->n, "%s: %s: expected %lld, got %zu", x->where, what,
+			 (long long)json_integer_value(v), got);
 }
 
 static void check_held(struct ctx *x, const json_t *step)
@@ -239,13 +239,13 @@ static void do_prune(struct ctx *x, const json_t *step, int64_t now)
 	check_held(x, step);
 }
 
-static void run_case(struct kt_tap *tap, const json_t *c)
+static void run_case(struct tap *tap, const json_t *c)
 {
 	const char *name = json_string_value(json_object_get(c, "name"));
 	const json_t *steps = json_object_get(c, "steps");
 	const json_t *sla = json_object_get(c, "sla_h");
 	struct kpi_config cfg = {.tz_offset_s = KT_WIB};
-	struct kt_note note = {"", 0, 0};
+	struct note note = {"", 0, 0};
 	struct ctx x = {.n = &note};
 	int64_t last = INT64_MIN;
 	const char *key;
@@ -272,7 +272,7 @@ static void run_case(struct kt_tap *tap, const json_t *c)
 	}
 	x.k = kpi_new(&cfg);
 	if (!x.k) {
-		kt_note_add(&note, "kpi_new failed");
+		note_add(&note, "kpi_new failed");
 		x.bad = true;
 	}
 	for (size_t i = 0; !x.bad && i < json_array_size(steps); i++) {
@@ -313,14 +313,14 @@ static void run_case(struct kt_tap *tap, const json_t *c)
 			bad(&x, "unknown op", op);
 	}
 	kpi_free(x.k);
-	kt_tap_case(tap, name, &note);
+	tap_case(tap, name, &note);
 }
 
 int main(int argc, char **argv)
 {
 	json_error_t je;
 	json_t *root, *cases;
-	struct kt_tap tap = {0, 0};
+	struct tap tap = {0, 0};
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s cases.json\n", argv[0]);
@@ -335,5 +335,5 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < json_array_size(cases); i++)
 		run_case(&tap, json_array_get(cases, i));
 	json_decref(root);
-	return kt_tap_done(&tap);
+	return tap_done(&tap);
 }

@@ -290,7 +290,7 @@ static void random_ticket(struct ticket_rec *t, bool update, int64_t now)
 
 /* ---- sensors ---- */
 
-static void define_sensor(struct kpi *k, int i, int64_t now, struct kt_note *n)
+static void define_sensor(struct kpi *k, int i, int64_t now, struct note *n)
 {
 	struct sensor_rec *r = &sensors[i];
 	static const int offline[] = {60, 600, 900, 3600};
@@ -317,10 +317,10 @@ static void define_sensor(struct kpi *k, int i, int64_t now, struct kt_note *n)
 	}
 	r->def.offline_after_s = offline[rnd(4)];
 	if (kpi_sensor_define(k, &r->def, now) != 0)
-		kt_note_add(n, "kpi_sensor_define failed");
+		note_add(n, "kpi_sensor_define failed");
 }
 
-static void random_reading(struct kpi *k, int64_t now, struct kt_note *n)
+static void random_reading(struct kpi *k, int64_t now, struct note *n)
 {
 	/* The last sensor never reports. */
 	struct sensor_rec *r = &sensors[rnd(NSENSORS - 1)];
@@ -360,9 +360,9 @@ static void random_reading(struct kpi *k, int64_t now, struct kt_note *n)
 		return;
 	if (got != want) {
 		char t[40];
-		kt_note_add(n, "kpi_apply_reading(%s, %s, %g): expected %s",
-			    r->def.sensor_id, kt_time_str(at, t), v,
-			    want ? "true" : "false");
+		note_add(n, "kpi_apply_reading(%s, %s, %g): expected %s",
+			 r->def.sensor_id, kt_time_str(at, t), v,
+			 want ? "true" : "false");
 	}
 	if (want) {
 		r->has = true;
@@ -647,17 +647,17 @@ static void expect_sensors(json_t *o, int64_t now)
 }
 
 /* What the alert rules read: the same state through kpi_sensor_view. */
-static void check_views(struct kpi *k, int64_t now, struct kt_note *n)
+static void check_views(struct kpi *k, int64_t now, struct note *n)
 {
 	struct sensor_rec *order[NSENSORS];
 
 	if (kpi_sensor_count(k) != NSENSORS) {
-		kt_note_add(n, "kpi_sensor_count: expected %d, got %d",
-			    NSENSORS, kpi_sensor_count(k));
+		note_add(n, "kpi_sensor_count: expected %d, got %d", NSENSORS,
+			 kpi_sensor_count(k));
 		return;
 	}
 	if (kpi_sensor_known(k, "sensor-99"))
-		kt_note_add(n, "kpi_sensor_known: sensor-99 is not registered");
+		note_add(n, "kpi_sensor_known: sensor-99 is not registered");
 	sensors_in_order(order);
 	for (int i = 0; i < NSENSORS; i++) {
 		const struct sensor_rec *r = order[i];
@@ -668,26 +668,26 @@ static void check_views(struct kpi *k, int64_t now, struct kt_note *n)
 		kpi_sensor_view(k, i, now, &v);
 		if (strcmp(v.sensor_id, id) != 0 ||
 		    strcmp(kpi_sensor_def(k, i)->sensor_id, id) != 0) {
-			kt_note_add(n, "sensor %d: expected %s, got %s", i, id,
-				    v.sensor_id);
+			note_add(n, "sensor %d: expected %s, got %s", i, id,
+				 v.sensor_id);
 			continue;
 		}
 		if (!kpi_sensor_known(k, id))
-			kt_note_add(n, "kpi_sensor_known(%s) is false", id);
+			note_add(n, "kpi_sensor_known(%s) is false", id);
 		if (v.has_reading != r->has ||
 		    (r->has && (v.value != r->value || v.at_us != r->at ||
 				v.silent_since_us != r->at)))
-			kt_note_add(n, "view of %s: wrong latest reading", id);
+			note_add(n, "view of %s: wrong latest reading", id);
 		if ((int)v.level != level)
-			kt_note_add(n, "view of %s: level %d, expected %d", id,
-				    (int)v.level, level);
+			note_add(n, "view of %s: level %d, expected %d", id,
+				 (int)v.level, level);
 		if (v.online != sensor_online(r, now))
-			kt_note_add(n, "view of %s: online %d, expected %d", id,
-				    v.online, !v.online);
+			note_add(n, "view of %s: online %d, expected %d", id,
+				 v.online, !v.online);
 		if (v.offline_after_s != r->def.offline_after_s ||
 		    strcmp(v.name, r->def.name) != 0 ||
 		    strcmp(v.unit, r->def.unit) != 0)
-			kt_note_add(n, "view of %s: wrong registry entry", id);
+			note_add(n, "view of %s: wrong registry entry", id);
 	}
 }
 
@@ -733,7 +733,7 @@ static bool recent(int64_t us, int64_t now)
 	return us != KPI_NONE && wib_day(us) >= wib_day(now) - 1;
 }
 
-static void check_prune(struct kpi *k, int64_t now, struct kt_note *n)
+static void check_prune(struct kpi *k, int64_t now, struct note *n)
 {
 	json_t *before = kpi_snapshot(k, now), *after;
 	size_t live_calls = 0, max_calls = 0, live_tickets = 0;
@@ -761,17 +761,16 @@ static void check_prune(struct kpi *k, int64_t now, struct kt_note *n)
 	}
 	held = kpi_calls_held(k);
 	if (held < live_calls || held > max_calls)
-		kt_note_add(n,
-			    "kpi_calls_held after prune: %zu, expected %zu to "
-			    "%zu",
-			    held, live_calls, max_calls);
+		note_add(n,
+			 "kpi_calls_held after prune: %zu, expected %zu to "
+			 "%zu",
+			 held, live_calls, max_calls);
 	held = kpi_tickets_held(k);
 	if (held < live_tickets || held > max_tickets)
-		kt_note_add(
-		    n,
-		    "kpi_tickets_held after prune: %zu, expected %zu to "
-		    "%zu",
-		    held, live_tickets, max_tickets);
+		note_add(n,
+			 "kpi_tickets_held after prune: %zu, expected %zu to "
+			 "%zu",
+			 held, live_tickets, max_tickets);
 }
 
 /* ---- the rounds ---- */
@@ -797,7 +796,7 @@ static int pick(int n, bool *update)
 
 int main(int argc, char **argv)
 {
-	struct kt_tap tap = {0, 0};
+	struct tap tap = {0, 0};
 	struct kpi_config cfg = {.tz_offset_s = KT_WIB};
 	struct kpi *k;
 	int64_t now;
@@ -818,13 +817,13 @@ int main(int argc, char **argv)
 	if (!k)
 		return 2;
 
-	struct kt_note setup = {"", 0, 0};
+	struct note setup = {"", 0, 0};
 	for (int i = 0; i < NSENSORS; i++)
 		define_sensor(k, i, now, &setup);
-	kt_tap_case(&tap, "define sensors", &setup);
+	tap_case(&tap, "define sensors", &setup);
 
 	for (int round = 1; round <= ROUNDS; round++) {
-		struct kt_note n = {"", 0, 0};
+		struct note n = {"", 0, 0};
 		char name[120], t[40];
 		json_t *want, *got;
 
@@ -840,7 +839,7 @@ int main(int argc, char **argv)
 			}
 			random_call(c, update, now);
 			if (kpi_apply_call(k, &c->s, now) != 0)
-				kt_note_add(&n, "kpi_apply_call failed");
+				note_add(&n, "kpi_apply_call failed");
 		}
 		for (int i = 0; i < TICKETS_PER_ROUND; i++) {
 			bool update;
@@ -853,7 +852,7 @@ int main(int argc, char **argv)
 			}
 			random_ticket(tr, update, now);
 			if (kpi_apply_ticket(k, &tr->s, now) != 0)
-				kt_note_add(&n, "kpi_apply_ticket failed");
+				note_add(&n, "kpi_apply_ticket failed");
 		}
 		for (int i = 0; i < READINGS_PER_ROUND; i++)
 			random_reading(k, now, &n);
@@ -863,11 +862,11 @@ int main(int argc, char **argv)
 		/* Nothing is forgotten before the first prune. */
 		if (!pruned && (kpi_calls_held(k) != (size_t)ncalls ||
 				kpi_tickets_held(k) != (size_t)ntickets))
-			kt_note_add(&n,
-				    "held %zu calls and %zu tickets, "
-				    "expected %d and %d",
-				    kpi_calls_held(k), kpi_tickets_held(k),
-				    ncalls, ntickets);
+			note_add(&n,
+				 "held %zu calls and %zu tickets, "
+				 "expected %d and %d",
+				 kpi_calls_held(k), kpi_tickets_held(k), ncalls,
+				 ntickets);
 
 		want = expected(now);
 		got = kpi_snapshot(k, now);
@@ -883,8 +882,8 @@ int main(int argc, char **argv)
 		snprintf(name, sizeof name,
 			 "round %d @%s: %d calls, %d tickets", round,
 			 kt_time_str(now, t), ncalls, ntickets);
-		kt_tap_case(&tap, name, &n);
+		tap_case(&tap, name, &n);
 	}
 	kpi_free(k);
-	return kt_tap_done(&tap);
+	return tap_done(&tap);
 }

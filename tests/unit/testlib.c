@@ -1,5 +1,5 @@
 /*
- * tests/unit/testlib.c - TAP output and case files for the ingest tests.
+ * tests/unit/testlib.c - case files for the ingest tests.
  *
  * How a case builds its body (the first member present wins):
  *   "body": "..."          the bytes of the string, as they are;
@@ -19,52 +19,6 @@
 #include <string.h>
 
 #include "testlib.h"
-
-void note_add(struct note *n, const char *fmt, ...)
-{
-	va_list ap;
-	int w;
-
-	if (n->len >= sizeof n->s - 1)
-		return;
-	va_start(ap, fmt);
-	w = vsnprintf(n->s + n->len, sizeof n->s - n->len, fmt, ap);
-	va_end(ap);
-	if (w > 0)
-		n->len += (size_t)w;
-	if (n->len >= sizeof n->s - 1) {
-		n->len = sizeof n->s - 1;
-		return;
-	}
-	n->s[n->len++] = '\n';
-	n->s[n->len] = '\0';
-}
-
-void tap_case(struct tap *t, const char *name, const struct note *n)
-{
-	t->n++;
-	if (n->len == 0) {
-		printf("ok %d - %s\n", t->n, name);
-		return;
-	}
-	t->failed++;
-	printf("not ok %d - %s\n", t->n, name);
-	for (const char *p = n->s; *p;) {
-		const char *e = strchr(p, '\n');
-		int len = e ? (int)(e - p) : (int)strlen(p);
-
-		printf("#   %.*s\n", len, p);
-		p += len + (e != NULL);
-	}
-}
-
-int tap_done(struct tap *t)
-{
-	printf("1..%d\n", t->n);
-	printf("# %d tests, %d passed, %d failed\n", t->n, t->n - t->failed,
-	       t->failed);
-	return t->failed ? 1 : 0;
-}
 
 json_t *tl_load(const char *path)
 {

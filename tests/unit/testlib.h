@@ -1,5 +1,5 @@
 /*
- * tests/unit/testlib.h - TAP output and case files for the ingest tests.
+ * tests/unit/testlib.h - case files for the ingest tests.
  *
  * A case file is JSON.  Each case names itself, builds a request body from
  * its members and states what the parser must answer; see the comment at the
@@ -14,25 +14,7 @@
 #include <jansson.h>
 
 #include "event.h"
-
-struct tap {
-	int n, failed;
-};
-
-/* What went wrong in one case, one line per mismatch. */
-struct note {
-	char s[4096];
-	size_t len;
-};
-
-void note_add(struct note *n, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Reports one test: "ok" when the note is empty, else its lines. */
-void tap_case(struct tap *t, const char *name, const struct note *n);
-
-/* Prints the plan and the summary; returns the exit status. */
-int tap_done(struct tap *t);
+#include "tap.h"
 
 /* Loads a case file or exits. */
 json_t *tl_load(const char *path);
