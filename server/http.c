@@ -346,8 +346,12 @@ static int write_response(struct lws *wsi, struct http_req *r)
 		if (lws_finalize_write_http_header(wsi, start, &p, end))
 			return -1;
 		r->phase = HTTP_HEADERS_SENT;
-		lws_callback_on_writable(wsi);
-		return 0;
+		/* The body follows at once when the socket took the headers
+		 * whole: one writeable callback per response, not two. */
+		if (lws_send_pipe_choked(wsi)) {
+			lws_callback_on_writable(wsi);
+			return 0;
+		}
 	}
 	if (r->phase != HTTP_HEADERS_SENT)
 		return 0;
