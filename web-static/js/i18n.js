@@ -9,8 +9,12 @@
  *   I18n.lang, I18n.locale
  *   I18n.t(key, vars)            label lookup, "{name}" placeholders filled from vars
  *   I18n.apply(root)             fills [data-i18n] elements, sets <html lang> and the title
- *   I18n.fmt.int / pct / dec / clock / hm / when / date
+ *   I18n.fmt.int / pct / pct0 / pp / dec / clock / hm / hhmm / when / day / date
+ *   I18n.wib.startOfDay(ms)      00:00 WIB of the day holding ms
  *   I18n.category(key), I18n.level(key)
+ *
+ * To add a label: add the same key to both DICT.id and DICT.en, then use it as
+ * data-i18n="key" in the HTML or I18n.t('key', {var}) in the scripts.
  */
 (function () {
   'use strict';
@@ -79,6 +83,33 @@
       'alerts.kind.level': 'Level',
       'alerts.kind.offline': 'Sensor offline',
 
+      'alerts.acked_at': 'Dikonfirmasi {by} · {time}',
+      'alerts.offline_msg': 'tidak ada data (offline)',
+      'alerts.ack_hint': 'Sentuh untuk konfirmasi',
+      'awas.banner': 'AWAS',
+      'awas.more': '+{n} lainnya',
+
+      'trend.calls': 'Panggilan masuk per jam · 24 jam',
+      'trend.reports': 'Laporan masuk per jam · 24 jam',
+      'chart.bars.aria': '{title}: total {total}; tertinggi {max} pada {time}. Batang terakhir adalah jam berjalan.',
+      'chart.nodata': 'Data grafik tidak tersedia',
+      'chart.now': 'sekarang',
+
+      'ack.title': 'Konfirmasi peringatan',
+      'ack.by': 'Nama operator',
+      'ack.note': 'Catatan (opsional)',
+      'ack.submit': 'Konfirmasi',
+      'ack.cancel': 'Batal',
+      'ack.close': 'Tutup',
+      'ack.sending': 'Mengirim…',
+      'ack.ok': 'Dikonfirmasi oleh {by} pukul {time}.',
+      'ack.previous': 'Sudah dikonfirmasi {by} · {time}; konfirmasi baru menggantikannya.',
+      'ack.err.by': 'Isi nama operator (maksimal 64 byte).',
+      'ack.err.note': 'Catatan terlalu panjang (maksimal 200 byte).',
+      'ack.err.network': 'Server tidak dapat dihubungi. Coba lagi.',
+      'ack.err.http': 'Gagal (HTTP {status}). Coba lagi.',
+      'ack.cleared': 'Peringatan ini sudah berakhir.',
+
       'level.normal': 'Normal',
       'level.waspada': 'Waspada',
       'level.siaga': 'Siaga',
@@ -109,6 +140,28 @@
       'mayor.siaga_awas': 'Sensor Siaga / Awas',
       'mayor.top_agencies': '5 OPD terbanyak lewat SLA',
       'mayor.alerts': 'Peringatan aktif',
+
+      'mayor.delta_legend': '▲ naik · ▼ turun, dibanding kemarin pada jam yang sama. Hijau = lebih baik, merah = lebih buruk.',
+      'mayor.sla_trend': 'Tepat SLA per hari · 30 hari',
+      'mayor.sla_30d': 'Nilai 30 hari',
+      'mayor.sla_daily': 'Per hari',
+      'chart.sla.aria': 'Persentase laporan selesai tepat SLA per hari selama 30 hari, dari {from} sampai {to}: terendah {min}, tertinggi {max}; nilai 30 hari {value}.',
+      'chart.sla.point': '{day}: {pct} ({met} dari {resolved})',
+      'chart.sla.none': '{day}: tidak ada laporan selesai',
+
+      'delta.vs': 'vs kemarin',
+      'delta.pp': 'poin',
+      'delta.pp_long': 'poin persentase',
+      'delta.up': 'naik',
+      'delta.down': 'turun',
+      'delta.better': 'lebih baik',
+      'delta.worse': 'lebih buruk',
+      'delta.sr': '{dir} {diff} dibanding kemarin pada jam yang sama (kemarin {base})',
+      'delta.sr_same': 'sama dengan kemarin pada jam yang sama ({base})',
+      'delta.sr_unknown': 'tidak ada data pembanding kemarin',
+      'delta.title': 'Kemarin pada jam yang sama: {base} (sumber: {source}, {at})',
+      'delta.source.series': 'deret waktu',
+      'delta.source.history': 'rekaman KPI',
     },
 
     en: {
@@ -172,6 +225,33 @@
       'alerts.kind.level': 'Level',
       'alerts.kind.offline': 'Sensor offline',
 
+      'alerts.acked_at': 'Acknowledged by {by} · {time}',
+      'alerts.offline_msg': 'no data (offline)',
+      'alerts.ack_hint': 'Tap to acknowledge',
+      'awas.banner': 'AWAS',
+      'awas.more': '+{n} more',
+
+      'trend.calls': 'Calls received per hour · 24 h',
+      'trend.reports': 'Reports received per hour · 24 h',
+      'chart.bars.aria': '{title}: total {total}; highest {max} at {time}. The last bar is the current hour.',
+      'chart.nodata': 'Chart data not available',
+      'chart.now': 'now',
+
+      'ack.title': 'Acknowledge alert',
+      'ack.by': 'Operator name',
+      'ack.note': 'Note (optional)',
+      'ack.submit': 'Acknowledge',
+      'ack.cancel': 'Cancel',
+      'ack.close': 'Close',
+      'ack.sending': 'Sending…',
+      'ack.ok': 'Acknowledged by {by} at {time}.',
+      'ack.previous': 'Already acknowledged by {by} · {time}; a new acknowledgement replaces it.',
+      'ack.err.by': 'Enter the operator name (at most 64 bytes).',
+      'ack.err.note': 'The note is too long (at most 200 bytes).',
+      'ack.err.network': 'The server cannot be reached. Try again.',
+      'ack.err.http': 'Failed (HTTP {status}). Try again.',
+      'ack.cleared': 'This alert has ended.',
+
       // Indonesia's official flood alert levels keep their names in English too.
       'level.normal': 'Normal',
       'level.waspada': 'Waspada',
@@ -203,6 +283,28 @@
       'mayor.siaga_awas': 'Sensors at Siaga / Awas',
       'mayor.top_agencies': 'Top 5 agencies by overdue',
       'mayor.alerts': 'Active alerts',
+
+      'mayor.delta_legend': '▲ up · ▼ down, against yesterday at the same time. Green = better, red = worse.',
+      'mayor.sla_trend': 'SLA met per day · 30 days',
+      'mayor.sla_30d': '30-day value',
+      'mayor.sla_daily': 'Per day',
+      'chart.sla.aria': 'Share of reports resolved within the SLA per day over 30 days, from {from} to {to}: lowest {min}, highest {max}; 30-day value {value}.',
+      'chart.sla.point': '{day}: {pct} ({met} of {resolved})',
+      'chart.sla.none': '{day}: no reports resolved',
+
+      'delta.vs': 'vs yesterday',
+      'delta.pp': 'pp',
+      'delta.pp_long': 'percentage points',
+      'delta.up': 'up',
+      'delta.down': 'down',
+      'delta.better': 'better',
+      'delta.worse': 'worse',
+      'delta.sr': '{dir} {diff} against yesterday at the same time (yesterday {base})',
+      'delta.sr_same': 'the same as yesterday at the same time ({base})',
+      'delta.sr_unknown': 'no comparison with yesterday available',
+      'delta.title': 'Yesterday at the same time: {base} (source: {source}, {at})',
+      'delta.source.series': 'time series',
+      'delta.source.history': 'KPI record',
     },
   };
 
@@ -239,6 +341,7 @@
   const nfPct = new Intl.NumberFormat(locale, {
     style: 'percent', minimumFractionDigits: 1, maximumFractionDigits: 1,
   });
+  const nfPct0 = new Intl.NumberFormat(locale, { style: 'percent', maximumFractionDigits: 0 });
   const nfDec = new Map();
 
   function isNum(v) {
@@ -253,6 +356,18 @@
   /** A ratio 0..1 as a percentage with one decimal: 87,5% (id) / 87.5% (en). */
   function pct(v) {
     return nfPct.format(v);
+  }
+
+  /** A ratio 0..1 as a whole percentage, for chart axes: 80% (id, en). */
+  function pct0(v) {
+    return nfPct0.format(v);
+  }
+
+  const nfPp = new Intl.NumberFormat(locale, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+
+  /** A difference of two ratios in percentage points, one decimal, unsigned: 2,3 / 5,0 (id). */
+  function pp(v) {
+    return nfPp.format(Math.abs(v) * 100);
   }
 
   /** A decimal number with at most `digits` fraction digits. */
@@ -316,6 +431,18 @@
     return sameDay(d, now || new Date()) ? s : dfShortDate.format(d) + ' ' + s;
   }
 
+  /** "HH:MM" in WIB, never with a date (chart axes). */
+  function hhmm(x) {
+    const d = toDate(x);
+    return d ? hms(d).slice(0, 2).join(':') : '—';
+  }
+
+  /** Short date in WIB: "23 Nov" (id) / "Nov 23" (en). */
+  function day(x) {
+    const d = toDate(x);
+    return d ? dfShortDate.format(d) : '—';
+  }
+
   /** Long date in WIB: "Senin, 23 November 2026". */
   function date(x) {
     const d = toDate(x);
@@ -324,6 +451,16 @@
 
   function sameDay(a, b) {
     return dfDay.format(a) === dfDay.format(b);
+  }
+
+  // WIB is UTC+07:00 all year (Asia/Jakarta has no daylight saving), so the start
+  // of a WIB day is plain arithmetic on epoch milliseconds.
+  const WIB_OFFSET_MS = 7 * 3600 * 1000;
+  const DAY_MS = 24 * 3600 * 1000;
+
+  /** Epoch ms of 00:00 WIB of the WIB day that holds ms. */
+  function startOfDay(ms) {
+    return Math.floor((ms + WIB_OFFSET_MS) / DAY_MS) * DAY_MS - WIB_OFFSET_MS;
   }
 
   // ---- domain labels -------------------------------------------------------
@@ -346,7 +483,8 @@
     t,
     apply,
     isNum,
-    fmt: { int, pct, dec, clock, hm, when, date },
+    fmt: { int, pct, pct0, pp, dec, clock, hm, hhmm, when, day, date },
+    wib: { startOfDay, DAY_MS },
     category,
     level,
   };

@@ -12,7 +12,8 @@
  *
  * - state is replaced on each snapshot and merged key by key on each kpis delta;
  * - an `alert` message is merged by id into state["alerts.active"] at once (the
- *   next kpis delta carries the authoritative list anyway);
+ *   next kpis delta carries the authoritative list anyway); the page may merge
+ *   an alert it got from the API the same way (applyAlert);
  * - a gap in seq closes the socket and reconnects, which yields a fresh snapshot;
  * - reconnects back off exponentially from 0.5 s to 10 s, with jitter;
  * - the data is STALE when the socket is not open, no snapshot has arrived on it
@@ -178,6 +179,15 @@
       // onerror is always followed by onclose.
     }
 
+    /** Put one alert object into state["alerts.active"] (or take it out when cleared). */
+    function mergeAlert(msg, a) {
+      const list = (Array.isArray(state['alerts.active']) ? state['alerts.active'] : [])
+        .filter((x) => String(x.id) !== String(a.id));
+      if (!isCleared(msg, a)) list.push(a);
+      list.sort(compareAlerts);
+      state = Object.assign({}, state, { 'alerts.active': list });
+    }
+
     function handle(msg) {
       const type = msg.type;
 
@@ -223,12 +233,7 @@
         emitStatus();
         if (changed.length) emitState(changed, meta);
       } else if (type === 'alert' && msg.alert && msg.alert.id != null) {
-        const a = msg.alert;
-        const list = (Array.isArray(state['alerts.active']) ? state['alerts.active'] : [])
-          .filter((x) => String(x.id) !== String(a.id));
-        if (!isCleared(msg, a)) list.push(a);
-        list.sort(compareAlerts);
-        state = Object.assign({}, state, { 'alerts.active': list });
+        mergeAlert(msg, msg.alert);
         emitStatus();
         emitState(['alerts.active'], meta);
       } else {
@@ -253,6 +258,18 @@
       /** The current KPI object. */
       state: () => state,
       status: makeStatus,
+      /**
+       * Merge an alert the page got from the API (the answer to an acknowledgement)
+       * as if it came in an `alert` message; the server's own message follows anyway.
+       * Ignored before the first snapshot and for alerts no longer in the list.
+       */
+      applyAlert(a) {
+        if (!hasData || !a || a.id == null) return;
+        const list = Array.isArray(state['alerts.active']) ? state['alerts.active'] : [];
+        if (!list.some((x) => String(x.id) === String(a.id))) return;
+        mergeAlert({}, a);
+        emitState(['alerts.active'], { type: 'local' });
+      },
     };
   }
 

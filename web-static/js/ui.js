@@ -40,6 +40,83 @@
     return el;
   }
 
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+
+  /** Create an SVG element (createElementNS); attributes as for h(), text via textContent. */
+  function svg(tag, attrs, ...children) {
+    const el = document.createElementNS(SVG_NS, tag);
+    if (attrs) {
+      for (const [k, v] of Object.entries(attrs)) {
+        if (v == null || v === false) continue;
+        if (k === 'class') el.setAttribute('class', v);
+        else el.setAttribute(k, String(v));
+      }
+    }
+    for (const c of children.flat()) {
+      if (c == null || c === false) continue;
+      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return el;
+  }
+
+  /**
+   * GET a JSON document from the server with a timeout. Never throws and never
+   * logs: resolves to {ok, status, body} (status 0 on a network error or timeout;
+   * body null when it is not JSON).
+   */
+  function getJSON(url, timeoutMs) {
+    return request(url, { method: 'GET' }, timeoutMs || 8000);
+  }
+
+  /** POST a JSON body; same answer as getJSON. */
+  function postJSON(url, body, timeoutMs) {
+    return request(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    }, timeoutMs || 10000);
+  }
+
+  function request(url, init, timeoutMs) {
+    const ctl = typeof AbortController === 'function' ? new AbortController() : null;
+    const timer = ctl ? setTimeout(() => ctl.abort(), timeoutMs) : null;
+    const opts = Object.assign({ cache: 'no-store', credentials: 'same-origin' }, init);
+    opts.headers = Object.assign({ Accept: 'application/json, application/problem+json' }, init.headers);
+    if (ctl) opts.signal = ctl.signal;
+    let status = 0;
+    return fetch(url, opts)
+      .then((res) => {
+        status = res.status;
+        return res.text().then((text) => {
+          let body = null;
+          try {
+            body = text ? JSON.parse(text) : null;
+          } catch (e) {
+            body = null;
+          }
+          return { ok: res.ok, status, body };
+        });
+      })
+      .catch(() => ({ ok: false, status: 0, body: null }))
+      .finally(() => {
+        if (timer) clearTimeout(timer);
+      });
+  }
+
+  /** Run fn now (after delayMs) and then every periodMs; fn may return a promise. */
+  function every(periodMs, fn, delayMs) {
+    const run = () => {
+      let p;
+      try {
+        p = fn();
+      } catch (e) {
+        p = null;
+      }
+      Promise.resolve(p).catch(() => {}).then(() => setTimeout(run, periodMs));
+    };
+    setTimeout(run, delayMs || 0);
+  }
+
   /**
    * Show a KPI number in el: data-value gets the raw JSON, the text the formatted
    * value ("—" for null). A changed value briefly highlights the element.
@@ -161,25 +238,60 @@
 
   /** What of an alert is shown (a change of any of it re-renders the list). */
   function alertSignature(a, names, now) {
-    return [a.id, a.kind, a.severity, a.message, a.acked_by, names.get(a.sensor_id),
-      I18n.fmt.hm(a.raised_at, now)];
+    return [a.id, a.kind, a.severity, a.message, a.acked_by, a.acked_at, a.note,
+      names.get(a.sensor_id), I18n.fmt.hm(a.raised_at, now), I18n.fmt.hm(a.acked_at, now)];
+  }
+
+  /**
+   * The alert's message without the sensor name the card already shows as its
+   * title: "Kali Babon - Genuk: SIAGA 312 cm" under "Kali Babon - Genuk" reads
+   * "SIAGA 312 cm" (level names and units read the same in both languages).
+   */
+  function alertText(a, title) {
+    // The server writes an offline alert's text in Indonesian; show it in the page's language.
+    if (a.kind === 'offline') return I18n.t('alerts.offline_msg');
+    const m = String(a.message);
+    const prefix = title + ': ';
+    return title && m.startsWith(prefix) && m.length > prefix.length ? m.slice(prefix.length) : m;
+  }
+
+  /** Severity of an alert as a level name ("unknown" when not one of ours). */
+  function alertSeverity(a) {
+    return SEVERITIES.includes(a.severity) ? a.severity : 'unknown';
   }
 
   /**
    * One alert: severity badge (colour and text), time raised, kind, sensor name,
-   * message, acknowledgement. CSS makes an Awas alert pulse.
+   * message, acknowledgement (who, when, note). CSS makes an Awas alert pulse.
+   * opts.interactive: the card is a button that opens the acknowledgement dialog.
    */
-  function alertItem(a, names, now) {
-    const sev = SEVERITIES.includes(a.severity) ? a.severity : 'unknown';
+  function alertItem(a, names, now, opts) {
+    const sev = alertSeverity(a);
     const kind = a.kind === 'offline' ? I18n.t('alerts.kind.offline') : I18n.t('alerts.kind.level');
-    return h('li', { class: `alert sev-${sev}` + (a.acked_at ? ' acked' : ''), dataset: { alertId: a.id } },
-      h('div', { class: 'a-head' },
+    const interactive = !!(opts && opts.interactive);
+    const title = names.get(a.sensor_id) || a.sensor_id || kind;
+    const attrs = {
+      class: `alert sev-${sev}` + (a.acked_at ? ' acked' : ' unacked') + (opts && opts.isNew ? ' is-new' : ''),
+      dataset: { alertId: a.id, severity: sev },
+    };
+    // Spans (shown as blocks) rather than divs, so that the same content may sit in a <button>.
+    const content = [
+      h('span', { class: 'a-head' },
         h('span', { class: `badge lvl-${sev}` }, I18n.level(sev)),
         h('span', { class: 'a-time' }, I18n.fmt.hm(a.raised_at, now)),
         h('span', { class: 'a-kind' }, kind)),
-      h('div', { class: 'a-title' }, names.get(a.sensor_id) || a.sensor_id || kind),
-      a.message ? h('div', { class: 'a-msg' }, a.message) : null,
-      a.acked_by ? h('div', { class: 'a-ack' }, I18n.t('alerts.acked', { by: a.acked_by })) : null);
+      h('span', { class: 'a-title' }, title),
+      a.message ? h('span', { class: 'a-msg' }, alertText(a, title)) : null,
+      a.acked_by
+        ? h('span', { class: 'a-ack' },
+          h('span', { class: 'a-ack-mark', 'aria-hidden': 'true' }, '✓ '),
+          I18n.t('alerts.acked_at', { by: a.acked_by, time: I18n.fmt.hm(a.acked_at, now) }),
+          a.note ? h('span', { class: 'a-note' }, ' — ', a.note) : null)
+        : null,
+    ];
+    if (!interactive) return h('li', attrs, content);
+    return h('li', attrs,
+      h('button', { type: 'button', class: 'a-open', 'aria-haspopup': 'dialog', title: I18n.t('alerts.ack_hint') }, content));
   }
 
   /** The header clock: "HH:MM:SS WIB", ticking on the second. */
@@ -213,6 +325,12 @@
   window.UI = {
     DASH,
     h,
+    svg,
+    getJSON,
+    postJSON,
+    every,
+    alertSeverity,
+    alertText,
     setNum,
     num,
     FMT,
