@@ -158,11 +158,13 @@ static void publish(struct app *a, int64_t now, bool force)
 
 	a->dirty = false;
 	a->last_eval_us = now;
-	if (json_object_size(changed) > 0 || force) {
-		ev_time_format(now, a->tz_offset_s, at);
+	if (json_object_size(changed) > 0 || force)
 		a->seq++;
-		pub_state(a->pub, snap, changed, at);
-	}
+	/* Even when nothing changed, the state is now known to hold at this
+	 * time: new screens and heartbeats carry it, so a quiet city does
+	 * not look like old data. */
+	ev_time_format(now, a->tz_offset_s, at);
+	pub_state(a->pub, snap, changed, at);
 	json_decref(a->published);
 	a->published = snap;
 	json_decref(changed);

@@ -221,10 +221,12 @@ void pub_state(struct pub *p, json_t *kpis, json_t *changed, const char *at)
 	    msg_new(json_pack("{s:s, s:s, s:O}", "type", "snapshot", "at", at,
 			      "kpis", kpis),
 		    T_ALL);
-	struct msg *delta = msg_new(json_pack("{s:s, s:s, s:O}", "type", "kpis",
-					      "at", at, "kpis", changed),
-				    topics_of(changed));
+	struct msg *delta = NULL;
 
+	if (json_object_size(changed) > 0)
+		delta = msg_new(json_pack("{s:s, s:s, s:O}", "type", "kpis",
+					  "at", at, "kpis", changed),
+				topics_of(changed));
 	if (snap) {
 		msg_unref(p->snapshot);
 		p->snapshot = snap;

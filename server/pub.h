@@ -27,10 +27,11 @@ void pub_set_context(struct pub *p, struct lws_context *ctx,
 		     const struct lws_protocols *protocol);
 
 /*
- * Publishes a new state: kpis is the whole snapshot (borrowed; the
- * publisher keeps its own reference), changed the keys that differ from the
- * previous one (borrowed; may be empty: a heartbeat).  at is the state's
- * time in the tenant's zone.
+ * Publishes the state as evaluated at time at (in the tenant's zone): kpis
+ * is the whole snapshot (borrowed; the publisher keeps its own reference),
+ * changed the keys that differ from the previous one (borrowed).  Screens
+ * get a kpis message only when changed is not empty; new screens and
+ * heartbeats carry the latest at.
  */
 void pub_state(struct pub *p, json_t *kpis, json_t *changed, const char *at);
 
