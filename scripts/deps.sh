@@ -49,7 +49,11 @@ for p in "${packages[@]}"; do
 	if installed "$p"; then
 		continue
 	fi
-	# Some Node.js builds ship npm inside the nodejs package.
+	# Node.js may come from elsewhere than Debian (and some builds ship npm
+	# inside the nodejs package): the commands are what counts.
+	if [[ $p == nodejs ]] && command -v node >/dev/null 2>&1; then
+		continue
+	fi
 	if [[ $p == npm ]] && command -v npm >/dev/null 2>&1; then
 		continue
 	fi

@@ -6,12 +6,14 @@
 #   3. unit tests:        meson test -C build-test
 #   4. integration tests: pytest tests/integration, against build-test/server/kendali
 #   5. the demo feed's self-check (tools/demofeed.py --dry-run)
+#   6. browser tests:     node --test in tests/browser (headless Chromium driven by
+#                         playwright-core), against build-test/server/kendali; first
+#                         scripts/deps.sh --browser and npm ci there
 #
 # Every stage runs even when an earlier one failed (the tests need the build,
 # so they are skipped when it failed).  The last line is the total over all
 # stages, "N passed, N failed"; a stage that could not run at all counts as one
 # failure.  Exit status 0 only when nothing failed.
-# (tests/browser, when it exists, is not run from here yet.)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
@@ -116,6 +118,41 @@ if ((rc == 0)); then
 else
 	note "demo feed self-check failed (exit $rc)"
 	failed=$((failed + 1))
+fi
+
+# 6. browser tests
+if ((built)); then
+	stage "browser tests (node --test tests/browser)"
+	if [[ -d tests/browser ]]; then
+		run scripts/deps.sh --browser
+		if ((rc != 0)); then
+			note "deps.sh --browser failed (exit $rc); going on with what is installed"
+			failed=$((failed + 1))
+		fi
+		run bash -c 'cd tests/browser && npm ci --no-audit --no-fund'
+		if ((rc != 0)); then
+			note "npm ci in tests/browser failed (exit $rc); browser tests skipped"
+			failed=$((failed + 1))
+		else
+			run env KENDALI_BIN="$root/build-test/server/kendali" \
+				bash -c 'cd tests/browser && exec node --test --test-reporter=tap'
+			p=$(sed -n 's/^# pass \([0-9][0-9]*\)$/\1/p' "$tmp/out" | tail -n 1)
+			if [[ -n $p ]]; then
+				f=$(sed -n 's/^# fail \([0-9][0-9]*\)$/\1/p' "$tmp/out" | tail -n 1)
+				c=$(sed -n 's/^# cancelled \([0-9][0-9]*\)$/\1/p' "$tmp/out" | tail -n 1)
+				f=$((${f:-0} + ${c:-0}))
+				if ((rc != 0 && f == 0)); then f=1; fi
+				note "browser tests: $p passed, $f failed"
+				passed=$((passed + p))
+				failed=$((failed + f))
+			else
+				note "browser tests could not run (exit $rc)"
+				failed=$((failed + 1))
+			fi
+		fi
+	else
+		note "browser tests: no tests/browser directory"
+	fi
 fi
 
 echo

@@ -1,0 +1,408 @@
+'use strict';
+/*
+ * End-to-end tests of the wall screen (/) and the mayor's page (/mayor) in
+ * headless Chromium, against a real server with the data set of dataset.js.
+ *
+ * The tests rely only on the pages' stable conventions (see web-static/js/ui.js):
+ * numbers carry data-kpi / data-key / data-field / data-value, computed ones
+ * data-derived; the STALE overlay is #stale, hidden with the hidden attribute;
+ * labels carry data-i18n; <html lang> is "id", or "en" with ?lang=en.
+ * Every expected value comes from GET /api/v1/kpis, never from the pages' code.
+ */
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const {
+  Harness, SCREENSHOTS, sleep, waitFresh, staleShown, expectPageMatchesApi,
+  describe: describeEl, pngSize,
+} = require('./harness');
+
+const WALL = { name: 'wall', path: '/', sizes: [[1920, 1080], [3840, 2160]] };
+const MAYOR = { name: 'mayor', path: '/mayor', sizes: [[1024, 768], [768, 1024]] };
+const size = ([width, height]) => ({ width, height });
+const sizeName = ([w, h]) => `${w}x${h}`;
+
+// Formatters written here, independently of the pages: Indonesian by default.
+const ID = {
+  int: new Intl.NumberFormat('id-ID', { maximumFractionDigits: 0 }),
+  pct: new Intl.NumberFormat('id-ID', { style: 'percent', minimumFractionDigits: 1, maximumFractionDigits: 1 }),
+  dec: (v, digits, min) =>
+    new Intl.NumberFormat('id-ID', { minimumFractionDigits: min, maximumFractionDigits: digits }).format(v),
+};
+const EN_INT = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+
+// A plain element of reports.open (not a map/list entry, not computed).
+const OPEN_SEL = '[data-kpi="reports.open"]:not([data-key]):not([data-field]):not([data-derived])';
+
+const h = new Harness();
+let suiteStart = 0;
+
+before(async () => {
+  suiteStart = Date.now();
+  fs.rmSync(SCREENSHOTS, { recursive: true, force: true });
+  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  await h.start();
+}, { timeout: 180000 });
+
+after(async () => {
+  await h.stop();
+}, { timeout: 60000 });
+
+/** After the page is live: let its first requests (history, series, icons) finish. */
+async function settle(page) {
+  await page.waitForLoadState('networkidle', { timeout: 5000 }).catch(() => {});
+  await sleep(300);
+}
+
+// The screenshots: taken where the pages are loaded anyway (the load test at
+// every size, the English test), checked by the screenshot test.
+const SHOTS = [
+  ...WALL.sizes.map((sz) => shotName(WALL, '', sz)),
+  ...MAYOR.sizes.map((sz) => shotName(MAYOR, '', sz)),
+  shotName(WALL, '?lang=en', WALL.sizes[0]),
+  shotName(MAYOR, '?lang=en', MAYOR.sizes[0]),
+];
+
+function shotName(pg, query, sz) {
+  return { name: `${pg.name}${query ? '-en' : ''}-${sizeName(sz)}.png`, pg, sz };
+}
+
+async function screenshot(page, pg, query, sz) {
+  const file = path.join(SCREENSHOTS, shotName(pg, query, sz).name);
+  await page.evaluate(() => document.fonts.ready.then(() => true));
+  await page.screenshot({ path: file, fullPage: true, animations: 'disabled' });
+}
+
+async function withPage(pathAndQuery, viewport, label, fn) {
+  const p = await h.open(pathAndQuery, viewport, label);
+  try {
+    return await fn(p);
+  } finally {
+    await p.context.close();
+  }
+}
+
+function isPlain(el) {
+  return el.key == null && el.field == null && el.derived == null;
+}
+
+// ---------------------------------------------------------------------------
+// 1. Loading
+// ---------------------------------------------------------------------------
+
+test('each page loads at each target size with no console error, no failed request, no wall scrolling',
+  { timeout: 90000 }, async (t) => {
+    for (const pg of [WALL, MAYOR]) {
+      for (const sz of pg.sizes) {
+        await t.test(`${pg.name} ${sizeName(sz)}`, async (st) => {
+          await withPage(pg.path, size(sz), `${pg.name} ${sizeName(sz)}`, async ({ page, watch }) => {
+            const failures = [];
+            let live = true;
+            await waitFresh(page).catch((e) => {
+              failures.push(e.message);
+              live = false;
+            });
+            await settle(page);
+            await screenshot(page, pg, '', sz); // also when something is wrong: it helps to see it
+            if (live && await staleShown(page)) failures.push('#stale is displayed although its data is live');
+            const m = await page.evaluate(() => ({
+              sh: document.documentElement.scrollHeight,
+              sw: document.documentElement.scrollWidth,
+              ih: window.innerHeight,
+              iw: window.innerWidth,
+            }));
+            if (pg === WALL && (m.sh > m.ih || m.sw > m.iw)) {
+              failures.push(`the wall scrolls: document ${m.sw}x${m.sh} in a ${m.iw}x${m.ih} window`);
+            }
+            for (const s of watch.tolerated) st.diagnostic(`tolerated (no yesterday record): ${s}`);
+            failures.push(...watch.problems);
+            assert.deepEqual(failures, [], `${pg.name} at ${sizeName(sz)}:\n  ${failures.join('\n  ')}`);
+          });
+        });
+      }
+    }
+  });
+
+// ---------------------------------------------------------------------------
+// 2. The numbers equal the API, formatted in Indonesian
+// ---------------------------------------------------------------------------
+
+/** Checks the displayed text of a few numbers; returns [checks, problems]. */
+function checkIndonesianFormat(els, kpis) {
+  const checks = [];
+  const problems = [];
+  const expectText = (el, want, what) => {
+    checks.push(`${describeEl(el)} "${el.text}" (${what})`);
+    if (el.text !== want) problems.push(`${describeEl(el)}: shows "${el.text}", expected "${want}" (${what})`);
+  };
+  for (const el of els) {
+    const value = el.value == null ? undefined : JSON.parse(el.value);
+    if (typeof value !== 'number') continue;
+    if (isPlain(el) && el.kpi === 'reports.open') {
+      if (value < 1000) problems.push(`reports.open is ${value}: the data set should make it over 1000`);
+      expectText(el, ID.int.format(value), 'count with "." for thousands');
+      if (!/^\d{1,3}(\.\d{3})+$/.test(el.text)) problems.push(`reports.open: "${el.text}" has no "." for thousands`);
+    } else if ((isPlain(el) && /(^|\.)(sla_met_30d|service_level_1h|abandon_rate_1h)$/.test(el.kpi)) ||
+      (el.field === 'sla_met_30d' && el.derived == null)) {
+      expectText(el, ID.pct.format(value), 'percentage with "," and one decimal');
+    } else if (el.kpi === 'sensors.latest' && el.field === 'value' && el.derived == null &&
+      !Number.isInteger(value)) {
+      // As many decimals as the page chose (at least one), with a comma.
+      const digits = (el.text.split(',')[1] || '').replace(/\D.*$/, '').length;
+      const fits = digits >= 1 && [0, digits].some((min) => ID.dec(value, digits, min) === el.text);
+      checks.push(`${describeEl(el)} "${el.text}" (decimal with ",")`);
+      if (!fits) {
+        problems.push(`${describeEl(el)}: shows "${el.text}" for ${value}, expected the id-ID decimal ` +
+          `"${ID.dec(value, 1, 0)}" or "${ID.dec(value, 2, 0)}"`);
+      }
+    }
+  }
+  if (!checks.some((c) => c.includes('"reports.open"'))) problems.push('no plain reports.open element to check');
+  if (!checks.some((c) => c.includes('percentage'))) problems.push('no percentage to check');
+  return [checks, problems];
+}
+
+test('the numbers shown equal GET /api/v1/kpis, formatted in Indonesian', { timeout: 60000 }, async (t) => {
+  for (const [pg, sz] of [[WALL, WALL.sizes[0]], [MAYOR, MAYOR.sizes[0]]]) {
+    await t.test(`${pg.name} ${sizeName(sz)}`, async (st) => {
+      await withPage(pg.path, size(sz), `${pg.name} ${sizeName(sz)}`, async ({ page }) => {
+        await waitFresh(page);
+        const r = await expectPageMatchesApi(h, page, 3000);
+        const derived = r.compared.filter((e) => e.derived != null).map(describeEl);
+        const nulls = r.compared.filter((e) => e.value === 'null').length;
+        st.diagnostic(`${r.compared.length} numbers equal the API (try ${r.tries}), ${nulls} of them null ` +
+          `shown as "—"; computed ones checked: ${derived.join(', ') || 'none'}; ` +
+          `skipped: ${r.skipped.join(', ') || 'none'}`);
+
+        // Enough was compared for the check to mean something.
+        const plainKeys = new Set(r.compared.filter(isPlain).map((e) => e.kpi));
+        for (const k of ['reports.open', 'reports.overdue', 'reports.sla_met_30d', 'calls.received_today']) {
+          assert.ok(plainKeys.has(k), `${pg.name}: no plain [data-kpi="${k}"] was compared`);
+        }
+        assert.ok(r.compared.some((e) => e.key != null && e.field != null),
+          `${pg.name}: no list entry (data-key + data-field) was compared`);
+        if (pg === WALL) {
+          assert.ok(r.compared.some((e) => e.kpi === 'sensors.by_level' && e.key != null),
+            'wall: no sensors.by_level entry was compared');
+          assert.ok(r.compared.some((e) => e.kpi === 'sensors.latest'), 'wall: no sensors.latest entry was compared');
+        }
+
+        const [checks, problems] = checkIndonesianFormat(r.els, r.kpis);
+        if (pg === WALL && !checks.some((c) => c.includes('decimal'))) {
+          problems.push('wall: no gauge value with a decimal comma to check');
+        }
+        st.diagnostic(`formatting checked: ${checks.join('; ')}`);
+        assert.deepEqual(problems, [], `${pg.name}:\n  ${problems.join('\n  ')}`);
+      });
+    });
+  }
+});
+
+// ---------------------------------------------------------------------------
+// 3. A posted event reaches the screen within a second
+// ---------------------------------------------------------------------------
+
+test('a posted report changes reports.open on screen within one second', { timeout: 60000 }, async (t) => {
+  const pages = [];
+  try {
+    pages.push(await h.open(WALL.path, size(WALL.sizes[0]), 'wall live'));
+    pages.push(await h.open(MAYOR.path, size(MAYOR.sizes[0]), 'mayor live'));
+    for (const p of pages) await waitFresh(p.page);
+    await sleep(500);
+
+    const before = (await h.kpis()).kpis['reports.open'];
+    assert.equal(typeof before, 'number', 'reports.open of the API');
+    for (const p of pages) {
+      await p.page.waitForFunction(([sel, want]) => {
+        const els = [...document.querySelectorAll(sel)];
+        return els.length > 0 && els.every((el) => el.getAttribute('data-value') === want);
+      }, [OPEN_SEL, String(before)], { timeout: 3000, polling: 50 }).catch(() => {
+        throw new Error(`${p.label}: reports.open on the page is not the API's ${before} before the post`);
+      });
+      // Note the moment every plain reports.open element shows the new value.
+      await p.page.evaluate(([sel, want]) => {
+        window.__kdLive = { at: null };
+        const check = () => {
+          if (window.__kdLive.at !== null) return;
+          const els = [...document.querySelectorAll(sel)];
+          if (els.length && els.every((el) => el.getAttribute('data-value') === want)) window.__kdLive.at = Date.now();
+        };
+        new MutationObserver(check).observe(document.documentElement,
+          { subtree: true, childList: true, attributes: true, attributeFilter: ['data-value'] });
+      }, [OPEN_SEL, String(before + 1)]);
+    }
+
+    const sent = Date.now();
+    await h.post([h.newTicketEvent()]);
+    const accepted = Date.now();
+
+    const latencies = [];
+    for (const p of pages) {
+      await p.page.waitForFunction(() => window.__kdLive.at !== null, null, { timeout: 5000, polling: 20 })
+        .catch(() => {
+          throw new Error(`${p.label}: reports.open did not become ${before + 1} within 5 s of the 202`);
+        });
+      const at = await p.page.evaluate(() => window.__kdLive.at);
+      const text = await p.page.$eval(OPEN_SEL, (el) => el.textContent.trim());
+      latencies.push({ label: p.label, ms: at - accepted, text });
+    }
+    t.diagnostic(`POST answered 202 in ${accepted - sent} ms; on screen after the 202 (after sending): ` +
+      latencies.map((l) => `${l.label} ${l.ms} ms (${l.ms + accepted - sent} ms)`).join(', '));
+    for (const l of latencies) {
+      assert.ok(l.ms < 1000, `${l.label}: reports.open changed ${l.ms} ms after the 202 (limit 1000 ms)`);
+      assert.equal(l.text, ID.int.format(before + 1), `${l.label}: the text of reports.open`);
+    }
+    assert.equal((await h.kpis()).kpis['reports.open'], before + 1, 'reports.open of the API after the post');
+    for (const p of pages) assert.deepEqual(p.watch.problems, [], `${p.label}: ${p.watch.problems.join('; ')}`);
+  } finally {
+    for (const p of pages) await p.context.close();
+  }
+});
+
+// ---------------------------------------------------------------------------
+// 5. English
+// ---------------------------------------------------------------------------
+
+function readLabels(page) {
+  return page.evaluate(() => ({
+    lang: document.documentElement.getAttribute('lang'),
+    labels: [...document.querySelectorAll('[data-i18n]')].map((el) => ({
+      key: el.getAttribute('data-i18n'),
+      text: el.textContent.trim(),
+    })),
+  }));
+}
+
+test('?lang=en switches the labels to English', { timeout: 60000 }, async (t) => {
+  for (const [pg, sz] of [[WALL, WALL.sizes[0]], [MAYOR, MAYOR.sizes[0]]]) {
+    await t.test(pg.name, async (st) => {
+      const read = (query) => withPage(pg.path + query, size(sz), `${pg.name}${query}`, async ({ page, watch }) => {
+        await waitFresh(page);
+        await settle(page);
+        if (query) await screenshot(page, pg, query, sz);
+        const r = await readLabels(page);
+        r.open = await page.$$eval(OPEN_SEL, (els) => els.map((el) => [el.getAttribute('data-value'), el.textContent.trim()]));
+        r.problems = watch.problems;
+        return r;
+      });
+      const id = await read('');
+      const en = await read('?lang=en');
+      assert.equal(id.lang, 'id', `${pg.name}: <html lang> by default`);
+      assert.equal(en.lang, 'en', `${pg.name}: <html lang> with ?lang=en`);
+
+      assert.ok(id.labels.length >= 5, `${pg.name}: only ${id.labels.length} [data-i18n] elements`);
+      assert.deepEqual(en.labels.map((l) => l.key), id.labels.map((l) => l.key),
+        `${pg.name}: the same [data-i18n] elements in both languages`);
+      const differ = id.labels.filter((l, i) => l.text !== en.labels[i].text);
+      st.diagnostic(`${differ.length} of ${id.labels.length} labels differ, e.g. ` +
+        differ.slice(0, 4).map((l) => `${l.key}: "${l.text}" / "${en.labels[id.labels.indexOf(l)].text}"`).join(', '));
+      assert.ok(differ.length >= 5, `${pg.name}: only ${differ.length} labels differ between id and en`);
+
+      const idText = id.labels.map((l) => l.text).join(' | ');
+      const enText = en.labels.map((l) => l.text).join(' | ');
+      for (const word of ['Open', 'Overdue']) {
+        assert.match(enText, new RegExp(`\\b${word}\\b`), `${pg.name}: "${word}" is not among the English labels`);
+        assert.doesNotMatch(idText, new RegExp(`\\b${word}\\b`), `${pg.name}: "${word}" among the Indonesian labels`);
+      }
+      for (const word of ['Terbuka', 'Lewat SLA']) {
+        assert.ok(idText.includes(word), `${pg.name}: "${word}" is not among the Indonesian labels`);
+      }
+
+      // Numbers follow the language too: 1,234 in English.
+      assert.ok(en.open.length > 0, `${pg.name}: no reports.open element in English`);
+      for (const [raw, text] of en.open) {
+        assert.equal(text, EN_INT.format(JSON.parse(raw)), `${pg.name}: reports.open in English`);
+      }
+      assert.deepEqual(en.problems, [], `${pg.name}?lang=en:\n  ${en.problems.join('\n  ')}`);
+    });
+  }
+});
+
+// ---------------------------------------------------------------------------
+// 6. Screenshots
+// ---------------------------------------------------------------------------
+
+test('screenshots of each page at each size are saved under tests/artifacts/screenshots', async (t) => {
+  const saved = [];
+  const problems = [];
+  for (const { name, pg, sz } of SHOTS) {
+    const file = path.join(SCREENSHOTS, name);
+    if (!fs.existsSync(file)) {
+      problems.push(`${name}: not saved`);
+      continue;
+    }
+    if (fs.statSync(file).mtimeMs < suiteStart - 1000) problems.push(`${name}: left from an earlier run`);
+    const got = pngSize(file);
+    if (got.width !== sz[0]) problems.push(`${name}: ${got.width} px wide, not ${sz[0]}`);
+    if (got.height < sz[1]) problems.push(`${name}: ${got.height} px high, less than ${sz[1]}`);
+    saved.push(`${name} (${got.width}x${got.height})`);
+  }
+  t.diagnostic(`saved: ${saved.join(', ')}`);
+  assert.deepEqual(problems, [], problems.join('; '));
+});
+
+// ---------------------------------------------------------------------------
+// 4. STALE when the websocket is cut, live again after a reconnect
+// ---------------------------------------------------------------------------
+
+test('stopping the server shows STALE; restarting it clears STALE and the numbers equal the API',
+  { timeout: 90000 }, async (t) => {
+    const pages = [];
+    try {
+      pages.push(await h.open(WALL.path, size(WALL.sizes[0]), 'wall stale'));
+      pages.push(await h.open(MAYOR.path, size(MAYOR.sizes[0]), 'mayor stale'));
+      for (const p of pages) await waitFresh(p.page);
+      for (const p of pages) assert.equal(await staleShown(p.page), false, `${p.label}: #stale shown while live`);
+
+      // SIGTERM: the server closes the websockets (1001) and exits.
+      const stopped = Date.now();
+      const stopping = h.server.stop();
+      const shown = await Promise.all(pages.map(async (p) => {
+        try {
+          await p.page.waitForFunction(() => {
+            const s = document.getElementById('stale');
+            if (!s || s.hidden) return false;
+            const cs = getComputedStyle(s);
+            return cs.display !== 'none' && cs.visibility !== 'hidden' && s.getClientRects().length > 0;
+          }, null, { timeout: 3000, polling: 50 });
+          return { label: p.label, ms: Date.now() - stopped };
+        } catch {
+          return { label: p.label, ms: null };
+        }
+      }));
+      const exit = await stopping;
+      t.diagnostic(`server stopped (${JSON.stringify(exit)}); STALE shown after: ` +
+        shown.map((s) => `${s.label} ${s.ms == null ? 'never (3 s)' : s.ms + ' ms'}`).join(', '));
+      for (const s of shown) assert.ok(s.ms != null, `${s.label}: #stale not shown within 3 s of SIGTERM`);
+
+      // The same port, the same database.
+      await h.server.start();
+      const restarted = Date.now();
+      const cleared = await Promise.all(pages.map(async (p) => {
+        try {
+          await p.page.waitForFunction(() => document.getElementById('stale').hidden === true, null,
+            { timeout: 15000, polling: 50 });
+          return { label: p.label, ms: Date.now() - restarted };
+        } catch {
+          return { label: p.label, ms: null };
+        }
+      }));
+      t.diagnostic('STALE cleared after the restart: ' +
+        cleared.map((s) => `${s.label} ${s.ms == null ? 'never (15 s)' : s.ms + ' ms'}`).join(', '));
+      for (const s of cleared) assert.ok(s.ms != null, `${s.label}: #stale still shown 15 s after the restart`);
+
+      for (const p of pages) {
+        assert.equal(await staleShown(p.page), false, `${p.label}: #stale displayed after the reconnect`);
+        const r = await expectPageMatchesApi(h, p.page, 3000);
+        t.diagnostic(`${p.label}: ${r.compared.length} numbers equal the API after the reconnect`);
+        // Only the outage itself may have made noise (failed websocket connections).
+        const crashes = p.watch.problems.filter((s) => s.startsWith('uncaught exception') || s === 'page crashed');
+        assert.deepEqual(crashes, [], `${p.label}: ${crashes.join('; ')}`);
+      }
+    } finally {
+      for (const p of pages) await p.context.close();
+    }
+  });
