@@ -1,6 +1,7 @@
 #include "pub.h"
 
 #include "buf.h"
+#include "wsmsg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,17 +15,6 @@
 /* lws' own value for a close frame, which its header keeps private. */
 #define PUB_WRITE_CLOSE ((enum lws_write_protocol)4)
 
-enum topic {
-	T_CALLS = 1,
-	T_REPORTS = 2,
-	T_SENSORS = 4,
-	T_ALERTS = 8,
-	T_ALL = 15
-};
-
-static const char *const topic_names[] = {"calls", "reports", "sensors",
-					  "alerts"};
-
 /*
  * A message shared by every screen.  Its text for each subscription mask is
  * built once, on first use, and freed with the message.
@@ -33,8 +23,8 @@ struct msg {
 	int refs;
 	json_t *body;	 /* {"type", "at"?, "kpis" or "alert"} */
 	unsigned topics; /* topics the message is about */
-	char *text[T_ALL + 1];
-	bool empty[T_ALL + 1]; /* nothing of it for that mask */
+	char *text[WS_TOPIC_ALL + 1];
+	bool empty[WS_TOPIC_ALL + 1]; /* nothing of it for that mask */
 };
 
 struct sess {
@@ -75,23 +65,13 @@ static int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static unsigned topic_of(const char *key)
-{
-	for (int i = 0; i < 4; i++) {
-		size_t n = strlen(topic_names[i]);
-		if (strncmp(key, topic_names[i], n) == 0 && key[n] == '.')
-			return 1u << i;
-	}
-	return 0;
-}
-
 static unsigned topics_of(json_t *kpis)
 {
 	const char *key;
 	json_t *v;
 	unsigned t = 0;
 
-	json_object_foreach(kpis, key, v) t |= topic_of(key);
+	json_object_foreach(kpis, key, v) t |= ws_topic_of_key(key);
 	return t;
 }
 
@@ -113,7 +93,7 @@ static void msg_unref(struct msg *m)
 {
 	if (!m || --m->refs > 0)
 		return;
-	for (int i = 0; i <= T_ALL; i++)
+	for (int i = 0; i <= WS_TOPIC_ALL; i++)
 		free(m->text[i]);
 	json_decref(m->body);
 	free(m);
@@ -144,12 +124,13 @@ static const char *msg_text(struct msg *m, unsigned mask)
 		return NULL;
 	}
 	body = json_copy(m->body);
-	if (mask != T_ALL) {
+	if (mask != WS_TOPIC_ALL) {
 		json_t *sub = json_object();
 		const char *key;
 		json_t *v;
 
-		json_object_foreach(kpis, key, v) if (topic_of(key) & mask)
+		json_object_foreach(kpis, key,
+				    v) if (ws_topic_of_key(key) & mask)
 		    json_object_set(sub, key, v);
 		json_object_set_new(body, "kpis", sub);
 	}
@@ -220,7 +201,7 @@ void pub_state(struct pub *p, json_t *kpis, json_t *changed, const char *at)
 	struct msg *snap =
 	    msg_new(json_pack("{s:s, s:s, s:O}", "type", "snapshot", "at", at,
 			      "kpis", kpis),
-		    T_ALL);
+		    WS_TOPIC_ALL);
 	struct msg *delta = NULL;
 
 	if (json_object_size(changed) > 0)
@@ -238,8 +219,9 @@ void pub_state(struct pub *p, json_t *kpis, json_t *changed, const char *at)
 
 void pub_alert(struct pub *p, json_t *alert)
 {
-	struct msg *m = msg_new(
-	    json_pack("{s:s, s:O}", "type", "alert", "alert", alert), T_ALERTS);
+	struct msg *m =
+	    msg_new(json_pack("{s:s, s:O}", "type", "alert", "alert", alert),
+		    WS_TOPIC_ALERTS);
 	if (m)
 		push(p, m);
 }
@@ -382,41 +364,19 @@ static void reply_error(struct sess *s, const char *message)
 /* Returns -1 when the screen should be closed. */
 static int handle_message(struct sess *s, const char *data, size_t len)
 {
-	json_error_t jerr;
-	json_t *m = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
-	json_t *topics = m ? json_object_get(m, "topics") : NULL;
-	const char *type =
-	    m ? json_string_value(json_object_get(m, "type")) : NULL;
-	unsigned mask = 0;
-	size_t i;
-	json_t *t;
+	struct ws_msg m;
+	char err[160];
 
-	if (!type || strcmp(type, "subscribe") != 0 || !json_is_array(topics))
-		goto bad;
-	json_array_foreach(topics, i, t)
-	{
-		unsigned bit = 0;
-		for (int k = 0; k < 4; k++)
-			if (json_is_string(t) &&
-			    strcmp(json_string_value(t), topic_names[k]) == 0)
-				bit = 1u << k;
-		if (!bit)
-			goto bad;
-		mask |= bit;
+	if (ws_msg_parse(data, len, &m, err, sizeof(err)) == 0) {
+		s->mask = m.topics;
+		return 0;
 	}
-	json_decref(m);
-	s->mask = mask;
-	return 0;
-bad:
-	json_decref(m);
 	if (++s->errors > MAX_ERRORS) {
 		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
 				 (unsigned char *)"too many bad messages", 21);
 		return -1;
 	}
-	reply_error(s, "unknown message: send {\"type\": \"subscribe\", "
-		       "\"topics\": [...]} with topics among calls, reports, "
-		       "sensors, alerts");
+	reply_error(s, err);
 	return 0;
 }
 
@@ -464,7 +424,7 @@ int pub_ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_ESTABLISHED:
 		memset(s, 0, sizeof(*s));
 		s->wsi = wsi;
-		s->mask = T_ALL;
+		s->mask = WS_TOPIC_ALL;
 		s->need_snapshot = true;
 		s->last_write_us = mono_us();
 		s->next = p->sessions;
