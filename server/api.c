@@ -5,6 +5,7 @@
 #include "http.h"
 #include "keys.h"
 #include "kpi.h"
+#include "limit.h"
 #include "log.h"
 #include "pgconn.h"
 #include "pub.h"
@@ -43,9 +44,29 @@ static void method_not_allowed(struct http_req *r, const char *allowed)
 		     NULL);
 }
 
+/*
+ * The key of the request, allowed by its rate; NULL when the request has
+ * been answered (401 or 429).
+ */
 static const struct key_info *authorize(struct http_req *r)
 {
 	const struct key_info *k = keys_check(r->app->keys, r->authorization);
+	int wait_s;
+
+	if (k &&
+	    (wait_s = limit_take(r->app->limiter, k->key_id, app_now())) > 0) {
+		char detail[160];
+
+		snprintf(detail, sizeof(detail),
+			 "This key sent more than %.0f requests a second. "
+			 "Retry after %d s, and send events in batches.",
+			 r->app->cfg.rate_limit, wait_s);
+		r->app->rejected++;
+		r->retry_after_s = wait_s;
+		http_problem(r, 429, "rate_limited", "Too many requests",
+			     detail, NULL);
+		return NULL;
+	}
 
 	if (!k)
 		http_problem(r, 401, "unauthorized", "Unauthorized",

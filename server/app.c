@@ -4,6 +4,7 @@
 #include "http.h"
 #include "keys.h"
 #include "kpi.h"
+#include "limit.h"
 #include "log.h"
 #include "migrate.h"
 #include "pgconn.h"
@@ -19,7 +20,8 @@
 
 #define SEC_US INT64_C(1000000)
 #define EVALUATE_US SEC_US /* time-driven KPIs looked at */
-#define KEYS_REFRESH_US (5 * SEC_US)
+/* Keys change through NOTIFY at once; this is only a safety net. */
+#define KEYS_REFRESH_US (60 * SEC_US)
 #define PRUNE_US (600 * SEC_US)
 #define HISTORY_US (300 * SEC_US)
 #define READER_QUEUE 64
@@ -205,6 +207,51 @@ static void keys_loaded(void *arg, PGresult *r, const char *error)
 		 r ? PQresultErrorMessage(r) : error);
 }
 
+static void refresh_keys(struct app *a)
+{
+	const char *p[1] = {a->cfg.tenant};
+
+	a->last_keys_us = app_now();
+	if (pgc_query(a->reader, KEYS_SELECT_SQL, 1, p, keys_loaded, a) < 0)
+		log_debug("keys not refreshed: database unavailable");
+}
+
+static void listened(void *arg, PGresult *r, const char *error)
+{
+	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
+		log_warn("LISTEN kendali_keys failed: %s",
+			 r ? PQresultErrorMessage(r) : error);
+	(void)arg;
+}
+
+/*
+ * Each time the reader connects it listens for key changes, and reads the
+ * keys again: changes made while it was away were not notified.
+ */
+static void reader_state(void *arg, enum pgc_state state)
+{
+	struct app *a = arg;
+
+	if (state == PGC_WAITING)
+		a->reader_listening = false;
+	if (state != PGC_IDLE || a->reader_listening || a->stopping)
+		return;
+	a->reader_listening = true;
+	if (pgc_query(a->reader, "LISTEN kendali_keys", 0, NULL, listened, a) ==
+	    0)
+		refresh_keys(a);
+}
+
+/* A key was created, changed or revoked: revocation takes effect now. */
+static void keys_notified(void *arg, const char *channel, const char *payload)
+{
+	struct app *a = arg;
+
+	(void)channel;
+	if (!payload || strcmp(payload, a->cfg.tenant) == 0)
+		refresh_keys(a);
+}
+
 /*
  * The one periodic job, every publish interval: alerts, then a snapshot if
  * anything changed or a second has passed (windows slide), keys and pruning
@@ -220,13 +267,8 @@ static void tick_cb(uv_timer_t *t)
 		publish(a, now, false);
 	pub_tick(a->pub);
 	record_history(a, now);
-	if (now - a->last_keys_us >= KEYS_REFRESH_US) {
-		const char *p[1] = {a->cfg.tenant};
-		a->last_keys_us = now;
-		if (pgc_query(a->reader, KEYS_SELECT_SQL, 1, p, keys_loaded,
-			      a) < 0)
-			log_debug("keys not refreshed: database unavailable");
-	}
+	if (now - a->last_keys_us >= KEYS_REFRESH_US)
+		refresh_keys(a);
 	if (now - a->last_prune_us >= PRUNE_US) {
 		a->last_prune_us = now;
 		kpi_prune(a->kpi, now);
@@ -360,9 +402,12 @@ int app_serve(const struct config *cfg)
 	a->store = store_new(&loop, cfg->database_url, cfg->tenant, &sink,
 			     cfg->max_pending_events);
 	a->reader = pgc_new(&loop, cfg->database_url, "reader", READER_QUEUE,
-			    NULL, NULL);
+			    reader_state, a);
+	if (a->reader)
+		pgc_on_notify(a->reader, keys_notified, a);
 	a->pub = pub_new();
-	if (!a->store || !a->reader || !a->pub) {
+	a->limiter = limit_new(cfg->rate_limit, 2 * cfg->rate_limit);
+	if (!a->store || !a->reader || !a->pub || !a->limiter) {
 		log_error("out of memory");
 		goto out_loop;
 	}
@@ -414,6 +459,7 @@ out_loop:
 	if (uv_loop_close(&loop) != 0)
 		log_warn("some handles were still open at exit");
 	pub_free(a->pub);
+	limit_free(a->limiter);
 out:
 	json_decref(a->published);
 	kpi_free(a->kpi);

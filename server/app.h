@@ -24,6 +24,7 @@ struct config {
 	int publish_ms;
 	int request_timeout_s;
 	size_t max_pending_events;
+	double rate_limit; /* requests per second per key; 0: off */
 	int64_t sla_us[EV_RC_COUNT];
 	bool migrate;
 };
@@ -37,12 +38,14 @@ struct app {
 	struct store *store;
 	struct pgc *reader; /* reads that must not wait behind writes */
 	struct keys *keys;
+	struct limiter *limiter;
 	struct pub *pub;
 	struct http *http;
 	uv_timer_t tick, publish;
 	uv_signal_t sigint, sigterm;
 	bool stopping;
-	int64_t stop_us; /* when the stop began */
+	bool reader_listening; /* LISTEN issued on the current connection */
+	int64_t stop_us;       /* when the stop began */
 
 	json_t *published;    /* the last snapshot sent to screens */
 	uint64_t seq;	      /* state version: +1 per publication */

@@ -57,6 +57,9 @@ static void help(FILE *f)
 	    "  --sla-hours CAT=H      report SLA for a category (default 72 h "
 	    "each)\n"
 	    "  --request-timeout S    longest a request may take (default 30)\n"
+	    "  --rate-limit N         requests per second per API key, in\n"
+	    "                         bursts of up to 2N (default 1000; 0: "
+	    "off)\n"
 	    "  --no-migrate           do not apply migrations at start-up\n"
 	    "  --log-level LEVEL      debug, info, warn or error (default "
 	    "info)\n",
@@ -148,6 +151,9 @@ static int serve(int argc, char **argv, struct config *cfg)
 			    (size_t)parse_long(v, 1024, 64 << 20, &ok);
 		} else if (strcmp(o, "--max-batch") == 0) {
 			cfg->max_batch = (size_t)parse_long(v, 1, 100000, &ok);
+		} else if (strcmp(o, "--rate-limit") == 0) {
+			cfg->rate_limit =
+			    (double)parse_long(v, 0, 1000000, &ok);
 		} else if (strcmp(o, "--request-timeout") == 0) {
 			cfg->request_timeout_s =
 			    (int)parse_long(v, 1, 3600, &ok);
@@ -238,6 +244,7 @@ int main(int argc, char **argv)
 	    .publish_ms = 250,
 	    .request_timeout_s = 30,
 	    .max_pending_events = 200000,
+	    .rate_limit = 1000,
 	    .migrate = true,
 	};
 

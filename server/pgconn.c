@@ -43,6 +43,8 @@ struct pgc {
 	PGresult *result;
 	pgc_state_cb state_cb;
 	void *state_arg;
+	pgc_notify_cb notify_cb;
+	void *notify_arg;
 	int open_handles;
 };
 
@@ -270,8 +272,11 @@ static void notices(struct pgc *c)
 {
 	PGnotify *n;
 
-	while ((n = PQnotifies(c->conn)))
+	while (c->conn && (n = PQnotifies(c->conn))) {
+		if (c->notify_cb)
+			c->notify_cb(c->notify_arg, n->relname, n->extra);
 		PQfreemem(n);
+	}
 }
 
 static void read_results(struct pgc *c)
@@ -412,6 +417,12 @@ int pgc_query(struct pgc *c, const char *sql, int nparams,
 fail:
 	job_free(j);
 	return -1;
+}
+
+void pgc_on_notify(struct pgc *c, pgc_notify_cb cb, void *arg)
+{
+	c->notify_cb = cb;
+	c->notify_arg = arg;
 }
 
 enum pgc_state pgc_state(const struct pgc *c)

@@ -25,6 +25,10 @@ enum pgc_state {
 
 struct pgc;
 
+/* A NOTIFY received on a channel the connection LISTENs to (borrowed). */
+typedef void (*pgc_notify_cb)(void *arg, const char *channel,
+			      const char *payload);
+
 /*
  * The result of one query.  res is borrowed (freed after the callback
  * returns) and is NULL when the query could not run or its outcome is
@@ -51,6 +55,13 @@ struct pgc *pgc_new(uv_loop_t *loop, const char *conninfo, const char *name,
 int pgc_query(struct pgc *c, const char *sql, int nparams,
 	      const char *const *params, pgc_result_cb cb, void *arg)
     __attribute__((warn_unused_result));
+
+/*
+ * Calls cb for every notification the connection receives; the owner
+ * issues the LISTEN (again after each reconnection, seen in the state
+ * callback).
+ */
+void pgc_on_notify(struct pgc *c, pgc_notify_cb cb, void *arg);
 
 enum pgc_state pgc_state(const struct pgc *c);
 bool pgc_connected(const struct pgc *c);

@@ -159,7 +159,7 @@ done
 url=http://127.0.0.1:$port
 
 say "starting the server on 127.0.0.1:$port"
-"$kendali" serve --listen "127.0.0.1:$port" --log-level warn >"$work/server.log" 2>&1 &
+"$kendali" serve --listen "127.0.0.1:$port" --log-level warn --rate-limit 0 >"$work/server.log" 2>&1 &
 server_pid=$!
 ready=0
 for _ in $(seq 300); do

@@ -1,0 +1,87 @@
+"""
+Access: a revoked key stops working at once, also on an open keep-alive
+connection; a key over its rate gets 429 with Retry-After while other keys
+carry on; the pages carry their security headers.
+"""
+
+import datetime
+import time
+import uuid
+
+from harness import create_key, kendali_cli, key_id
+
+
+def call_event():
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    n = uuid.uuid4().hex[:12]
+    return {"id": f"acc-{n}", "type": "call", "occurred_at": now,
+            "call": {"call_id": f"ACC-{n}", "status": "received", "category": "info"}}
+
+
+def wait_status(client, want, deadline_s):
+    """Posts until the answer is `want` or the deadline passes; returns the
+    last answer and the seconds it took."""
+    t0 = time.monotonic()
+    while True:
+        r = client.post_events([call_event()])
+        if r.status == want or time.monotonic() - t0 > deadline_s:
+            return r, time.monotonic() - t0
+        time.sleep(0.02)
+
+
+def test_new_and_revoked_keys_take_effect_at_once(fresh_database, make_server):
+    srv = make_server(fresh_database)
+    key = create_key(fresh_database, "access-test", ["call"])
+    client = srv.http()
+    client.key = key
+    try:
+        # No restart and no polling period: the server hears of the key.
+        r, took = wait_status(client, 202, 2.0)
+        assert r.status == 202, f"a new key was not accepted within 2 s: {r.status} {r.body!r}"
+        kendali_cli(fresh_database, "key", "revoke", key_id(key))
+        # The same keep-alive connection, right after the revocation.
+        r, took = wait_status(client, 401, 1.0)
+        assert r.status == 401, f"a revoked key still works {took:.2f} s after revoke"
+        assert r.json["code"] == "unauthorized"
+    finally:
+        client.close()
+
+
+def test_rate_limit_per_key(fresh_database, make_server):
+    srv = make_server(fresh_database, "--rate-limit", "5")
+    slow = create_key(fresh_database, "busy-agency", ["call"])
+    other = create_key(fresh_database, "quiet-agency", ["call"])
+    client = srv.http()
+    try:
+        client.key = slow
+        wait_status(client, 202, 2.0)
+        statuses = [client.post_events([call_event()]).status for _ in range(30)]
+        assert 429 in statuses, f"30 quick requests at a limit of 5/s were all let through: {statuses}"
+        assert statuses.count(202) <= 12, f"more than the burst (10) passed at once: {statuses}"
+        r = client.post_events([call_event()])
+        assert r.status == 429
+        assert r.headers["Content-Type"].startswith("application/problem+json")
+        assert r.json["code"] == "rate_limited" and r.json["status"] == 429
+        retry = int(r.headers["Retry-After"])
+        assert 1 <= retry <= 2
+        # Another key is not held back by the first one's traffic.
+        assert client.post_events([call_event()], key=other).status == 202
+        time.sleep(retry)
+        assert client.post_events([call_event()]).status == 202, "the bucket did not refill"
+    finally:
+        client.close()
+
+
+def test_pages_carry_security_headers(server):
+    client = server.http()
+    try:
+        for path in ("/", "/mayor", "/js/live.js"):
+            r = client.get(path)
+            assert r.status == 200, path
+            csp = r.headers.get("Content-Security-Policy", "")
+            assert "script-src 'self'" in csp and "default-src 'none'" in csp, (path, csp)
+            assert "frame-ancestors 'none'" in csp, (path, csp)
+            assert r.headers.get("X-Content-Type-Options") == "nosniff", path
+            assert r.headers.get("Referrer-Policy") == "no-referrer", path
+    finally:
+        client.close()
