@@ -195,7 +195,8 @@ static void post_events(struct http_req *r)
 			return;
 		}
 	}
-	if (store_submit(a->store, key->poster, &batch, events_done, r) < 0) {
+	if (store_submit(a->store, key->poster, r->peer, &batch, events_done,
+			 r) < 0) {
 		ev_batch_free(&batch);
 		unavailable(r, "The database cannot take writes now; nothing "
 			       "of this request was stored. Retry later.");
@@ -306,7 +307,8 @@ static void put_sensor(struct http_req *r, const char *id)
 		problem_from(r, &err);
 		return;
 	}
-	if (store_put_sensor(r->app->store, &ps->def, sensor_stored, ps) < 0) {
+	if (store_put_sensor(r->app->store, &ps->def, key->poster, r->peer,
+			     sensor_stored, ps) < 0) {
 		free(ps);
 		unavailable(r, "The database cannot take writes now; retry "
 			       "later.");
@@ -759,6 +761,12 @@ static void ack_alert(struct http_req *r, const char *id_text)
 		return;
 	}
 	alerts_ack(a->alerts, al, by, note, app_now());
+	json_t *detail =
+	    json_pack("{s:I, s:s?}", "alert_id", (json_int_t)id, "note", note);
+	char *dtext = json_dumps(detail, JSON_COMPACT);
+	store_audit(a->store, by, "alert.ack", dtext ? dtext : "{}", r->peer);
+	free(dtext);
+	json_decref(detail);
 	json_decref(body);
 	app_alerts_flush(a);
 	http_respond_json(r, 200, alert_json(a->alerts, al));

@@ -28,7 +28,10 @@ void buf_add(struct buf *b, const void *data, size_t len)
 {
 	if (!reserve(b, len))
 		return;
-	memcpy(b->p + b->len, data, len);
+	/* An empty chunk may come with a NULL pointer (libwebsockets does so
+	 * for an empty request body), which memcpy must not be given. */
+	if (len)
+		memcpy(b->p + b->len, data, len);
 	b->len += len;
 	b->p[b->len] = '\0';
 }

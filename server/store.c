@@ -22,7 +22,12 @@
  * arrives after COMMIT.
  */
 static const char INSERT_SQL[] =
-    "WITH e AS ("
+    "WITH aud AS ("
+    " INSERT INTO audit (tenant, actor, action, detail, peer)"
+    " SELECT $1, actor, 'events.post', jsonb_build_object('events', n),"
+    "  peer FROM unnest($16::text[], $17::int[], $18::text[])"
+    "  AS r(actor, n, peer)"
+    "), e AS ("
     " SELECT * FROM unnest($2::text[], $3::text[], $4::text[],"
     "  $5::int8[], $6::text[], $7::text[], $8::int2[], $9::text[],"
     "  $10::text[], $11::text[], $12::text[], $13::float8[],"
@@ -126,6 +131,7 @@ static const char INSERT_SQL[] =
 struct job {
 	struct job *next;
 	char *poster;
+	char *peer;
 	struct ev_batch batch;
 	store_done_cb cb;
 	void *arg;
@@ -161,6 +167,7 @@ static void job_done(struct job *j, enum store_status st, const char *error)
 	      error);
 	ev_batch_free(&j->batch);
 	free(j->poster);
+	free(j->peer);
 	free(j);
 }
 
@@ -414,7 +421,8 @@ static void group_cb(void *arg, PGresult *r, const char *error)
 static void flush(struct store *s)
 {
 	struct buf cols[NCOLS] = {0};
-	const char *params[NCOLS + 1];
+	struct buf req[3] = {{0}}; /* per request: actor, events, peer */
+	const char *params[NCOLS + 4];
 	struct group *g;
 	struct job **tailp;
 
@@ -427,6 +435,8 @@ static void flush(struct store *s)
 	tailp = &g->jobs;
 	for (int c = 0; c < NCOLS; c++)
 		buf_add(&cols[c], "{", 1);
+	for (int c = 0; c < 3; c++)
+		buf_add(&req[c], "{", 1);
 	/* A job retried alone goes alone; others fill the group. */
 	while (s->head) {
 		struct job *j = s->head;
@@ -444,6 +454,9 @@ static void flush(struct store *s)
 		s->pending_events -= j->batch.n;
 		for (size_t i = 0; i < j->batch.n; i++)
 			add_event(cols, j->poster, &j->batch.events[i]);
+		arr_text(&req[0], j->poster);
+		arr_int(&req[1], (long long)j->batch.n);
+		arr_text(&req[2], j->peer);
 		if (j->solo)
 			break;
 	}
@@ -454,7 +467,12 @@ static void flush(struct store *s)
 		oom |= cols[c].oom;
 		params[c + 1] = cols[c].p;
 	}
-	if (oom || pgc_query(s->conn, INSERT_SQL, NCOLS + 1, params, group_cb,
+	for (int c = 0; c < 3; c++) {
+		buf_add(&req[c], "}", 1);
+		oom |= req[c].oom;
+		params[NCOLS + 1 + c] = req[c].p;
+	}
+	if (oom || pgc_query(s->conn, INSERT_SQL, NCOLS + 4, params, group_cb,
 			     g) < 0) {
 		struct job *j, *next;
 		for (j = g->jobs; j; j = next) {
@@ -469,6 +487,8 @@ static void flush(struct store *s)
 	}
 	for (int c = 0; c < NCOLS; c++)
 		buf_free(&cols[c]);
+	for (int c = 0; c < 3; c++)
+		buf_free(&req[c]);
 }
 
 /*
@@ -484,8 +504,8 @@ static void check_cb(uv_check_t *h)
 	flush(s);
 }
 
-int store_submit(struct store *s, const char *poster, struct ev_batch *batch,
-		 store_done_cb cb, void *arg)
+int store_submit(struct store *s, const char *poster, const char *peer,
+		 struct ev_batch *batch, store_done_cb cb, void *arg)
 {
 	struct job *j;
 
@@ -494,7 +514,9 @@ int store_submit(struct store *s, const char *poster, struct ev_batch *batch,
 	if (s->pending_events + batch->n > s->max_pending_events)
 		return STORE_UNAVAILABLE;
 	j = calloc(1, sizeof(*j));
-	if (!j || !(j->poster = strdup(poster))) {
+	if (!j || !(j->poster = strdup(poster)) || !(j->peer = strdup(peer))) {
+		if (j)
+			free(j->poster);
 		free(j);
 		return STORE_UNAVAILABLE;
 	}
@@ -540,11 +562,12 @@ static const char *num_or_null(char *buf, size_t n, double v)
 }
 
 int store_put_sensor(struct store *s, const struct ev_sensor_def *d,
-		     store_sensor_cb cb, void *arg)
+		     const char *actor, const char *peer, store_sensor_cb cb,
+		     void *arg)
 {
 	char lat[32], lon[32], th[3][32], off[16];
 	struct sensor_req *q = malloc(sizeof(*q));
-	const char *p[12];
+	const char *p[14];
 
 	if (!q)
 		return STORE_UNAVAILABLE;
@@ -562,8 +585,13 @@ int store_put_sensor(struct store *s, const struct ev_sensor_def *d,
 	for (int i = 0; i < 3; i++)
 		p[8 + i] = num_or_null(th[i], sizeof(th[i]), d->thresholds[i]);
 	p[11] = off;
+	p[12] = actor;
+	p[13] = peer;
 	if (pgc_query(s->conn,
-		      "INSERT INTO sensors (tenant, sensor_id, name, metric,"
+		      "WITH aud AS (INSERT INTO audit (tenant, actor, action,"
+		      " detail, peer) VALUES ($1, $13, 'sensor.put',"
+		      " jsonb_build_object('sensor_id', $2::text), $14))"
+		      " INSERT INTO sensors (tenant, sensor_id, name, metric,"
 		      " unit, district, lat, lon, waspada, siaga, awas,"
 		      " offline_after_s) VALUES ($1, $2, $3, $4, $5, $6, $7,"
 		      " $8, $9, $10, $11, $12)"
@@ -576,7 +604,7 @@ int store_put_sensor(struct store *s, const struct ev_sensor_def *d,
 		      " offline_after_s = EXCLUDED.offline_after_s,"
 		      " updated_at = now()"
 		      " RETURNING kd_us(created_at), (xmax = 0)",
-		      12, p, sensor_cb, q) < 0) {
+		      14, p, sensor_cb, q) < 0) {
 		free(q);
 		return STORE_UNAVAILABLE;
 	}
@@ -684,6 +712,27 @@ void store_save_history(struct store *s, int64_t at_us, const char *kpis)
 		      " ON CONFLICT DO NOTHING",
 		      3, p, history_cb, NULL) < 0)
 		log_warn("recording KPI history skipped: database unavailable");
+}
+
+static void audit_cb(void *arg, PGresult *r, const char *error)
+{
+	(void)arg;
+	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
+		log_warn("writing the audit trail failed: %s",
+			 r ? PQresultErrorMessage(r) : error);
+}
+
+void store_audit(struct store *s, const char *actor, const char *action,
+		 const char *detail, const char *peer)
+{
+	const char *p[5] = {s->tenant, actor, action, detail, peer};
+
+	if (pgc_query(s->conn,
+		      "INSERT INTO audit (tenant, actor, action, detail, peer)"
+		      " VALUES ($1, $2, $3, $4::jsonb, $5)",
+		      5, p, audit_cb, NULL) < 0)
+		log_warn("audit of %s by %s not written: database unavailable",
+			 action, actor);
 }
 
 struct store *store_new(uv_loop_t *loop, const char *conninfo,

@@ -49,21 +49,23 @@ struct store *store_new(uv_loop_t *loop, const char *conninfo,
 			size_t max_pending_events);
 
 /*
- * Queues a request's events for the next group.  Takes ownership of the
+ * Queues a request's events for the next group; the audit trail records
+ * the poster, the number of events and the client's address (peer) in the
+ * same transaction.  Takes ownership of the
  * batch's contents (the caller's *batch is emptied).  Returns 0, or
  * STORE_UNAVAILABLE when the database is unreachable or the queue is full;
  * then cb is never called and the batch is left with the caller.
  */
-int store_submit(struct store *s, const char *poster, struct ev_batch *batch,
-		 store_done_cb cb, void *arg)
+int store_submit(struct store *s, const char *poster, const char *peer,
+		 struct ev_batch *batch, store_done_cb cb, void *arg)
     __attribute__((warn_unused_result));
 
 /* Upserts a sensor; cb gets ok and whether it was new. */
 typedef void (*store_sensor_cb)(void *arg, bool ok, bool created,
 				int64_t registered_us, const char *error);
 int store_put_sensor(struct store *s, const struct ev_sensor_def *def,
-		     store_sensor_cb cb, void *arg)
-    __attribute__((warn_unused_result));
+		     const char *actor, const char *peer, store_sensor_cb cb,
+		     void *arg) __attribute__((warn_unused_result));
 
 /* Writes an alert's full state (insert when it has no id yet). */
 typedef void (*store_alert_cb)(void *arg, bool ok, int64_t id);
@@ -77,6 +79,10 @@ int store_save_alert(struct store *s, const struct alert *a, int tz_offset_s,
  * failure is logged, and the next record is written all the same.
  */
 void store_save_history(struct store *s, int64_t at_us, const char *kpis);
+
+/* Appends to the audit trail (detail: a JSON object as text). */
+void store_audit(struct store *s, const char *actor, const char *action,
+		 const char *detail, const char *peer);
 
 bool store_ready(const struct store *s);
 /* Nothing queued and nothing in flight. */

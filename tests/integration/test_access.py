@@ -85,3 +85,53 @@ def test_pages_carry_security_headers(server):
             assert r.headers.get("Referrer-Policy") == "no-referrer", path
     finally:
         client.close()
+
+
+def audit_rows(database):
+    conn = database.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT actor, action, detail, peer FROM audit ORDER BY id")
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def test_writes_and_acks_are_audited(fresh_database, make_server):
+    srv = make_server(fresh_database)
+    key = create_key(fresh_database, "gateway-7", ["call", "sensor"])
+    client = srv.http()
+    client.key = key
+    try:
+        wait_status(client, 202, 2.0)
+        before = len(audit_rows(fresh_database))
+        assert client.post_events([call_event(), call_event(), call_event()]).status == 202
+        r = client.put("/api/v1/sensors/AUD-1", {"name": "Audit gauge", "metric": "water_level",
+                                                "unit": "cm", "thresholds": {"siaga": 10, "awas": 20}})
+        assert r.status == 201
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        r = client.post_events([{"id": "aud-reading", "type": "sensor", "occurred_at": now,
+                                 "sensor": {"sensor_id": "AUD-1", "value": 25}}])
+        assert r.status == 202
+        # A rejected request leaves no trail: nothing of it was stored.
+        assert client.post_events([{"id": "x"}]).status == 422
+        deadline = time.monotonic() + 5
+        alert_id = None
+        while alert_id is None and time.monotonic() < deadline:
+            alerts = client.get("/api/v1/alerts?state=active").json["alerts"]
+            alert_id = next((a["id"] for a in alerts if a["sensor_id"] == "AUD-1"), None)
+            time.sleep(0.1)
+        assert alert_id, "an awas reading raised no alert"
+        r = client.post(f"/api/v1/alerts/{alert_id}/ack", {"by": "operator.pagi", "note": "cek"})
+        assert r.status == 200
+        time.sleep(0.5)
+        rows = audit_rows(fresh_database)[before:]
+        actions = [(actor, action) for actor, action, _, _ in rows]
+        assert actions == [("gateway-7", "events.post"), ("gateway-7", "sensor.put"),
+                           ("gateway-7", "events.post"), ("operator.pagi", "alert.ack")], rows
+        assert rows[0][2] == {"events": 3}
+        assert rows[1][2] == {"sensor_id": "AUD-1"}
+        assert rows[3][2] == {"alert_id": alert_id, "note": "cek"}
+        assert all(peer == "127.0.0.1" for _, _, _, peer in rows), rows
+    finally:
+        client.close()
