@@ -181,6 +181,20 @@ static void post_events(struct http_req *r)
 			return;
 		}
 		if (e->type == EV_SENSOR &&
+		    !keys_sensor_allowed(key, e->subject)) {
+			snprintf(detail, sizeof(detail),
+				 "This key may not post readings of sensor "
+				 "\"%.64s\"; ask for a key that lists it.",
+				 e->subject);
+			ev_batch_free(&batch);
+			a->rejected++;
+			http_problem(r, 403, "forbidden", "Forbidden", detail,
+				     json_pack("{s:I, s:s}", "index",
+					       (json_int_t)i, "field",
+					       "sensor.sensor_id"));
+			return;
+		}
+		if (e->type == EV_SENSOR &&
 		    !kpi_sensor_known(a->kpi, e->subject)) {
 			snprintf(detail, sizeof(detail),
 				 "Sensor \"%.64s\" is not registered; register "
@@ -281,11 +295,16 @@ static void put_sensor(struct http_req *r, const char *id)
 
 	if (!(key = authorize(r)))
 		return;
-	if (!(key->types & (1u << EV_SENSOR))) {
-		http_problem(r, 403, "forbidden", "Forbidden",
-			     "This key may not register sensors; ask for a key "
-			     "with the sensor type.",
-			     NULL);
+	if (!(key->types & (1u << EV_SENSOR)) ||
+	    !keys_sensor_allowed(key, id)) {
+		http_problem(
+		    r, 403, "forbidden", "Forbidden",
+		    key->types & (1u << EV_SENSOR)
+			? "This key may not register this sensor; ask "
+			  "for a key that lists it."
+			: "This key may not register sensors; ask for a "
+			  "key with the sensor type.",
+		    NULL);
 		return;
 	}
 	if (!media_is(r->content_type, "application/json")) {

@@ -25,8 +25,10 @@ static void clear(struct hmap *m)
 	void *v;
 	size_t pos = 0;
 
-	while (hmap_next(m, &pos, &k, &v))
+	while (hmap_next(m, &pos, &k, &v)) {
+		free(((struct key_info *)v)->sensors);
 		free(v);
+	}
 	hmap_free(m);
 }
 
@@ -82,8 +84,19 @@ int keys_replace(struct keys *ks, PGresult *r)
 		snprintf(k->poster, sizeof(k->poster), "%s",
 			 PQgetvalue(r, i, 1));
 		k->types = parse_types(PQgetvalue(r, i, 2));
+		if (!PQgetisnull(r, i, 4)) {
+			size_t n = strlen(PQgetvalue(r, i, 4));
+			k->sensors = malloc(n + 3);
+			if (!k->sensors) {
+				free(k);
+				goto fail;
+			}
+			snprintf(k->sensors, n + 3, ",%s,",
+				 PQgetvalue(r, i, 4));
+		}
 		if (hex_decode(PQgetvalue(r, i, 3), k->sha256, 32) < 0 ||
 		    hmap_put(&next, k->key_id, k) < 0) {
+			free(k->sensors);
 			free(k);
 			goto fail;
 		}
@@ -129,6 +142,19 @@ const struct key_info *keys_check(const struct keys *ks, const char *header)
 	return CRYPTO_memcmp(digest, k->sha256, 32) == 0 ? k : NULL;
 }
 
+bool keys_sensor_allowed(const struct key_info *k, const char *sensor_id)
+{
+	size_t n = strlen(sensor_id);
+
+	if (!k->sensors)
+		return true;
+	/* Sensor ids hold no commas (ingest/event.h), so ",id," is exact. */
+	for (const char *p = k->sensors; (p = strstr(p, sensor_id)); p++)
+		if (p[-1] == ',' && p[n] == ',')
+			return true;
+	return false;
+}
+
 int keys_count(const struct keys *ks)
 {
 	return (int)ks->by_id.len;
@@ -147,6 +173,7 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: kendali key create --poster NAME --types "
 			"call,report,sensor\n"
+			"                          [--sensors ID,ID,...]\n"
 			"       kendali key list\n"
 			"       kendali key revoke KEY_ID\n");
 	return 2;
@@ -154,7 +181,7 @@ static int usage(void)
 
 static int key_create(PGconn *conn, const char *tenant, int argc, char **argv)
 {
-	const char *poster = NULL, *types = NULL;
+	const char *poster = NULL, *types = NULL, *sensors = NULL;
 	unsigned char idb[KEY_ID_LEN / 2], secretb[24], digest[32];
 	char id[KEY_ID_LEN + 1], secret[49], digest_hex[70], pg_types[64];
 	unsigned mask;
@@ -165,6 +192,8 @@ static int key_create(PGconn *conn, const char *tenant, int argc, char **argv)
 			poster = argv[++i];
 		else if (strcmp(argv[i], "--types") == 0 && i + 1 < argc)
 			types = argv[++i];
+		else if (strcmp(argv[i], "--sensors") == 0 && i + 1 < argc)
+			sensors = argv[++i];
 		else
 			return usage();
 	}
@@ -188,6 +217,16 @@ static int key_create(PGconn *conn, const char *tenant, int argc, char **argv)
 				"of call, report, sensor\n");
 		return 2;
 	}
+	if (sensors && (!sensors[0] || strlen(sensors) > 4000 ||
+			strspn(sensors, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					"abcdefghijklmnopqrstuvwxyz0123456789"
+					"._:-,") != strlen(sensors) ||
+			sensors[0] == ',' || strstr(sensors, ",,") ||
+			sensors[strlen(sensors) - 1] == ',')) {
+		fprintf(stderr, "kendali: --sensors takes a comma-separated "
+				"list of sensor ids\n");
+		return 2;
+	}
 	if (RAND_bytes(idb, sizeof(idb)) != 1 ||
 	    RAND_bytes(secretb, sizeof(secretb)) != 1) {
 		fprintf(stderr, "kendali: no random bytes\n");
@@ -199,21 +238,33 @@ static int key_create(PGconn *conn, const char *tenant, int argc, char **argv)
 	strcpy(digest_hex, "\\x");
 	hex(digest, 32, digest_hex + 2);
 	snprintf(pg_types, sizeof(pg_types), "{%s}", types);
-	const char *p[5] = {id, tenant, poster, pg_types, digest_hex};
+	char *pg_sensors = NULL;
+	if (sensors) {
+		pg_sensors = malloc(strlen(sensors) + 3);
+		if (!pg_sensors)
+			return 1;
+		sprintf(pg_sensors, "{%s}", sensors);
+	}
+	const char *p[6] = {id,	      tenant,	  poster,
+			    pg_types, digest_hex, pg_sensors};
 	r = PQexecParams(conn,
 			 "INSERT INTO api_keys (key_id, tenant, poster, types,"
-			 " secret_sha256) VALUES ($1, $2, $3, $4, $5)",
-			 5, NULL, p, NULL, NULL, 0);
+			 " secret_sha256, sensors)"
+			 " VALUES ($1, $2, $3, $4, $5, $6)",
+			 6, NULL, p, NULL, NULL, 0);
+	free(pg_sensors);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		fprintf(stderr, "kendali: %s", PQresultErrorMessage(r));
 		PQclear(r);
 		return 1;
 	}
 	PQclear(r);
-	printf("Created key %s for poster \"%s\" (types %s, tenant %s).\n"
+	printf("Created key %s for poster \"%s\" (types %s, sensors %s, "
+	       "tenant %s).\n"
 	       "It is shown only now; store it in the agency's system:\n"
 	       "kd_%s_%s\n",
-	       id, poster, types, tenant, id, secret);
+	       id, poster, types, sensors ? sensors : "all", tenant, id,
+	       secret);
 	return 0;
 }
 

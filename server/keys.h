@@ -19,6 +19,7 @@ struct key_info {
 	char key_id[KEY_ID_LEN + 1];
 	char poster[65];
 	unsigned types; /* bit (1 << enum ev_type) per allowed type */
+	char *sensors;	/* ",ID,ID," of the sensors allowed, NULL for all */
 	unsigned char sha256[32];
 };
 
@@ -36,12 +37,16 @@ int keys_replace(struct keys *ks, PGresult *r)
     __attribute__((warn_unused_result));
 #define KEYS_SELECT_SQL                                                        \
 	"SELECT key_id, poster, array_to_string(types, ','),"                  \
-	" encode(secret_sha256, 'hex') FROM api_keys"                          \
+	" encode(secret_sha256, 'hex'), array_to_string(sensors, ',')"         \
+	" FROM api_keys"                                                       \
 	" WHERE tenant = $1 AND revoked_at IS NULL"
 
 /* The key an Authorization header value names, or NULL (borrowed). */
 const struct key_info *keys_check(const struct keys *ks, const char *header);
 int keys_count(const struct keys *ks);
+
+/* Whether the key may post readings of, and register, this sensor. */
+bool keys_sensor_allowed(const struct key_info *k, const char *sensor_id);
 
 /*
  * `kendali key create|list|revoke ...`, on a blocking connection.  Prints

@@ -135,3 +135,49 @@ def test_writes_and_acks_are_audited(fresh_database, make_server):
         assert all(peer == "127.0.0.1" for _, _, _, peer in rows), rows
     finally:
         client.close()
+
+
+def test_sensor_scope_of_a_key(fresh_database, make_server):
+    srv = make_server(fresh_database)
+    admin = create_key(fresh_database, "bpbd-admin", ["sensor"])
+    cp = kendali_cli(fresh_database, "key", "create", "--poster", "gateway-barat",
+                     "--types", "sensor", "--sensors", "SC-A,SC-B")
+    scoped = cp.stdout.strip().splitlines()[-1]
+    bad = kendali_cli(fresh_database, "key", "create", "--poster", "x", "--types", "sensor",
+                      "--sensors", "SC-A,,SC-B", check=False)
+    assert bad.returncode != 0, "an empty id in --sensors is refused"
+    client = srv.http()
+    try:
+        gauge = {"name": "Scope gauge", "metric": "water_level", "unit": "cm",
+                 "thresholds": {"siaga": 100, "awas": 200}}
+        client.key = admin
+        wait_status_put = time.monotonic() + 2
+        while client.put("/api/v1/sensors/SC-C", gauge).status == 401:
+            assert time.monotonic() < wait_status_put, "the new key never worked"
+            time.sleep(0.05)
+        client.key = scoped
+        deadline = time.monotonic() + 2
+        while (r := client.put("/api/v1/sensors/SC-A", gauge)).status == 401:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert r.status == 201, r.body
+        r = client.put("/api/v1/sensors/SC-C", gauge)
+        assert r.status == 403 and r.json["code"] == "forbidden", r.body
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        ok = {"id": "sc-1", "type": "sensor", "occurred_at": now,
+              "sensor": {"sensor_id": "SC-A", "value": 10}}
+        other = {"id": "sc-2", "type": "sensor", "occurred_at": now,
+                 "sensor": {"sensor_id": "SC-C", "value": 10}}
+        r = client.post_events([ok, other])
+        assert r.status == 403, r.body
+        assert r.json["index"] == 1 and r.json["field"] == "sensor.sensor_id"
+        conn = fresh_database.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM events")
+                assert cur.fetchone()[0] == 0, "nothing of a refused request is stored"
+        finally:
+            conn.close()
+        assert client.post_events([ok]).status == 202
+    finally:
+        client.close()
