@@ -31,7 +31,7 @@ packages=(
 	# the database (server binaries in /usr/lib/postgresql/<version>/bin)
 	postgresql
 	# tests
-	python3 python3-pytest python3-websockets python3-psycopg2
+	python3 python3-pytest python3-websockets python3-psycopg2 openssl
 )
 if ((browser)); then
 	# Browser tests run headless Chromium from Node.js.

@@ -417,6 +417,8 @@ int app_serve(const struct config *cfg)
 	    .static_dir = cfg->static_dir,
 	    .max_body = cfg->max_body,
 	    .request_timeout_s = cfg->request_timeout_s,
+	    .tls_cert = cfg->tls_cert,
+	    .tls_key = cfg->tls_key,
 	};
 	a->http = http_new(&loop, a, &hc, a->pub, err, sizeof(err));
 	if (!a->http) {
@@ -439,8 +441,9 @@ int app_serve(const struct config *cfg)
 	uv_signal_start(&a->sigterm, signal_cb, SIGTERM);
 	signal(SIGPIPE, SIG_IGN);
 
-	log_info("kendali listening on http://%s:%d (tenant %s, UTC%+d)",
-		 cfg->host, cfg->port, cfg->tenant, a->tz_offset_s / 3600);
+	log_info("kendali listening on %s://%s:%d (tenant %s, UTC%+d)",
+		 cfg->tls_cert ? "https" : "http", cfg->host, cfg->port,
+		 cfg->tenant, a->tz_offset_s / 3600);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	rc = 0;
 out_loop:

@@ -25,6 +25,7 @@ struct config {
 	int request_timeout_s;
 	size_t max_pending_events;
 	double rate_limit; /* requests per second per key; 0: off */
+	const char *tls_cert, *tls_key; /* serve HTTPS and WSS when set */
 	int64_t sla_us[EV_RC_COUNT];
 	bool migrate;
 };

@@ -174,9 +174,13 @@ static int serve_static(struct http *h, struct http_req *r)
 	    "style-src 'self'; img-src 'self' data:; connect-src 'self'; "
 	    "font-src 'self'; base-uri 'none'; form-action 'none'; "
 	    "frame-ancestors 'none'\x0d\x0a";
+	static const char tls_headers[] =
+	    "strict-transport-security: max-age=31536000\x0d\x0a";
+	char all[sizeof(headers) + sizeof(tls_headers)];
+	snprintf(all, sizeof(all), "%s%s", headers,
+		 h->cfg.tls_cert ? tls_headers : "");
 	r->phase = HTTP_HEADERS_SENT;
-	n = lws_serve_http_file(r->wsi, file, mime, headers,
-				(int)sizeof(headers) - 1);
+	n = lws_serve_http_file(r->wsi, file, mime, all, (int)strlen(all));
 	if (n < 0 || (n > 0 && lws_http_transaction_completed(r->wsi)))
 		return -1;
 	return 0;
@@ -466,14 +470,24 @@ struct http *http_new(uv_loop_t *loop, struct app *app,
 	info.vhost_name = "kendali";
 	info.server_string = "kendali";
 	info.pcontext = &h->ctx;
+	if (cfg->tls_cert) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = cfg->tls_cert;
+		info.ssl_private_key_filepath = cfg->tls_key;
+		/* HTTP/1.1 only: the request and file handling here is written
+		 * for it, and screens and agencies gain nothing from h2. */
+		info.alpn = "http/1.1";
+	}
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
 	h->ctx = lws_create_context(&info);
 	if (!h->ctx) {
-		snprintf(err, errlen,
-			 "cannot listen on %s:%d (in use, or the libuv event "
-			 "library of libwebsockets is missing)",
-			 cfg->host, cfg->port);
+		snprintf(
+		    err, errlen,
+		    "cannot listen on %s:%d (in use, a TLS certificate or "
+		    "key that cannot be read, or the libuv event library of "
+		    "libwebsockets is missing)",
+		    cfg->host, cfg->port);
 		free(h);
 		return NULL;
 	}

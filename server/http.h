@@ -56,6 +56,8 @@ struct http_config {
 	const char *static_dir;
 	size_t max_body;
 	int request_timeout_s;
+	const char *tls_cert; /* PEM files; both NULL: plain HTTP */
+	const char *tls_key;
 };
 
 struct http;

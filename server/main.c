@@ -151,6 +151,10 @@ static int serve(int argc, char **argv, struct config *cfg)
 			    (size_t)parse_long(v, 1024, 64 << 20, &ok);
 		} else if (strcmp(o, "--max-batch") == 0) {
 			cfg->max_batch = (size_t)parse_long(v, 1, 100000, &ok);
+		} else if (strcmp(o, "--tls-cert") == 0) {
+			cfg->tls_cert = v;
+		} else if (strcmp(o, "--tls-key") == 0) {
+			cfg->tls_key = v;
 		} else if (strcmp(o, "--rate-limit") == 0) {
 			cfg->rate_limit =
 			    (double)parse_long(v, 0, 1000000, &ok);
@@ -175,6 +179,11 @@ static int serve(int argc, char **argv, struct config *cfg)
 		}
 		if (!ok)
 			return bad(o, v);
+	}
+	if (!cfg->tls_cert != !cfg->tls_key) {
+		fprintf(stderr,
+			"kendali: --tls-cert and --tls-key go together\n");
+		return 2;
 	}
 	return app_serve(cfg);
 }
