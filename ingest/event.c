@@ -815,7 +815,10 @@ static int get_time(const json_t *obj, int64_t now_us, int64_t *out,
 	}
 	if (now_us <= INT64_MAX - EV_FUTURE_SKEW_US &&
 	    *out > now_us + EV_FUTURE_SKEW_US) {
-		fmt_number(got, sizeof got, (double)(*out - now_us) / 1e6);
+		/* The difference is positive but may not fit an int64_t
+		 * (a clock near INT64_MIN): unsigned arithmetic is exact. */
+		fmt_number(got, sizeof got,
+			   (double)((uint64_t)*out - (uint64_t)now_us) / 1e6);
 		return invalid(
 		    err, "occurred_at",
 		    "occurred_at is %s s ahead of the server's clock, "

@@ -32,6 +32,11 @@ packages=(
 	postgresql
 	# tests
 	python3 python3-pytest python3-websockets python3-psycopg2 openssl
+	# fuzzing (tests/fuzz/run.sh): clang, its libFuzzer and sanitizer
+	# runtimes (named after Debian 12's clang 14), and llvm-symbolizer, so
+	# that reports name files and lines; gcc's sanitizer runtimes, for the
+	# sanitized build, come with gcc
+	clang libclang-rt-14-dev llvm
 )
 if ((browser)); then
 	# Browser tests run headless Chromium from Node.js.

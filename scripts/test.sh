@@ -9,6 +9,16 @@
 #   6. browser tests:     node --test in tests/browser (headless Chromium driven by
 #                         playwright-core), against build-test/server/kendali; first
 #                         scripts/deps.sh --browser and npm ci there
+#   7. sanitized build:   build-asan/ with gcc's AddressSanitizer and
+#                         UndefinedBehaviorSanitizer; there the unit tests, then
+#                         the integration tests against build-asan/server/kendali,
+#                         every sanitizer report in a server's stderr counting as
+#                         one failure
+#   8. fuzzing:           each libFuzzer target of tests/fuzz/ (clang) for
+#                         $FUZZ_SECONDS (default 30) on a copy of its seeds, one
+#                         test each (tests/fuzz/run.sh)
+#
+# docs/testing.md says how to run one stage alone.
 #
 # Every stage runs even when an earlier one failed (the tests need the build,
 # so they are skipped when it failed).  The last line is the total over all
@@ -32,6 +42,51 @@ run() {
 	"$@" 2>&1 | tee "$tmp/out"
 	rc=${PIPESTATUS[0]}
 	set -e
+}
+
+# Adds up the summary of `meson test` in $tmp/out (exit status rc) under a
+# label.
+count_meson() {
+	local label=$1 ok xfail fail xpass tmo p f
+	ok=$(sed -n 's/^Ok: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
+	if [[ -n $ok ]]; then
+		xfail=$(sed -n 's/^Expected Fail: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
+		fail=$(sed -n 's/^Fail: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
+		xpass=$(sed -n 's/^Unexpected Pass: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
+		tmo=$(sed -n 's/^Timeout: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
+		p=$((ok + ${xfail:-0}))
+		f=$((${fail:-0} + ${xpass:-0} + ${tmo:-0}))
+		if ((rc != 0 && f == 0)); then f=1; fi
+		note "$label: $p passed, $f failed"
+		passed=$((passed + p))
+		failed=$((failed + f))
+	elif ((rc == 0)); then
+		note "$label: none defined"
+	else
+		note "$label could not run (exit $rc)"
+		failed=$((failed + 1))
+	fi
+}
+
+# Adds up the summary of pytest in $tmp/out (exit status rc) under a label.
+count_pytest() {
+	local label=$1 summary p f e
+	summary=$(grep -E '(^|[ =])[0-9]+ (passed|failed|errors?|skipped|deselected)|no tests ran' \
+		"$tmp/out" | tail -n 1 || true)
+	count() { sed -n "s/.*\\b\\([0-9][0-9]*\\) $1\\b.*/\\1/p" <<<"$summary" | tail -n 1; }
+	p=$(count passed)
+	f=$(count failed)
+	e=$(count 'errors\?')
+	p=${p:-0}
+	f=$((${f:-0} + ${e:-0}))
+	case $rc in
+	0 | 1) if ((rc == 1 && f == 0)); then f=1; fi ;;
+	5) note "$label: none collected" ;;
+	*) if ((f == 0)); then f=1; fi ;;
+	esac
+	note "$label: $p passed, $f failed"
+	passed=$((passed + p))
+	failed=$((failed + f))
 }
 
 # 1. dependencies
@@ -63,24 +118,7 @@ fi
 if ((built)); then
 	stage "unit tests (meson test)"
 	run meson test -C build-test --print-errorlogs
-	ok=$(sed -n 's/^Ok: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
-	if [[ -n $ok ]]; then
-		xfail=$(sed -n 's/^Expected Fail: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
-		fail=$(sed -n 's/^Fail: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
-		xpass=$(sed -n 's/^Unexpected Pass: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
-		tmo=$(sed -n 's/^Timeout: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
-		p=$((ok + ${xfail:-0}))
-		f=$((${fail:-0} + ${xpass:-0} + ${tmo:-0}))
-		if ((rc != 0 && f == 0)); then f=1; fi
-		note "unit tests: $p passed, $f failed"
-		passed=$((passed + p))
-		failed=$((failed + f))
-	elif ((rc == 0)); then
-		note "unit tests: none defined"
-	else
-		note "unit tests could not run (exit $rc)"
-		failed=$((failed + 1))
-	fi
+	count_meson "unit tests"
 fi
 
 # 4. integration tests
@@ -89,22 +127,7 @@ if ((built)); then
 	if [[ -d tests/integration ]]; then
 		run env KENDALI_BIN="$root/build-test/server/kendali" \
 			/usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider
-		summary=$(grep -E '(^|[ =])[0-9]+ (passed|failed|errors?|skipped|deselected)|no tests ran' \
-			"$tmp/out" | tail -n 1 || true)
-		count() { sed -n "s/.*\\b\\([0-9][0-9]*\\) $1\\b.*/\\1/p" <<<"$summary" | tail -n 1; }
-		p=$(count passed)
-		f=$(count failed)
-		e=$(count 'errors\?')
-		p=${p:-0}
-		f=$((${f:-0} + ${e:-0}))
-		case $rc in
-		0 | 1) if ((rc == 1 && f == 0)); then f=1; fi ;;
-		5) note "integration tests: none collected" ;;
-		*) if ((f == 0)); then f=1; fi ;;
-		esac
-		note "integration tests: $p passed, $f failed"
-		passed=$((passed + p))
-		failed=$((failed + f))
+		count_pytest "integration tests"
 	else
 		note "integration tests: no tests/integration directory"
 	fi
@@ -154,6 +177,82 @@ if ((built)); then
 		note "browser tests: no tests/browser directory"
 	fi
 fi
+
+# 7. sanitized build: gcc's AddressSanitizer (with LeakSanitizer) and
+# UndefinedBehaviorSanitizer.  Undefined behaviour aborts instead of going on,
+# and a leak or an error at exit makes the process exit 23, so that tests
+# notice; every report also lands in the process's stderr, which is checked
+# after the run.
+stage "sanitized build (build-asan, -Db_sanitize=address,undefined)"
+san_opts=("-Db_sanitize=address,undefined" -Db_lundef=false -Dbuildtype=debug
+	-Dc_args=-fno-sanitize-recover=undefined)
+san_env=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1)
+san_built=0
+if [[ -f build-asan/build.ninja ]]; then
+	run bash -c 'meson configure build-asan "$@" && ninja -C build-asan' _ "${san_opts[@]}"
+elif [[ -d build-asan/meson-private ]]; then
+	run bash -c 'meson setup --reconfigure build-asan "$@" && ninja -C build-asan' _ "${san_opts[@]}"
+else
+	run bash -c 'meson setup build-asan "$@" && ninja -C build-asan' _ "${san_opts[@]}"
+fi
+if ((rc == 0)); then
+	san_built=1
+else
+	note "sanitized build failed (exit $rc); its unit and integration tests skipped"
+	failed=$((failed + 1))
+fi
+
+if ((san_built)); then
+	stage "unit tests under ASan/UBSan (meson test -C build-asan --suite unit)"
+	run env "${san_env[@]}" meson test -C build-asan --suite unit --print-errorlogs
+	count_meson "unit tests under ASan/UBSan"
+
+	stage "integration tests under ASan/UBSan (pytest, build-asan/server/kendali)"
+	if [[ -d tests/integration ]]; then
+		# The servers' and the command line's stderr go to $logs; a test
+		# that starts a server by itself keeps its log under pytest's
+		# temporary directory, $base.
+		logs=$tmp/asan-logs
+		base=$tmp/asan-pytest
+		mkdir -p "$logs"
+		run env "${san_env[@]}" KENDALI_BIN="$root/build-asan/server/kendali" \
+			KENDALI_IT_LOGDIR="$logs" \
+			/usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider \
+			--basetemp="$base"
+		count_pytest "integration tests under ASan/UBSan"
+		# A report in a server's stderr fails the run even when no test
+		# saw the server misbehave: one failure per report.
+		pattern='ERROR: AddressSanitizer|runtime error:|LeakSanitizer'
+		mapfile -t files < <(grep -r -l -E "$pattern" "$logs" "$base" 2>/dev/null || true)
+		reports=0
+		for f in "${files[@]}"; do
+			reports=$((reports + $(grep -c -E "$pattern" "$f")))
+			note "sanitizer report in ${f#"$tmp"/}:"
+			grep -E -A 40 "$pattern" "$f" | head -n 200 || true
+		done
+		note "sanitizer reports in the servers' logs: $reports"
+		failed=$((failed + reports))
+	else
+		note "integration tests under ASan/UBSan: no tests/integration directory"
+	fi
+fi
+
+# 8. fuzzing: one test per target, passed when it ran its time without a
+# crash, a leak, undefined behaviour or a broken check.
+stage "fuzzing (tests/fuzz/run.sh, ${FUZZ_SECONDS:-30} s per target)"
+for src in tests/fuzz/fuzz_*.c; do
+	[[ -f $src ]] || continue
+	target=${src#tests/fuzz/fuzz_}
+	target=${target%.c}
+	run tests/fuzz/run.sh -t "${FUZZ_SECONDS:-30}" "$target"
+	if ((rc == 0)); then
+		passed=$((passed + 1))
+	else
+		note "fuzz target $target failed (exit $rc)"
+		failed=$((failed + 1))
+	fi
+done
 
 echo
 echo "$passed passed, $failed failed"

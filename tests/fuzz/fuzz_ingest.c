@@ -1,7 +1,8 @@
 /*
  * tests/fuzz/fuzz_ingest.c - libFuzzer target for the ingest library.
  *
- * Build and run (from the top of the tree; not part of the meson build):
+ * Build and run from the top of the tree with tests/fuzz/run.sh ingest (not
+ * part of the meson build), or by hand:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined \
  *       -fno-sanitize-recover=undefined -Iingest \

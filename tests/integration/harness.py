@@ -79,6 +79,15 @@ def kendali_bin_path():
     return Path(os.environ.get("KENDALI_BIN") or REPO / "build" / "server" / "kendali")
 
 
+def log_dir_override():
+    """$KENDALI_IT_LOGDIR, where every server's stderr and stdout and the
+    command line's stderr go instead of the session's temporary directory,
+    so that a caller (scripts/test.sh under sanitizers) can read them after
+    the run; None when unset."""
+    d = os.environ.get("KENDALI_IT_LOGDIR")
+    return Path(d) if d else None
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -310,6 +319,12 @@ def kendali_cli(database, *args, check=True, timeout=60):
     binary = require_binary()
     cp = subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True,
                         timeout=timeout, env=sanitized_env(DATABASE_URL=database.url))
+    logs = log_dir_override()
+    if logs is not None and cp.stderr:
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / "cli.stderr", "a") as f:
+            f.write(f"\n===== kendali {' '.join(map(str, args))} (exit {cp.returncode}) =====\n")
+            f.write(cp.stderr)
     if check and cp.returncode != 0:
         pytest.fail(f"`kendali {' '.join(map(str, args))}` exited {cp.returncode}\n"
                     f"stdout:\n{cp.stdout}\nstderr:\n{cp.stderr}", pytrace=False)
@@ -344,7 +359,7 @@ class Server:
         self.database = database
         self.extra_args = list(extra_args)
         self.port = free_port()
-        self.log_dir = Path(log_dir)
+        self.log_dir = log_dir_override() or Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.proc = None
