@@ -464,7 +464,8 @@ struct http *http_new(uv_loop_t *loop, struct app *app,
 	info.gid = -1;
 	info.uid = -1;
 	info.keepalive_timeout = 30;
-	info.timeout_secs = 20;
+	/* Also bounds a client that sends half a request line or headers. */
+	info.timeout_secs = (unsigned)cfg->request_timeout_s;
 	info.max_http_header_data = 4096;
 	info.retry_and_idle_policy = &h->retry;
 	info.vhost_name = "kendali";
