@@ -16,6 +16,11 @@ const char *alert_kind_name(enum alert_kind k)
 	return k == ALERT_LEVEL ? "level" : "offline";
 }
 
+enum alert_kind alert_kind_parse(const char *name)
+{
+	return name && strcmp(name, "level") == 0 ? ALERT_LEVEL : ALERT_OFFLINE;
+}
+
 struct alerts *alerts_new(int tz_offset_s, alert_change_cb cb, void *arg)
 {
 	struct alerts *as = calloc(1, sizeof(*as));

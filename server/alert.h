@@ -74,5 +74,7 @@ json_t *alert_json(const struct alerts *as, const struct alert *a);
 json_t *alerts_active_json(const struct alerts *as);
 
 const char *alert_kind_name(enum alert_kind k);
+/* The kind a stored name gives ("level" or "offline"). */
+enum alert_kind alert_kind_parse(const char *name);
 
 #endif

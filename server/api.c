@@ -670,16 +670,10 @@ static void alerts_all_done(void *arg, PGresult *res, const char *error)
 	arr = json_array();
 	for (int i = 0; i < PQntuples(res); i++) {
 		struct alert x = {0};
-		const char *sev = PQgetvalue(res, i, 2);
 
 		x.id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		x.kind = strcmp(PQgetvalue(res, i, 1), "level") == 0
-			     ? ALERT_LEVEL
-			     : ALERT_OFFLINE;
-		x.severity = strcmp(sev, "awas") == 0	   ? KPI_AWAS
-			     : strcmp(sev, "siaga") == 0   ? KPI_SIAGA
-			     : strcmp(sev, "waspada") == 0 ? KPI_WASPADA
-							   : KPI_NORMAL;
+		x.kind = alert_kind_parse(PQgetvalue(res, i, 1));
+		x.severity = kpi_level_parse(PQgetvalue(res, i, 2));
 		snprintf(x.sensor_id, sizeof(x.sensor_id), "%s",
 			 PQgetvalue(res, i, 3));
 		snprintf(x.message, sizeof(x.message), "%s",

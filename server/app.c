@@ -102,8 +102,7 @@ void app_alerts_flush(struct app *a)
 		struct alert_save *s = malloc(sizeof(*s));
 
 		alert_save_begin(al);
-		if (!s || store_save_alert(a->store, al, a->tz_offset_s,
-					   alert_saved, s) < 0) {
+		if (!s || store_save_alert(a->store, al, alert_saved, s) < 0) {
 			free(s);
 			/* Marked dirty again: the next tick retries. */
 			alerts_save_done(a->alerts, al, false, 0);

@@ -701,6 +701,15 @@ const char *kpi_level_name(enum kpi_level l)
 	return (unsigned)l < KPI_LEVEL_COUNT ? names[l] : NULL;
 }
 
+enum kpi_level kpi_level_parse(const char *name)
+{
+	for (int l = KPI_LEVEL_COUNT - 1; l > KPI_NORMAL; l--)
+		if (name &&
+		    strcmp(name, kpi_level_name((enum kpi_level)l)) == 0)
+			return (enum kpi_level)l;
+	return KPI_NORMAL;
+}
+
 static int sensor_cmp(const void *a, const void *b)
 {
 	const struct sensor *x = *(struct sensor *const *)a;

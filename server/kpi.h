@@ -111,6 +111,8 @@ const struct ev_sensor_def *kpi_sensor_def(const struct kpi *k, int i);
 
 enum kpi_level kpi_level_of(const double thresholds[3], double value);
 const char *kpi_level_name(enum kpi_level l);
+/* The level a name gives ("awas", ...); KPI_NORMAL for anything else. */
+enum kpi_level kpi_level_parse(const char *name);
 
 /*
  * Every KPI of the catalogue except alerts.active, as a new JSON object

@@ -640,15 +640,14 @@ static const char *us_or_null(char *buf, size_t n, int64_t us)
 	return buf;
 }
 
-int store_save_alert(struct store *s, const struct alert *a, int tz_offset_s,
-		     store_alert_cb cb, void *arg)
+int store_save_alert(struct store *s, const struct alert *a, store_alert_cb cb,
+		     void *arg)
 {
 	char id[24], raised[24], cleared[24], acked[24];
 	struct alert_req *q = malloc(sizeof(*q));
 	const char *p[10];
 	int rc;
 
-	(void)tz_offset_s;
 	if (!q)
 		return STORE_UNAVAILABLE;
 	q->cb = cb;
@@ -923,15 +922,10 @@ static int load_alerts(PGconn *conn, const char *tenant, struct alerts *as,
 		return -1;
 	for (int i = 0; i < PQntuples(r); i++) {
 		struct alert a = {0};
-		const char *sev = col(r, i, 2);
 
 		a.id = strtoll(col(r, i, 0), NULL, 10);
-		a.kind = strcmp(col(r, i, 1), "level") == 0 ? ALERT_LEVEL
-							    : ALERT_OFFLINE;
-		a.severity = strcmp(sev, "awas") == 0	   ? KPI_AWAS
-			     : strcmp(sev, "siaga") == 0   ? KPI_SIAGA
-			     : strcmp(sev, "waspada") == 0 ? KPI_WASPADA
-							   : KPI_NORMAL;
+		a.kind = alert_kind_parse(col(r, i, 1));
+		a.severity = kpi_level_parse(col(r, i, 2));
 		snprintf(a.sensor_id, sizeof(a.sensor_id), "%s", col(r, i, 3));
 		snprintf(a.message, sizeof(a.message), "%s", col(r, i, 4));
 		a.raised_us = parse_us(col(r, i, 5));

@@ -69,9 +69,8 @@ int store_put_sensor(struct store *s, const struct ev_sensor_def *def,
 
 /* Writes an alert's full state (insert when it has no id yet). */
 typedef void (*store_alert_cb)(void *arg, bool ok, int64_t id);
-int store_save_alert(struct store *s, const struct alert *a, int tz_offset_s,
-		     store_alert_cb cb, void *arg)
-    __attribute__((warn_unused_result));
+int store_save_alert(struct store *s, const struct alert *a, store_alert_cb cb,
+		     void *arg) __attribute__((warn_unused_result));
 
 /*
  * Records the KPIs at a point in time (kpis is a JSON object as text,
