@@ -1,5 +1,6 @@
 #include "api.h"
 
+#include "access.h"
 #include "alert.h"
 #include "app.h"
 #include "http.h"
@@ -332,6 +333,27 @@ static void put_sensor(struct http_req *r, const char *id)
 		unavailable(r, "The database cannot take writes now; retry "
 			       "later.");
 	}
+}
+
+/*
+ * The registry is read by screens, and by sensor gateways checking what
+ * they registered.
+ */
+static bool sensor_reader(struct http_req *r)
+{
+	const struct key_info *k;
+
+	if (strncmp(r->client.bearer, "kd_", 3) != 0)
+		return access_allow(r, CAN_READ);
+	if (!(k = authorize(r)))
+		return false;
+	if (k->types & (1u << EV_SENSOR))
+		return true;
+	http_problem(r, 403, "forbidden", "Forbidden",
+		     "This key may not post sensor readings, so it may not "
+		     "read the sensor registry either.",
+		     NULL);
+	return false;
 }
 
 static void get_sensors(struct http_req *r)
@@ -751,7 +773,11 @@ static void ack_alert(struct http_req *r, const char *id_text)
 				       "column", jerr.column));
 		return;
 	}
-	by = json_string_value(json_object_get(body, "by"));
+	/* A screen or a person acknowledges under its own name; only
+	 * anonymous access (a demonstration) names itself in the body. */
+	bool named = r->who.kind != AUTH_ANONYMOUS;
+	by = named ? r->who.name
+		   : json_string_value(json_object_get(body, "by"));
 	note = json_string_value(json_object_get(body, "note"));
 	if (!json_is_object(body) || !by || !by[0] || strlen(by) > 64 ||
 	    (json_object_get(body, "note") && !note) ||
@@ -760,8 +786,10 @@ static void ack_alert(struct http_req *r, const char *id_text)
 		json_decref(body);
 		http_problem(
 		    r, 422, "invalid_ack", "Invalid acknowledgement",
-		    "Send {\"by\": \"<operator, 1..64 characters>\", "
-		    "\"note\": \"<optional, up to 200>\"}.",
+		    named ? "Send {\"note\": \"<optional, up to 200 "
+			    "characters>\"}."
+			  : "Send {\"by\": \"<operator, 1..64 characters>\", "
+			    "\"note\": \"<optional, up to 200>\"}.",
 		    json_pack("{s:s}", "field", by_ok ? "note" : "by"));
 		return;
 	}
@@ -774,10 +802,12 @@ static void ack_alert(struct http_req *r, const char *id_text)
 		return;
 	}
 	alerts_ack(a->alerts, al, by, note, app_now());
-	json_t *detail =
-	    json_pack("{s:I, s:s?}", "alert_id", (json_int_t)id, "note", note);
-	char *dtext = json_dumps(detail, JSON_COMPACT);
-	store_audit(a->store, by, "alert.ack", dtext ? dtext : "{}", r->peer);
+	json_t *detail = json_pack("{s:I, s:s, s:s?}", "alert_id",
+				   (json_int_t)id, "by", by, "note", note);
+	char *dtext = json_dumps(detail, JSON_COMPACT), actor[96];
+	access_actor(&r->who, by, actor, sizeof(actor));
+	store_audit(a->store, actor, "alert.ack", dtext ? dtext : "{}",
+		    r->peer);
 	free(dtext);
 	json_decref(detail);
 	json_decref(body);
@@ -846,24 +876,38 @@ void api_route(struct http_req *r)
 	bool get = r->method == HTTP_GET || r->method == HTTP_HEAD;
 
 	r->app->requests++;
+	if (access_route(r))
+		return;
 	if (strcmp(p, "/api/v1/events") == 0) {
 		if (r->method == HTTP_POST)
 			post_events(r);
 		else
 			method_not_allowed(r, "POST");
 	} else if (strcmp(p, "/api/v1/kpis") == 0) {
-		get ? get_kpis(r) : method_not_allowed(r, "GET");
+		if (!get)
+			method_not_allowed(r, "GET");
+		else if (access_allow(r, CAN_READ))
+			get_kpis(r);
 	} else if (strcmp(p, "/api/v1/sensors") == 0) {
-		get ? get_sensors(r) : method_not_allowed(r, "GET");
+		if (!get)
+			method_not_allowed(r, "GET");
+		else if (sensor_reader(r))
+			get_sensors(r);
 	} else if (strncmp(p, "/api/v1/sensors/", 16) == 0) {
 		if (r->method == HTTP_PUT)
 			put_sensor(r, p + 16);
 		else
 			method_not_allowed(r, "PUT");
 	} else if (strcmp(p, "/api/v1/series") == 0) {
-		get ? get_series(r) : method_not_allowed(r, "GET");
+		if (!get)
+			method_not_allowed(r, "GET");
+		else if (access_allow(r, CAN_READ))
+			get_series(r);
 	} else if (strcmp(p, "/api/v1/alerts") == 0) {
-		get ? get_alerts(r) : method_not_allowed(r, "GET");
+		if (!get)
+			method_not_allowed(r, "GET");
+		else if (access_allow(r, CAN_READ))
+			get_alerts(r);
 	} else if (strncmp(p, "/api/v1/alerts/", 15) == 0 && strlen(p) > 19 &&
 		   strcmp(p + strlen(p) - 4, "/ack") == 0) {
 		char id[32];
@@ -872,6 +916,8 @@ void api_route(struct http_req *r)
 			method_not_allowed(r, "POST");
 			return;
 		}
+		if (!access_allow(r, CAN_ACK))
+			return;
 		snprintf(id, sizeof(id), "%.*s", (int)(n < 31 ? n : 31),
 			 p + 15);
 		ack_alert(r, id);
@@ -880,7 +926,10 @@ void api_route(struct http_req *r)
 	} else if (strcmp(p, "/readyz") == 0) {
 		readyz(r);
 	} else if (strcmp(p, "/metrics") == 0) {
-		metrics(r);
+		/* Scraped from the machine itself, or with an admin's
+		 * token from elsewhere. */
+		if (r->client.loopback || access_allow(r, CAN_ADMIN))
+			metrics(r);
 	} else {
 		not_found(r);
 	}

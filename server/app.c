@@ -1,6 +1,8 @@
 #include "app.h"
 
+#include "access.h"
 #include "alert.h"
+#include "auth.h"
 #include "http.h"
 #include "keys.h"
 #include "kpi.h"
@@ -22,7 +24,11 @@
 #define EVALUATE_US SEC_US /* time-driven KPIs looked at */
 /* Keys change through NOTIFY at once; this is only a safety net. */
 #define KEYS_REFRESH_US (60 * SEC_US)
+#define EXPIRY_CHECK_US SEC_US /* sessions ending by the clock */
 #define PRUNE_US (600 * SEC_US)
+/* Logins per client address: 10 in a row, then one every 6 s. */
+#define LOGIN_RATE (1.0 / 6)
+#define LOGIN_BURST 10
 #define HISTORY_US (300 * SEC_US)
 #define READER_QUEUE 64
 #define STOP_GRACE_MS 2000 /* longest a stop waits for screens and writes */
@@ -215,10 +221,43 @@ static void refresh_keys(struct app *a)
 		log_debug("keys not refreshed: database unavailable");
 }
 
+/* Websockets of credentials revoked or expired are closed. */
+static bool credential_live(void *arg, const char *id)
+{
+	struct app *a = arg;
+
+	return auth_live(a->auth, id, app_now());
+}
+
+static void auth_loaded(void *arg, PGresult *r, const char *error)
+{
+	struct app *a = arg;
+
+	if (r && auth_replace(a->auth, r) == 0) {
+		pub_revalidate(a->pub, credential_live, a);
+		return;
+	}
+	log_warn("refreshing screen tokens and sessions failed: %s",
+		 r ? PQresultErrorMessage(r) : error);
+}
+
+static bool ws_admit(void *arg, struct lws *wsi, char *id, size_t len)
+{
+	return access_ws_admit(arg, wsi, id, len);
+}
+
+static void refresh_auth(struct app *a)
+{
+	const char *p[1] = {a->cfg.tenant};
+
+	if (pgc_query(a->reader, AUTH_SELECT_SQL, 1, p, auth_loaded, a) < 0)
+		log_debug("sessions not refreshed: database unavailable");
+}
+
 static void listened(void *arg, PGresult *r, const char *error)
 {
 	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
-		log_warn("LISTEN kendali_keys failed: %s",
+		log_warn("LISTEN failed: %s",
 			 r ? PQresultErrorMessage(r) : error);
 	(void)arg;
 }
@@ -237,17 +276,28 @@ static void reader_state(void *arg, enum pgc_state state)
 		return;
 	a->reader_listening = true;
 	if (pgc_query(a->reader, "LISTEN kendali_keys", 0, NULL, listened, a) ==
-	    0)
+		0 &&
+	    pgc_query(a->reader, "LISTEN kendali_auth", 0, NULL, listened, a) ==
+		0) {
 		refresh_keys(a);
+		refresh_auth(a);
+	}
 }
 
-/* A key was created, changed or revoked: revocation takes effect now. */
-static void keys_notified(void *arg, const char *channel, const char *payload)
+/*
+ * A key, screen token, user or session was created, changed or revoked:
+ * revocation takes effect now.
+ */
+static void credentials_notified(void *arg, const char *channel,
+				 const char *payload)
 {
 	struct app *a = arg;
 
-	(void)channel;
-	if (!payload || strcmp(payload, a->cfg.tenant) == 0)
+	if (payload && strcmp(payload, a->cfg.tenant) != 0)
+		return;
+	if (strcmp(channel, "kendali_auth") == 0)
+		refresh_auth(a);
+	else
 		refresh_keys(a);
 }
 
@@ -266,8 +316,15 @@ static void tick_cb(uv_timer_t *t)
 		publish(a, now, false);
 	pub_tick(a->pub);
 	record_history(a, now);
-	if (now - a->last_keys_us >= KEYS_REFRESH_US)
+	if (now - a->last_keys_us >= KEYS_REFRESH_US) {
 		refresh_keys(a);
+		refresh_auth(a);
+	}
+	if (now - a->last_expiry_us >= EXPIRY_CHECK_US) {
+		/* Sessions end by the clock, without any NOTIFY. */
+		a->last_expiry_us = now;
+		pub_revalidate(a->pub, credential_live, a);
+	}
 	if (now - a->last_prune_us >= PRUNE_US) {
 		a->last_prune_us = now;
 		kpi_prune(a->kpi, now);
@@ -355,13 +412,22 @@ static int startup_db(struct app *a)
 	a->kpi = kpi_new(&kc);
 	a->alerts = alerts_new(a->tz_offset_s, on_alert_change, a);
 	a->keys = keys_new();
-	if (!a->kpi || !a->alerts || !a->keys) {
+	a->auth = auth_new();
+	if (!a->kpi || !a->alerts || !a->keys || !a->auth) {
 		log_error("out of memory");
 		goto out;
 	}
 	r = PQexecParams(conn, KEYS_SELECT_SQL, 1, NULL, p, NULL, NULL, 0);
 	if (keys_replace(a->keys, r) < 0) {
 		log_error("cannot read API keys: %s", PQresultErrorMessage(r));
+		PQclear(r);
+		goto out;
+	}
+	PQclear(r);
+	r = PQexecParams(conn, AUTH_SELECT_SQL, 1, NULL, p, NULL, NULL, 0);
+	if (auth_replace(a->auth, r) < 0) {
+		log_error("cannot read screen tokens and sessions: %s",
+			  PQresultErrorMessage(r));
 		PQclear(r);
 		goto out;
 	}
@@ -373,10 +439,10 @@ static int startup_db(struct app *a)
 		goto out;
 	}
 	log_info("state rebuilt in %.3f s: %zu calls, %zu tickets, %d "
-		 "sensors, %d keys",
+		 "sensors, %d keys, %d screen tokens and sessions",
 		 (double)(app_now() - t0) / 1e6, kpi_calls_held(a->kpi),
 		 kpi_tickets_held(a->kpi), kpi_sensor_count(a->kpi),
-		 keys_count(a->keys));
+		 keys_count(a->keys), auth_count(a->auth));
 	rc = 0;
 out:
 	PQfinish(conn);
@@ -403,10 +469,14 @@ int app_serve(const struct config *cfg)
 	a->reader = pgc_new(&loop, cfg->database_url, "reader", READER_QUEUE,
 			    reader_state, a);
 	if (a->reader)
-		pgc_on_notify(a->reader, keys_notified, a);
+		pgc_on_notify(a->reader, credentials_notified, a);
 	a->pub = pub_new();
+	if (a->pub)
+		pub_set_admit(a->pub, ws_admit, a);
 	a->limiter = limit_new(cfg->rate_limit, 2 * cfg->rate_limit);
-	if (!a->store || !a->reader || !a->pub || !a->limiter) {
+	a->login_limiter = limit_new(LOGIN_RATE, LOGIN_BURST);
+	if (!a->store || !a->reader || !a->pub || !a->limiter ||
+	    !a->login_limiter) {
 		log_error("out of memory");
 		goto out_loop;
 	}
@@ -418,6 +488,7 @@ int app_serve(const struct config *cfg)
 	    .request_timeout_s = cfg->request_timeout_s,
 	    .tls_cert = cfg->tls_cert,
 	    .tls_key = cfg->tls_key,
+	    .max_conns_per_ip = cfg->max_conns_per_ip,
 	};
 	a->http = http_new(&loop, a, &hc, a->pub, err, sizeof(err));
 	if (!a->http) {
@@ -425,7 +496,7 @@ int app_serve(const struct config *cfg)
 		goto out_loop;
 	}
 	/* The first snapshot exists before any screen can connect. */
-	a->last_keys_us = a->last_prune_us = app_now();
+	a->last_keys_us = a->last_prune_us = a->last_expiry_us = app_now();
 	check_alerts(a, app_now());
 	publish(a, app_now(), true);
 
@@ -462,10 +533,12 @@ out_loop:
 		log_warn("some handles were still open at exit");
 	pub_free(a->pub);
 	limit_free(a->limiter);
+	limit_free(a->login_limiter);
 out:
 	json_decref(a->published);
 	kpi_free(a->kpi);
 	alerts_free(a->alerts);
 	keys_free(a->keys);
+	auth_free(a->auth);
 	return rc;
 }

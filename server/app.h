@@ -28,6 +28,9 @@ struct config {
 	const char *tls_cert, *tls_key; /* serve HTTPS and WSS when set */
 	int64_t sla_us[EV_RC_COUNT];
 	bool migrate;
+	bool anonymous_loopback; /* reads and acks from 127/8 without login */
+	int session_hours;	 /* a login lasts this long */
+	int max_conns_per_ip;	 /* 0: no limit */
 };
 
 struct app {
@@ -39,7 +42,9 @@ struct app {
 	struct store *store;
 	struct pgc *reader; /* reads that must not wait behind writes */
 	struct keys *keys;
+	struct auth *auth; /* screen tokens and sessions */
 	struct limiter *limiter;
+	struct limiter *login_limiter; /* per client address */
 	struct pub *pub;
 	struct http *http;
 	uv_timer_t tick, publish;
@@ -54,6 +59,7 @@ struct app {
 	int64_t last_eval_us; /* last snapshot built */
 	int64_t last_prune_us;
 	int64_t last_keys_us;
+	int64_t last_expiry_us;
 	int64_t last_history_us; /* slot of the last KPI record */
 
 	/* Counters for /metrics. */

@@ -1,13 +1,19 @@
 #include "http.h"
 
+#include "access.h"
 #include "api.h"
 #include "log.h"
 #include "pub.h"
 
+#include "hmap.h"
+
+#include <arpa/inet.h>
 #include <libwebsockets.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 struct http {
@@ -16,6 +22,11 @@ struct http {
 	struct lws_protocols protocols[3];
 	lws_retry_bo_t retry;
 	struct app *app;
+	/* Open connections by peer address, and the address of each
+	 * connection by its socket (for --max-conns-per-ip). */
+	struct hmap conns_by_ip;   /* of struct ip_conns */
+	struct ip_conns *accepted; /* counted, its wsi not yet created */
+	struct hmap counted;	   /* of struct counted */
 };
 
 struct http_pss {
@@ -107,6 +118,171 @@ const char *http_arg(struct http_req *r, const char *name, char *buf, int len)
 	}
 }
 
+/* ---- who is asking ---- */
+
+static void copy_header(struct lws *wsi, enum lws_token_indexes t, char *dst,
+			size_t len)
+{
+	if (lws_hdr_copy(wsi, dst, (int)len, t) < 0)
+		dst[0] = '\0';
+}
+
+/* The value of the session cookie, if it is there and has a sane form. */
+static void session_cookie(const char *header, char *out, size_t len)
+{
+	const size_t n = strlen(HTTP_SESSION_COOKIE);
+
+	out[0] = '\0';
+	for (const char *p = header; (p = strstr(p, HTTP_SESSION_COOKIE));
+	     p += n) {
+		if ((p == header || p[-1] == ' ' || p[-1] == ';') &&
+		    p[n] == '=') {
+			size_t v = strcspn(p + n + 1, "; ");
+			if (v < len) {
+				memcpy(out, p + n + 1, v);
+				out[v] = '\0';
+			}
+			return;
+		}
+	}
+}
+
+void http_client_of(struct lws *wsi, struct http_client *c)
+{
+	char auth[sizeof(c->bearer)], cookie[1024];
+	const char *b = auth;
+	struct in_addr in;
+
+	copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, auth, sizeof(auth));
+	c->bearer[0] = '\0';
+	if (strncasecmp(auth, "Bearer ", 7) == 0) {
+		for (b += 7; *b == ' '; b++)
+			;
+		memmove(c->bearer, b, strlen(b) + 1);
+	}
+	copy_header(wsi, WSI_TOKEN_HTTP_COOKIE, cookie, sizeof(cookie));
+	session_cookie(cookie, c->cookie, sizeof(c->cookie));
+	copy_header(wsi, WSI_TOKEN_ORIGIN, c->origin, sizeof(c->origin));
+	copy_header(wsi, WSI_TOKEN_HOST, c->host, sizeof(c->host));
+	lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
+	c->loopback = inet_pton(AF_INET, c->peer, &in) == 1 &&
+		      (ntohl(in.s_addr) >> 24) == 127;
+}
+
+bool http_same_origin(const struct http_client *c)
+{
+	const char *o = c->origin;
+
+	if (!o[0])
+		return true; /* not a browser's cross-site request */
+	if (strncmp(o, "http://", 7) == 0)
+		o += 7;
+	else if (strncmp(o, "https://", 8) == 0)
+		o += 8;
+	else
+		return false;
+	return c->host[0] && strcasecmp(o, c->host) == 0;
+}
+
+/* ---- connections per address ---- */
+
+struct ip_conns {
+	char ip[INET6_ADDRSTRLEN]; /* the key */
+	int n;
+};
+
+/*
+ * Counted from accept to the end of the connection.  lws tells the peer's
+ * address at accept (LWS_CALLBACK_FILTER_NETWORK_CONNECTION, where a
+ * connection over the limit is refused before anything is read) and
+ * creates the connection's wsi right after (LWS_CALLBACK_WSI_CREATE), when
+ * the address is tied to it; the wsi's end (LWS_CALLBACK_WSI_DESTROY)
+ * gives the count back.
+ */
+static int conn_open(struct http *h, const struct sockaddr *sa)
+{
+	char ip[INET6_ADDRSTRLEN];
+	struct ip_conns *c;
+
+	h->accepted = NULL;
+	if (h->cfg.max_conns_per_ip <= 0)
+		return 0;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+			  ip, sizeof(ip));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+			  &((const struct sockaddr_in6 *)sa)->sin6_addr, ip,
+			  sizeof(ip));
+	else
+		return 0;
+	c = hmap_get(&h->conns_by_ip, ip);
+	if (c && c->n >= h->cfg.max_conns_per_ip) {
+		log_warn("refused a connection from %s: it has %d open", ip,
+			 c->n);
+		return -1;
+	}
+	if (!c) {
+		if (!(c = calloc(1, sizeof(*c))))
+			return -1;
+		memcpy(c->ip, ip, sizeof(ip));
+		if (hmap_put(&h->conns_by_ip, c->ip, c) < 0) {
+			free(c);
+			return -1;
+		}
+	}
+	c->n++;
+	h->accepted = c;
+	return 0;
+}
+
+/* A counted connection, by its wsi (lws keeps no user pointer of ours
+ * on a wsi across accept and upgrade). */
+struct counted {
+	char wsi[24]; /* the key: the wsi's address as text */
+	struct ip_conns *ip;
+};
+
+static void conn_bind(struct http *h, struct lws *wsi)
+{
+	struct ip_conns *ip = h->accepted;
+	struct counted *c;
+
+	h->accepted = NULL;
+	if (!ip)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (c) {
+		snprintf(c->wsi, sizeof(c->wsi), "%p", (void *)wsi);
+		c->ip = ip;
+		if (hmap_put(&h->counted, c->wsi, c) == 0)
+			return;
+		free(c);
+	}
+	/* Out of memory: uncounted rather than counted forever. */
+	if (--ip->n == 0) {
+		hmap_del(&h->conns_by_ip, ip->ip);
+		free(ip);
+	}
+}
+
+static void conn_closed(struct http *h, struct lws *wsi)
+{
+	char key[24];
+	struct counted *c;
+
+	if (!h->counted.len)
+		return;
+	snprintf(key, sizeof(key), "%p", (void *)wsi);
+	if (!(c = hmap_del(&h->counted, key)))
+		return;
+	if (--c->ip->n == 0) {
+		hmap_del(&h->conns_by_ip, c->ip->ip);
+		free(c->ip);
+	}
+	free(c);
+}
+
 /* ---- static files ---- */
 
 static const char *mime_of(const char *path)
@@ -155,6 +331,14 @@ static int serve_static(struct http *h, struct http_req *r)
 		rel = "/index.html";
 	else if (strcmp(rel, "/mayor") == 0 || strcmp(rel, "/mayor/") == 0)
 		rel = "/mayor.html";
+	else if (strcmp(rel, "/login") == 0)
+		rel = "/login.html";
+	/* The pages with data need an identity that may see them; the
+	 * scripts, styles and the login page hold no data. */
+	if (strcmp(rel, "/index.html") == 0 && !access_page(r, CAN_WALL))
+		return 0;
+	if (strcmp(rel, "/mayor.html") == 0 && !access_page(r, CAN_MAYOR))
+		return 0;
 	mime = mime_of(rel);
 	snprintf(file, sizeof(file), "%s%s", h->cfg.static_dir, rel);
 	if (!safe_path(rel) || !mime || stat(file, &st) < 0 ||
@@ -208,13 +392,6 @@ static enum http_method method_of(struct lws *wsi)
 	return HTTP_OTHER;
 }
 
-static void copy_header(struct lws *wsi, enum lws_token_indexes t, char *dst,
-			size_t len)
-{
-	if (lws_hdr_copy(wsi, dst, (int)len, t) < 0)
-		dst[0] = '\0';
-}
-
 static int begin(struct http *h, struct lws *wsi, struct http_pss *pss,
 		 const char *path, size_t len)
 {
@@ -239,7 +416,8 @@ static int begin(struct http *h, struct lws *wsi, struct http_pss *pss,
 		    sizeof(r->content_type));
 	copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, r->authorization,
 		    sizeof(r->authorization));
-	lws_get_peer_simple(wsi, r->peer, sizeof(r->peer));
+	http_client_of(wsi, &r->client);
+	memcpy(r->peer, r->client.peer, sizeof(r->peer));
 	copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof(cl));
 	if (cl[0])
 		r->content_length = strtoll(cl, NULL, 10);
@@ -351,6 +529,18 @@ static int write_response(struct lws *wsi, struct http_req *r)
 				(const unsigned char *)ra, n, &p, end))
 				return -1;
 		}
+		if (r->location[0] &&
+		    lws_add_http_header_by_name(
+			wsi, (const unsigned char *)"location:",
+			(const unsigned char *)r->location,
+			(int)strlen(r->location), &p, end))
+			return -1;
+		if (r->set_cookie[0] &&
+		    lws_add_http_header_by_name(
+			wsi, (const unsigned char *)"set-cookie:",
+			(const unsigned char *)r->set_cookie,
+			(int)strlen(r->set_cookie), &p, end))
+			return -1;
 		if (r->close_after &&
 		    lws_add_http_header_by_name(
 			wsi, (const unsigned char *)"connection:",
@@ -401,6 +591,16 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 	struct http_req *r = pss ? pss->req : NULL;
 
 	switch (reason) {
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: {
+		const struct lws_filter_network_conn_args *fa = user;
+		return conn_open(h, (const struct sockaddr *)&fa->cli_addr);
+	}
+	case LWS_CALLBACK_WSI_CREATE:
+		conn_bind(h, wsi);
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		conn_closed(h, wsi);
+		return 0;
 	case LWS_CALLBACK_HTTP:
 		detach(pss);
 		return begin(h, wsi, pss, in, len);
@@ -419,6 +619,15 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	}
+}
+
+/* The websocket's own protocol, which also sees the end of its wsi. */
+static int ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+		 void *in, size_t len)
+{
+	if (reason == LWS_CALLBACK_WSI_DESTROY)
+		conn_closed(http_of(wsi), wsi);
+	return pub_ws_cb(wsi, reason, user, in, len);
 }
 
 struct http *http_new(uv_loop_t *loop, struct app *app,
@@ -442,7 +651,7 @@ struct http *http_new(uv_loop_t *loop, struct app *app,
 	};
 	h->protocols[1] = (struct lws_protocols){
 	    .name = PUB_PROTOCOL,
-	    .callback = pub_ws_cb,
+	    .callback = ws_cb,
 	    .per_session_data_size = pub_session_size(),
 	    .rx_buffer_size = PUB_RX_MAX,
 	    .user = pub,
@@ -502,10 +711,24 @@ void http_close(struct http *h)
 		lws_context_destroy(h->ctx);
 }
 
+static void free_values(struct hmap *m)
+{
+	const char *k;
+	void *v;
+	size_t pos = 0;
+
+	while (hmap_next(m, &pos, &k, &v))
+		free(v);
+}
+
 void http_free(struct http *h)
 {
 	if (!h)
 		return;
+	free_values(&h->conns_by_ip);
+	free_values(&h->counted);
+	hmap_free(&h->conns_by_ip);
+	hmap_free(&h->counted);
 	/* With a foreign loop the first destroy only begins; lws clears
 	 * h->ctx (info.pcontext) when it is done, else this completes it. */
 	if (h->ctx)

@@ -11,6 +11,7 @@
 #ifndef KENDALI_HTTP_H
 #define KENDALI_HTTP_H
 
+#include "auth.h"
 #include "buf.h"
 
 #include <jansson.h>
@@ -31,6 +32,32 @@ enum http_phase {
 	HTTP_HEADERS_SENT /* body next */
 };
 
+/*
+ * Who is asking, as the request's headers say (also read for websocket
+ * upgrades): the credential from "Authorization: Bearer" or from the
+ * session cookie, the Origin and Host headers and the peer's address.
+ */
+struct http_client {
+	char bearer[512];		      /* after "Bearer " */
+	char cookie[AUTH_CREDENTIAL_LEN + 1]; /* kendali_session, if sane */
+	char origin[128];
+	char host[128];
+	char peer[64];
+	bool loopback; /* the peer is 127.0.0.0/8 */
+};
+
+#define HTTP_SESSION_COOKIE "kendali_session"
+
+/* Reads the client's headers of a request or upgrade. */
+void http_client_of(struct lws *wsi, struct http_client *c);
+
+/*
+ * Whether the Origin header, if any, names this server (the host of the
+ * Host header, by http or https).  Browsers send it on cross-site requests
+ * and on every websocket upgrade.
+ */
+bool http_same_origin(const struct http_client *c);
+
 struct http_req {
 	struct lws *wsi; /* NULL once the client has gone */
 	struct app *app;
@@ -40,6 +67,8 @@ struct http_req {
 	char content_type[128];
 	char authorization[512];
 	char peer[64];
+	struct http_client client;
+	struct identity who;	/* set by the API's access checks */
 	int64_t content_length; /* -1 when not given */
 	struct buf body;
 	bool too_large;
@@ -48,6 +77,8 @@ struct http_req {
 	const char *resp_type;
 	struct buf resp;
 	int retry_after_s;
+	char location[320];   /* a Location header, if not empty */
+	char set_cookie[256]; /* a Set-Cookie header, if not empty */
 };
 
 struct http_config {
@@ -58,6 +89,7 @@ struct http_config {
 	int request_timeout_s;
 	const char *tls_cert; /* PEM files; both NULL: plain HTTP */
 	const char *tls_key;
+	int max_conns_per_ip; /* 0: no limit */
 };
 
 struct http;

@@ -1,5 +1,6 @@
 #include "keys.h"
 
+#include "auth.h"
 #include "event.h"
 #include "hmap.h"
 
@@ -38,19 +39,6 @@ void keys_free(struct keys *ks)
 		return;
 	clear(&ks->by_id);
 	free(ks);
-}
-
-static int hex_decode(const char *hex, unsigned char *out, size_t n)
-{
-	if (strlen(hex) != 2 * n)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-			return -1;
-		out[i] = (unsigned char)v;
-	}
-	return 0;
 }
 
 static unsigned parse_types(const char *list)
@@ -94,7 +82,7 @@ int keys_replace(struct keys *ks, PGresult *r)
 			snprintf(k->sensors, n + 3, ",%s,",
 				 PQgetvalue(r, i, 4));
 		}
-		if (hex_decode(PQgetvalue(r, i, 3), k->sha256, 32) < 0 ||
+		if (auth_hex_decode(PQgetvalue(r, i, 3), k->sha256, 32) < 0 ||
 		    hmap_put(&next, k->key_id, k) < 0) {
 			free(k->sensors);
 			free(k);
@@ -107,13 +95,6 @@ int keys_replace(struct keys *ks, PGresult *r)
 fail:
 	clear(&next);
 	return -1;
-}
-
-static void sha256(const char *s, unsigned char out[32])
-{
-	unsigned len = 32;
-
-	EVP_Digest(s, strlen(s), out, &len, EVP_sha256(), NULL);
 }
 
 const struct key_info *keys_check(const struct keys *ks, const char *header)
@@ -138,7 +119,7 @@ const struct key_info *keys_check(const struct keys *ks, const char *header)
 	k = hmap_get(&ks->by_id, id);
 	if (!k)
 		return NULL;
-	sha256(secret, digest);
+	auth_sha256(secret, digest);
 	return CRYPTO_memcmp(digest, k->sha256, 32) == 0 ? k : NULL;
 }
 
@@ -161,13 +142,6 @@ int keys_count(const struct keys *ks)
 }
 
 /* ---- the command line ---- */
-
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", in[i]);
-	out[2 * n] = '\0';
-}
 
 static int usage(void)
 {
@@ -232,11 +206,11 @@ static int key_create(PGconn *conn, const char *tenant, int argc, char **argv)
 		fprintf(stderr, "kendali: no random bytes\n");
 		return 1;
 	}
-	hex(idb, sizeof(idb), id);
-	hex(secretb, sizeof(secretb), secret);
-	sha256(secret, digest);
+	auth_hex(idb, sizeof(idb), id);
+	auth_hex(secretb, sizeof(secretb), secret);
+	auth_sha256(secret, digest);
 	strcpy(digest_hex, "\\x");
-	hex(digest, 32, digest_hex + 2);
+	auth_hex(digest, 32, digest_hex + 2);
 	snprintf(pg_types, sizeof(pg_types), "{%s}", types);
 	char *pg_sensors = NULL;
 	if (sensors) {

@@ -3,6 +3,7 @@
  * line and dispatches to the subcommands; the server itself is app.c.
  */
 #include "app.h"
+#include "auth.h"
 #include "event.h"
 #include "keys.h"
 #include "log.h"
@@ -37,6 +38,17 @@ static void help(FILE *f)
 	    "last line\n"
 	    "  kendali key list             list keys (never their secrets)\n"
 	    "  kendali key revoke KEY_ID    revoke a key\n"
+	    "  kendali token create --name NAME --role ROLE\n"
+	    "                               create a wall screen's or tablet's "
+	    "token\n"
+	    "                               (roles: wall, operator, mayor, "
+	    "admin)\n"
+	    "  kendali token list | revoke TOKEN_ID\n"
+	    "  kendali user add NAME --role ROLE\n"
+	    "                               create a login (password asked, or "
+	    "one\n"
+	    "                               line of stdin)\n"
+	    "  kendali user passwd|disable|enable NAME | list\n"
 	    "  kendali --help | --version\n"
 	    "\n"
 	    "The database is taken from DATABASE_URL (a libpq connection "
@@ -60,6 +72,16 @@ static void help(FILE *f)
 	    "  --rate-limit N         requests per second per API key, in\n"
 	    "                         bursts of up to 2N (default 1000; 0: "
 	    "off)\n"
+	    "  --session-hours N      how long a login lasts (default 12)\n"
+	    "  --anonymous-loopback   let requests from this machine "
+	    "(127.0.0.0/8)\n"
+	    "                         read and acknowledge without a login "
+	    "(demo)\n"
+	    "  --max-conns-per-ip N   open connections per client address\n"
+	    "                         (default 256; 0: no limit)\n"
+	    "  --tls-cert FILE        serve HTTPS and WSS with this "
+	    "certificate (PEM)\n"
+	    "  --tls-key FILE         and this private key (PEM)\n"
 	    "  --no-migrate           do not apply migrations at start-up\n"
 	    "  --log-level LEVEL      debug, info, warn or error (default "
 	    "info)\n",
@@ -134,6 +156,10 @@ static int serve(int argc, char **argv, struct config *cfg)
 			cfg->migrate = false;
 			continue;
 		}
+		if (strcmp(o, "--anonymous-loopback") == 0) {
+			cfg->anonymous_loopback = true;
+			continue;
+		}
 		if (!v)
 			return bad("option (missing value)", o);
 		i++;
@@ -158,6 +184,12 @@ static int serve(int argc, char **argv, struct config *cfg)
 		} else if (strcmp(o, "--rate-limit") == 0) {
 			cfg->rate_limit =
 			    (double)parse_long(v, 0, 1000000, &ok);
+		} else if (strcmp(o, "--session-hours") == 0) {
+			cfg->session_hours =
+			    (int)parse_long(v, 1, 24 * 30, &ok);
+		} else if (strcmp(o, "--max-conns-per-ip") == 0) {
+			cfg->max_conns_per_ip =
+			    (int)parse_long(v, 0, 1000000, &ok);
 		} else if (strcmp(o, "--request-timeout") == 0) {
 			cfg->request_timeout_s =
 			    (int)parse_long(v, 1, 3600, &ok);
@@ -220,7 +252,9 @@ static int migrate(const struct config *cfg)
 	return 0;
 }
 
-static int key(int argc, char **argv, const struct config *cfg)
+/* `kendali key|token|user ...`: on a migrated database. */
+static int admin_cli(int (*cli)(PGconn *, const char *, int, char **), int argc,
+		     char **argv, const struct config *cfg)
 {
 	PGconn *conn = connect_blocking(cfg);
 	char err[512];
@@ -234,7 +268,7 @@ static int key(int argc, char **argv, const struct config *cfg)
 		PQfinish(conn);
 		return 1;
 	}
-	rc = keys_cli(conn, cfg->tenant, argc, argv);
+	rc = cli(conn, cfg->tenant, argc, argv);
 	PQfinish(conn);
 	return rc;
 }
@@ -255,6 +289,8 @@ int main(int argc, char **argv)
 	    .max_pending_events = 200000,
 	    .rate_limit = 1000,
 	    .migrate = true,
+	    .session_hours = 12,
+	    .max_conns_per_ip = 256,
 	};
 
 	for (int c = 0; c < EV_RC_COUNT; c++)
@@ -273,7 +309,11 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "migrate") == 0 && argc == 2)
 		return migrate(&cfg);
 	if (strcmp(argv[1], "key") == 0)
-		return key(argc - 2, argv + 2, &cfg);
+		return admin_cli(keys_cli, argc - 2, argv + 2, &cfg);
+	if (strcmp(argv[1], "token") == 0)
+		return admin_cli(auth_token_cli, argc - 2, argv + 2, &cfg);
+	if (strcmp(argv[1], "user") == 0)
+		return admin_cli(auth_user_cli, argc - 2, argv + 2, &cfg);
 	help(stderr);
 	return 2;
 }

@@ -37,6 +37,8 @@ struct sess {
 	bool need_heartbeat;
 	bool closing;
 	bool close_sent;
+	bool revoked;	     /* closing for that reason, not a stop */
+	char id[PUB_ID_MAX]; /* the screen's credential, "" if none */
 	int errors;
 	char *error; /* a reply to send before anything else */
 	struct buf rx;
@@ -54,6 +56,8 @@ struct pub {
 	struct sess *sessions;
 	size_t nsessions;
 	char at[40]; /* time of the current state */
+	pub_admit_fn admit;
+	void *admit_arg;
 	uint64_t sent, snapshots;
 };
 
@@ -226,6 +230,23 @@ void pub_alert(struct pub *p, json_t *alert)
 		push(p, m);
 }
 
+void pub_set_admit(struct pub *p, pub_admit_fn admit, void *arg)
+{
+	p->admit = admit;
+	p->admit_arg = arg;
+}
+
+void pub_revalidate(struct pub *p, bool (*live)(void *arg, const char *id),
+		    void *arg)
+{
+	for (struct sess *s = p->sessions; s; s = s->next) {
+		if (s->closing || !s->id[0] || live(arg, s->id))
+			continue;
+		s->closing = s->revoked = true;
+		lws_callback_on_writable(s->wsi);
+	}
+}
+
 void pub_close_all(struct pub *p)
 {
 	for (struct sess *s = p->sessions; s; s = s->next) {
@@ -289,17 +310,22 @@ static int writeable(struct pub *p, struct sess *s)
 		 * lws_close_reason, which in lws 4.1 closes a server's
 		 * socket without sending it; the peer's reply, or the
 		 * timeout, ends the connection. */
-		unsigned char b[LWS_PRE + 2 + 15];
+		unsigned char b[LWS_PRE + 2 + 32];
+		unsigned code = s->revoked ? LWS_CLOSE_STATUS_POLICY_VIOLATION
+					   : LWS_CLOSE_STATUS_GOINGAWAY;
+		const char *why =
+		    s->revoked ? "access revoked" : "server stopping";
+		size_t n = strlen(why);
 
 		if (s->close_sent)
 			return 0;
-		b[LWS_PRE] = (unsigned char)(LWS_CLOSE_STATUS_GOINGAWAY >> 8);
-		b[LWS_PRE + 1] =
-		    (unsigned char)(LWS_CLOSE_STATUS_GOINGAWAY & 0xff);
-		memcpy(b + LWS_PRE + 2, "server stopping", 15);
+		b[LWS_PRE] = (unsigned char)(code >> 8);
+		b[LWS_PRE + 1] = (unsigned char)(code & 0xff);
+		memcpy(b + LWS_PRE + 2, why, n);
 		s->close_sent = true;
 		lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, 1);
-		return lws_write(s->wsi, b + LWS_PRE, 17, PUB_WRITE_CLOSE) < 0
+		return lws_write(s->wsi, b + LWS_PRE, 2 + n, PUB_WRITE_CLOSE) <
+			       0
 			   ? -1
 			   : 0;
 	}
@@ -420,9 +446,17 @@ int pub_ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			0 ||
 		    strcmp(uri, "/ws") != 0)
 			return 1;
-		return 0;
-	case LWS_CALLBACK_ESTABLISHED:
+		if (!s)
+			return 1;
 		memset(s, 0, sizeof(*s));
+		/* Refused, lws 4.1 drops the connection without a status. */
+		return p->admit &&
+		       !p->admit(p->admit_arg, wsi, s->id, sizeof(s->id));
+	case LWS_CALLBACK_ESTABLISHED: {
+		char id[PUB_ID_MAX];
+		memcpy(id, s->id, sizeof(id));
+		memset(s, 0, sizeof(*s));
+		memcpy(s->id, id, sizeof(id));
 		s->wsi = wsi;
 		s->mask = WS_TOPIC_ALL;
 		s->need_snapshot = true;
@@ -434,6 +468,7 @@ int pub_ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		p->nsessions++;
 		lws_callback_on_writable(wsi);
 		return 0;
+	}
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return s->wsi ? writeable(p, s) : 0;
 	case LWS_CALLBACK_RECEIVE:

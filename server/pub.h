@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 #include <libwebsockets.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,22 @@ void pub_tick(struct pub *p);
 
 /* Publishes an alert message at once (alert borrowed). */
 void pub_alert(struct pub *p, json_t *alert);
+
+/*
+ * Who may connect: admit is asked at each upgrade; it fills id (up to
+ * PUB_ID_MAX bytes, "" for none) with the screen's credential, or returns
+ * false to refuse.  Without it every upgrade is admitted.
+ */
+#define PUB_ID_MAX 16
+typedef bool (*pub_admit_fn)(void *arg, struct lws *wsi, char *id, size_t len);
+void pub_set_admit(struct pub *p, pub_admit_fn admit, void *arg);
+
+/*
+ * Closes (1008, "access revoked") every screen whose credential live()
+ * says is no longer good.
+ */
+void pub_revalidate(struct pub *p, bool (*live)(void *arg, const char *id),
+		    void *arg);
 
 /* Closes every screen with "going away" (on shutdown). */
 void pub_close_all(struct pub *p);

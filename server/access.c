@@ -1,0 +1,500 @@
+#include "access.h"
+
+#include "app.h"
+#include "buf.h"
+#include "http.h"
+#include "limit.h"
+#include "log.h"
+#include "pgconn.h"
+#include "store.h"
+
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define TOKEN_COOKIE_S (400 * 24 * 3600) /* browsers' longest */
+#define USERNAME_MAX AUTH_NAME_MAX
+#define PASSWORD_MAX 128
+#define RETRY_AFTER_S 2
+
+enum access_result access_identify(struct app *a, const struct http_client *c,
+				   struct identity *who)
+{
+	const struct identity *w;
+	int64_t now = app_now();
+
+	if (c->bearer[0]) {
+		/* A credential sent on purpose must be good. */
+		if (strncmp(c->bearer, "kd_", 3) == 0)
+			return ACCESS_API_KEY;
+		w = auth_check(a->auth, c->bearer, now);
+		if (!w)
+			return ACCESS_BAD;
+	} else {
+		/* A stale cookie is as good as none: the browser keeps it
+		 * after a revocation until the login page replaces it. */
+		w = c->cookie[0] ? auth_check(a->auth, c->cookie, now) : NULL;
+		if (!w && a->cfg.anonymous_loopback && c->loopback)
+			w = auth_anonymous();
+		if (!w)
+			return c->cookie[0] ? ACCESS_BAD : ACCESS_NONE;
+	}
+	*who = *w;
+	return ACCESS_OK;
+}
+
+static void forbidden(struct http_req *r, const char *detail)
+{
+	http_problem(r, 403, "forbidden", "Forbidden", detail, NULL);
+}
+
+/* Requests that change something must come from this server's pages. */
+static bool same_site(struct http_req *r)
+{
+	if (http_same_origin(&r->client))
+		return true;
+	forbidden(r, "This request came from another web site (Origin "
+		     "header); use the command centre's own pages.");
+	return false;
+}
+
+bool access_allow(struct http_req *r, unsigned need)
+{
+	char detail[200];
+
+	switch (access_identify(r->app, &r->client, &r->who)) {
+	case ACCESS_API_KEY:
+		forbidden(r, "An agency's API key posts events; reading needs "
+			     "a screen token or a login (docs/security.md).");
+		return false;
+	case ACCESS_NONE:
+	case ACCESS_BAD:
+		http_problem(r, 401, "unauthorized", "Unauthorized",
+			     r->client.bearer[0] || r->client.cookie[0]
+				 ? "The screen token or session is unknown, "
+				   "revoked or expired. Log in again at "
+				   "/login, or ask for a new screen token."
+				 : "Log in at /login, or send a screen token "
+				   "as \"Authorization: Bearer st_...\".",
+			     NULL);
+		return false;
+	case ACCESS_OK:
+		break;
+	}
+	if ((r->who.can & need) != need) {
+		snprintf(detail, sizeof(detail),
+			 "The role \"%s\" may not do this; ask the command "
+			 "centre's admin for an account that may.",
+			 auth_identity_role(&r->who));
+		forbidden(r, detail);
+		return false;
+	}
+	if (r->method == HTTP_POST && !same_site(r))
+		return false;
+	return true;
+}
+
+/* ---- cookies and redirects ---- */
+
+static void set_cookie(struct http_req *r, const char *value, long max_age_s)
+{
+	snprintf(r->set_cookie, sizeof(r->set_cookie),
+		 "%s=%s; Path=/; Max-Age=%ld; HttpOnly; SameSite=Strict%s",
+		 HTTP_SESSION_COOKIE, value, max_age_s,
+		 r->app->cfg.tls_cert ? "; Secure" : "");
+}
+
+/* To the login page, which comes back to next (URL-encoded) after. */
+static void to_login(struct http_req *r, const char *next, const char *extra)
+{
+	snprintf(r->location, sizeof(r->location), "/login?next=%s%s", next,
+		 extra);
+	http_respond(r, 303, "text/plain; charset=utf-8", "", 0);
+}
+
+/* The page's canonical path ("/" or "/mayor"), from what was asked. */
+static const char *page_path(const struct http_req *r)
+{
+	return strncmp(r->path, "/mayor", 6) == 0 ? "/mayor" : "/";
+}
+
+bool access_page(struct http_req *r, unsigned need)
+{
+	char token[AUTH_CREDENTIAL_LEN + 2];
+	const char *page = page_path(r);
+	const char *next = strcmp(page, "/") == 0 ? "%2F" : "%2Fmayor";
+	const struct identity *w;
+
+	if (http_arg(r, "token", token, sizeof(token))) {
+		w = auth_check(r->app->auth, token, app_now());
+		if (!w || w->kind != AUTH_SCREEN) {
+			to_login(r, next, "&error=token");
+			return false;
+		}
+		/* The token becomes the screen's cookie; the address
+		 * loses it, so that it is not on the screen or in the
+		 * history. */
+		set_cookie(r, token, TOKEN_COOKIE_S);
+		OPENSSL_cleanse(token, sizeof(token));
+		snprintf(r->location, sizeof(r->location), "%s", page);
+		http_respond(r, 303, "text/plain; charset=utf-8", "", 0);
+		return false;
+	}
+	switch (access_identify(r->app, &r->client, &r->who)) {
+	case ACCESS_OK:
+		if ((r->who.can & need) == need)
+			return true;
+		to_login(r, next, "&denied=1");
+		return false;
+	default:
+		to_login(r, next, "");
+		return false;
+	}
+}
+
+/* ---- /api/v1/session ---- */
+
+static json_t *identity_json(struct app *a, const struct identity *w)
+{
+	json_t *can = json_array();
+	char at[40];
+
+	for (int i = 0; i < CAN_COUNT; i++)
+		if (w->can & (1u << i))
+			json_array_append_new(can,
+					      json_string(auth_can_name(i)));
+	if (w->expires_us)
+		ev_time_format(w->expires_us, a->tz_offset_s, at);
+	return json_pack("{s:s, s:s?, s:s, s:o, s:s?}", "kind",
+			 w->kind == AUTH_USER	  ? "user"
+			 : w->kind == AUTH_SCREEN ? "screen"
+						  : "anonymous",
+			 "name", w->kind == AUTH_ANONYMOUS ? NULL : w->name,
+			 "role", auth_identity_role(w), "can", can,
+			 "expires_at", w->expires_us ? at : NULL);
+}
+
+void access_actor(const struct identity *w, const char *name, char *out,
+		  size_t len)
+{
+	snprintf(out, len, "%s:%s",
+		 w->kind == AUTH_USER	  ? "user"
+		 : w->kind == AUTH_SCREEN ? "screen"
+					  : "anonymous",
+		 name ? name : w->name);
+}
+
+struct login {
+	uv_work_t work;
+	struct http_req *r;
+	char username[USERNAME_MAX + 1];
+	char password[PASSWORD_MAX + 1];
+	char stored[AUTH_HASH_LEN];
+	int role;
+	bool usable; /* a user that exists and is enabled */
+	bool ok;
+	struct identity who;
+	char credential[AUTH_CREDENTIAL_LEN + 1];
+};
+
+static void login_free(struct login *l)
+{
+	OPENSSL_cleanse(l, sizeof(*l));
+	free(l);
+}
+
+static void login_failed(struct login *l)
+{
+	struct http_req *r = l->r;
+	json_t *d = json_pack("{s:s}", "reason",
+			      l->usable ? "password" : "unknown or disabled");
+	char *dt = json_dumps(d, JSON_COMPACT), actor[80];
+
+	l->who.kind = AUTH_USER;
+	access_actor(&l->who, l->username, actor, sizeof(actor));
+	store_audit(r->app->store, actor, "session.login_failed",
+		    dt ? dt : "{}", r->peer);
+	free(dt);
+	json_decref(d);
+	http_problem(r, 401, "login_failed", "Login failed",
+		     "The user name or the password is wrong.", NULL);
+	login_free(l);
+}
+
+static void session_stored(void *arg, PGresult *res, const char *error)
+{
+	struct login *l = arg;
+	struct http_req *r = l->r;
+	struct app *a = r->app;
+
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK ||
+	    PQntuples(res) != 1) {
+		log_warn("session of %s not stored: %s", l->username,
+			 error ? error : PQresultErrorMessage(res));
+		r->retry_after_s = RETRY_AFTER_S;
+		http_problem(r, 503, "unavailable", "Service unavailable",
+			     "The database cannot open a session now; try "
+			     "again in a moment.",
+			     NULL);
+		login_free(l);
+		return;
+	}
+	l->who.expires_us = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	/* This server knows the session at once; others by NOTIFY. */
+	if (auth_add(a->auth, &l->who) < 0)
+		log_warn("session of %s not held: out of memory", l->username);
+	set_cookie(r, l->credential,
+		   (long)((l->who.expires_us - app_now()) / 1000000));
+	log_info("%s logged in from %s", l->username, r->peer);
+	http_respond_json(r, 200, identity_json(a, &l->who));
+	login_free(l);
+}
+
+static void verify_work(uv_work_t *w)
+{
+	struct login *l = w->data;
+
+	l->ok = auth_password_verify(l->password, l->stored) && l->usable;
+}
+
+static void verify_done(uv_work_t *w, int status)
+{
+	struct login *l = w->data;
+	struct http_req *r = l->r;
+	struct app *a = r->app;
+	char hours[16], digest_hex[2 + 64 + 1] = "\\x";
+
+	OPENSSL_cleanse(l->password, sizeof(l->password));
+	if (status != 0 || !l->ok) {
+		login_failed(l);
+		return;
+	}
+	l->who.kind = AUTH_USER;
+	l->who.role = (enum auth_role)l->role;
+	l->who.can = auth_role_can(l->who.role);
+	snprintf(l->who.name, sizeof(l->who.name), "%s", l->username);
+	if (auth_mint("ss", l->credential, l->who.id, l->who.sha256) < 0) {
+		http_problem(r, 500, "internal", "Internal error",
+			     "No random bytes for a session.", NULL);
+		login_free(l);
+		return;
+	}
+	auth_hex(l->who.sha256, 32, digest_hex + 2);
+	snprintf(hours, sizeof(hours), "%d", a->cfg.session_hours);
+	const char *p[6] = {l->who.id,	a->cfg.tenant, l->username,
+			    digest_hex, hours,	       r->peer};
+	if (pgc_query(a->reader,
+		      "WITH s AS (INSERT INTO sessions (session_id, tenant,"
+		      " username, secret_sha256, expires_at, peer)"
+		      " VALUES ($1, $2, $3, $4, now() + $5::int *"
+		      " interval '1 hour', $6) RETURNING expires_at),"
+		      " a AS (INSERT INTO audit (tenant, actor, action,"
+		      " detail, peer) VALUES ($2, 'user:' || $3,"
+		      " 'session.login', jsonb_build_object('session', $1),"
+		      " $6))"
+		      " SELECT kd_us(expires_at) FROM s",
+		      6, p, session_stored, l) < 0)
+		session_stored(l, NULL, "database unavailable");
+}
+
+static void user_read(void *arg, PGresult *res, const char *error)
+{
+	struct login *l = arg;
+	struct http_req *r = l->r;
+
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_warn("login of %s: %s", l->username,
+			 error ? error : PQresultErrorMessage(res));
+		r->retry_after_s = RETRY_AFTER_S;
+		http_problem(r, 503, "unavailable", "Service unavailable",
+			     "The database cannot check logins now; try "
+			     "again in a moment.",
+			     NULL);
+		login_free(l);
+		return;
+	}
+	/* An unknown or disabled user costs the same scrypt as a known
+	 * one: the answer's time tells nothing. */
+	l->usable = PQntuples(res) == 1 && PQgetvalue(res, 0, 2)[0] == 'f' &&
+		    (l->role = auth_role_parse(PQgetvalue(res, 0, 1))) >= 0;
+	snprintf(l->stored, sizeof(l->stored), "%s",
+		 PQntuples(res) == 1 ? PQgetvalue(res, 0, 0)
+				     : auth_password_dummy());
+	l->work.data = l;
+	if (uv_queue_work(r->app->loop, &l->work, verify_work, verify_done) <
+	    0) {
+		login_failed(l);
+	}
+}
+
+static void login(struct http_req *r)
+{
+	struct app *a = r->app;
+	json_error_t jerr;
+	json_t *body, *u, *pw;
+	struct login *l;
+	int wait_s;
+
+	if (!same_site(r))
+		return;
+	if ((wait_s = limit_take(a->login_limiter, r->peer, app_now())) > 0) {
+		char detail[160];
+		snprintf(detail, sizeof(detail),
+			 "Too many login attempts from this address. Try "
+			 "again in %d s.",
+			 wait_s);
+		r->retry_after_s = wait_s;
+		http_problem(r, 429, "rate_limited", "Too many requests",
+			     detail, NULL);
+		return;
+	}
+	body = json_loadb(r->body.p ? r->body.p : "", r->body.len,
+			  JSON_REJECT_DUPLICATES, &jerr);
+	u = json_object_get(body, "username");
+	pw = json_object_get(body, "password");
+	if (!json_is_object(body) || !json_is_string(u) ||
+	    !json_is_string(pw) || json_string_length(u) < 1 ||
+	    json_string_length(u) > USERNAME_MAX ||
+	    json_string_length(pw) > PASSWORD_MAX ||
+	    strlen(json_string_value(u)) != json_string_length(u) ||
+	    strlen(json_string_value(pw)) != json_string_length(pw)) {
+		json_decref(body);
+		http_problem(r, 422, "invalid_login", "Invalid login",
+			     "Send {\"username\": \"<1..64 characters>\", "
+			     "\"password\": \"<up to 128>\"} as JSON.",
+			     NULL);
+		return;
+	}
+	if (!(l = calloc(1, sizeof(*l)))) {
+		json_decref(body);
+		http_problem(r, 500, "internal", "Internal error",
+			     "Out of memory.", NULL);
+		return;
+	}
+	l->r = r;
+	snprintf(l->username, sizeof(l->username), "%s", json_string_value(u));
+	snprintf(l->password, sizeof(l->password), "%s", json_string_value(pw));
+	json_decref(body);
+	const char *p[2] = {a->cfg.tenant, l->username};
+	if (pgc_query(a->reader,
+		      "SELECT password_hash, role, disabled_at IS NOT NULL"
+		      " FROM users WHERE tenant = $1 AND username = $2",
+		      2, p, user_read, l) < 0)
+		user_read(l, NULL, "database unavailable");
+}
+
+struct logout {
+	struct http_req *r;
+	char id[AUTH_ID_LEN + 1];
+};
+
+static void logout_done(void *arg, PGresult *res, const char *error)
+{
+	struct logout *o = arg;
+	struct http_req *r = o->r;
+
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_warn("logout not stored: %s",
+			 error ? error : PQresultErrorMessage(res));
+		r->retry_after_s = RETRY_AFTER_S;
+		http_problem(r, 503, "unavailable", "Service unavailable",
+			     "The database cannot end the session now; try "
+			     "again in a moment.",
+			     NULL);
+	} else {
+		auth_remove(r->app->auth, o->id);
+		set_cookie(r, "", 0);
+		http_respond_json(r, 200, json_pack("{s:b}", "logged_out", 1));
+	}
+	free(o);
+}
+
+static void logout(struct http_req *r)
+{
+	struct app *a = r->app;
+	struct logout *o;
+	char actor[80];
+
+	if (!access_allow(r, 0))
+		return;
+	if (r->who.kind != AUTH_USER) {
+		/* A screen forgets its token; nothing to end. */
+		set_cookie(r, "", 0);
+		http_respond_json(r, 200, json_pack("{s:b}", "logged_out", 1));
+		return;
+	}
+	if (!(o = calloc(1, sizeof(*o)))) {
+		http_problem(r, 500, "internal", "Internal error",
+			     "Out of memory.", NULL);
+		return;
+	}
+	o->r = r;
+	memcpy(o->id, r->who.id, sizeof(o->id));
+	access_actor(&r->who, NULL, actor, sizeof(actor));
+	const char *p[4] = {o->id, a->cfg.tenant, actor, r->peer};
+	if (pgc_query(a->reader,
+		      "WITH s AS (UPDATE sessions SET ended_at = now()"
+		      " WHERE session_id = $1 AND tenant = $2),"
+		      " a AS (INSERT INTO audit (tenant, actor, action, detail,"
+		      " peer) VALUES ($2, $3, 'session.logout',"
+		      " jsonb_build_object('session', $1), $4))"
+		      " SELECT 1",
+		      4, p, logout_done, o) < 0)
+		logout_done(o, NULL, "database unavailable");
+}
+
+bool access_route(struct http_req *r)
+{
+	if (strcmp(r->path, "/api/v1/session") == 0) {
+		if (r->method == HTTP_POST) {
+			login(r);
+		} else if (r->method == HTTP_GET || r->method == HTTP_HEAD) {
+			if (access_allow(r, 0))
+				http_respond_json(
+				    r, 200, identity_json(r->app, &r->who));
+		} else {
+			http_problem(r, 405, "method_not_allowed",
+				     "Method not allowed",
+				     "Use GET (who am I) or POST (log in) at "
+				     "this address.",
+				     NULL);
+		}
+		return true;
+	}
+	if (strcmp(r->path, "/api/v1/logout") == 0) {
+		if (r->method == HTTP_POST)
+			logout(r);
+		else
+			http_problem(r, 405, "method_not_allowed",
+				     "Method not allowed",
+				     "Use POST at this address.", NULL);
+		return true;
+	}
+	return false;
+}
+
+/* ---- the websocket ---- */
+
+bool access_ws_admit(struct app *a, struct lws *wsi, char *id, size_t len)
+{
+	struct http_client c;
+	struct identity who;
+
+	http_client_of(wsi, &c);
+	if (!http_same_origin(&c)) {
+		log_info("websocket from %s refused: Origin %s", c.peer,
+			 c.origin);
+		return false;
+	}
+	if (access_identify(a, &c, &who) != ACCESS_OK ||
+	    !(who.can & CAN_READ)) {
+		log_debug("websocket from %s refused: no identity", c.peer);
+		return false;
+	}
+	snprintf(id, len, "%s", who.id);
+	return true;
+}

@@ -1,0 +1,62 @@
+/*
+ * server/access.h - who may read and act (docs/security.md): identifies
+ * the screen or person behind a request or websocket upgrade, guards the
+ * pages and the read and ack APIs by role, and serves logins, logouts and
+ * "who am I" (/api/v1/session).
+ *
+ * Identifying never waits: credentials are held in memory (auth.c).  A
+ * login waits on the database and on scrypt, which runs on libuv's thread
+ * pool.
+ */
+#ifndef KENDALI_ACCESS_H
+#define KENDALI_ACCESS_H
+
+#include "auth.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct app;
+struct http_client;
+struct http_req;
+struct lws;
+
+enum access_result {
+	ACCESS_NONE,	/* no credential (and no anonymous access) */
+	ACCESS_OK,	/* who is filled */
+	ACCESS_BAD,	/* a credential that is unknown, revoked or expired */
+	ACCESS_API_KEY, /* an agency's key: for writing, not reading */
+};
+
+enum access_result access_identify(struct app *a, const struct http_client *c,
+				   struct identity *who);
+
+/*
+ * Whether the request's identity may do need (CAN_*); r->who is set.
+ * Otherwise the request has been answered: 401 without a valid identity,
+ * 403 when the role may not, or the request came from another site.
+ */
+bool access_allow(struct http_req *r, unsigned need);
+
+/*
+ * For a page needing need: whether to serve it.  Otherwise the request
+ * has been answered with a redirect: to the login page, or, for
+ * "?token=st_...", to the page itself with the token as the cookie.
+ */
+bool access_page(struct http_req *r, unsigned need);
+
+/* The audit trail's actor: "user:<name>", "screen:<name>" or
+ * "anonymous:<name>"; name NULL takes the identity's. */
+void access_actor(const struct identity *w, const char *name, char *out,
+		  size_t len);
+
+/* Handles /api/v1/session and /api/v1/logout; false for other paths. */
+bool access_route(struct http_req *r);
+
+/*
+ * Whether a websocket upgrade may proceed (a read identity, from this
+ * site); the credential's id (empty when anonymous) goes into id.
+ */
+bool access_ws_admit(struct app *a, struct lws *wsi, char *id, size_t len);
+
+#endif

@@ -1,0 +1,655 @@
+#include "auth.h"
+
+#include "hmap.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+/* scrypt cost: 2^15 x 8 x 128 bytes = 32 MiB and ~100 ms a hash. */
+#define SCRYPT_LOG2_N 15
+#define SCRYPT_R 8
+#define SCRYPT_P 1
+#define SCRYPT_MAXMEM (64u << 20)
+#define SALT_LEN 16
+#define HASH_LEN 32
+#define PASSWORD_MIN 8
+#define PASSWORD_MAX 128
+
+static const char *const role_names[ROLE_COUNT] = {"wall", "operator", "mayor",
+						   "admin"};
+static const char *const can_names[CAN_COUNT] = {"read", "ack", "wall", "mayor",
+						 "admin"};
+
+const char *auth_role_name(enum auth_role r)
+{
+	return r < ROLE_COUNT ? role_names[r] : "?";
+}
+
+int auth_role_parse(const char *s)
+{
+	for (int i = 0; i < ROLE_COUNT; i++)
+		if (strcmp(s, role_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+unsigned auth_role_can(enum auth_role r)
+{
+	switch (r) {
+	case ROLE_WALL:
+		return CAN_READ | CAN_WALL;
+	case ROLE_OPERATOR:
+		return CAN_READ | CAN_WALL | CAN_ACK;
+	case ROLE_MAYOR:
+		return CAN_READ | CAN_MAYOR;
+	case ROLE_ADMIN:
+		return CAN_READ | CAN_WALL | CAN_MAYOR | CAN_ACK | CAN_ADMIN;
+	default:
+		return 0;
+	}
+}
+
+const char *auth_can_name(int bit)
+{
+	return bit >= 0 && bit < CAN_COUNT ? can_names[bit] : "?";
+}
+
+const char *auth_identity_role(const struct identity *who)
+{
+	return who->kind == AUTH_ANONYMOUS ? "anonymous"
+					   : auth_role_name(who->role);
+}
+
+const struct identity *auth_anonymous(void)
+{
+	/* Enough to run the demonstration on one machine: both pages, and
+	 * acknowledgements that name their author in the body. */
+	static const struct identity anon = {
+	    .kind = AUTH_ANONYMOUS,
+	    .name = "anonymous",
+	    .can = CAN_READ | CAN_WALL | CAN_MAYOR | CAN_ACK,
+	};
+	return &anon;
+}
+
+/* ---- the credentials held ---- */
+
+struct auth {
+	struct hmap by_id;
+};
+
+struct auth *auth_new(void)
+{
+	return calloc(1, sizeof(struct auth));
+}
+
+static void clear(struct hmap *m)
+{
+	const char *k;
+	void *v;
+	size_t pos = 0;
+
+	while (hmap_next(m, &pos, &k, &v))
+		free(v);
+	hmap_free(m);
+}
+
+void auth_free(struct auth *a)
+{
+	if (!a)
+		return;
+	clear(&a->by_id);
+	free(a);
+}
+
+int auth_hex_decode(const char *hex, unsigned char *out, size_t n)
+{
+	if (strlen(hex) != 2 * n)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (unsigned char)v;
+	}
+	return 0;
+}
+
+void auth_hex(const unsigned char *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+int auth_replace(struct auth *a, PGresult *r)
+{
+	struct hmap next = {0};
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) != 6)
+		return -1;
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct identity *w = calloc(1, sizeof(*w));
+		int role = auth_role_parse(PQgetvalue(r, i, 3));
+
+		if (!w)
+			goto fail;
+		w->kind =
+		    PQgetvalue(r, i, 0)[0] == 's' ? AUTH_SCREEN : AUTH_USER;
+		snprintf(w->id, sizeof(w->id), "%s", PQgetvalue(r, i, 1));
+		snprintf(w->name, sizeof(w->name), "%s", PQgetvalue(r, i, 2));
+		w->role = role < 0 ? ROLE_WALL : (enum auth_role)role;
+		w->can = role < 0 ? 0 : auth_role_can(w->role);
+		w->expires_us = strtoll(PQgetvalue(r, i, 5), NULL, 10);
+		if (auth_hex_decode(PQgetvalue(r, i, 4), w->sha256, 32) < 0 ||
+		    hmap_put(&next, w->id, w) < 0) {
+			free(w);
+			goto fail;
+		}
+	}
+	clear(&a->by_id);
+	a->by_id = next;
+	return 0;
+fail:
+	clear(&next);
+	return -1;
+}
+
+int auth_add(struct auth *a, const struct identity *who)
+{
+	struct identity *w = malloc(sizeof(*w));
+	void *old = hmap_get(&a->by_id, who->id);
+
+	if (!w)
+		return -1;
+	*w = *who;
+	if (hmap_put(&a->by_id, w->id, w) < 0) {
+		free(w);
+		return -1;
+	}
+	free(old);
+	return 0;
+}
+
+void auth_remove(struct auth *a, const char *id)
+{
+	free(hmap_del(&a->by_id, id));
+}
+
+void auth_sha256(const char *s, unsigned char out[32])
+{
+	unsigned len = 32;
+
+	EVP_Digest(s, strlen(s), out, &len, EVP_sha256(), NULL);
+}
+
+const struct identity *auth_check(const struct auth *a, const char *credential,
+				  int64_t now_us)
+{
+	char id[AUTH_ID_LEN + 1];
+	unsigned char digest[32];
+	const struct identity *w;
+	enum auth_kind kind;
+
+	if (!credential || strlen(credential) != AUTH_CREDENTIAL_LEN ||
+	    credential[2] != '_' || credential[3 + AUTH_ID_LEN] != '_')
+		return NULL;
+	if (strncmp(credential, "st", 2) == 0)
+		kind = AUTH_SCREEN;
+	else if (strncmp(credential, "ss", 2) == 0)
+		kind = AUTH_USER;
+	else
+		return NULL;
+	memcpy(id, credential + 3, AUTH_ID_LEN);
+	id[AUTH_ID_LEN] = '\0';
+	w = hmap_get(&a->by_id, id);
+	if (!w || w->kind != kind || (w->expires_us && w->expires_us <= now_us))
+		return NULL;
+	auth_sha256(credential + 3 + AUTH_ID_LEN + 1, digest);
+	return CRYPTO_memcmp(digest, w->sha256, 32) == 0 ? w : NULL;
+}
+
+bool auth_live(const struct auth *a, const char *id, int64_t now_us)
+{
+	const struct identity *w = hmap_get(&a->by_id, id);
+
+	return w && (!w->expires_us || w->expires_us > now_us);
+}
+
+int auth_count(const struct auth *a)
+{
+	return (int)a->by_id.len;
+}
+
+int auth_mint(const char *prefix, char *credential, char *id,
+	      unsigned char sha256_out[32])
+{
+	unsigned char idb[AUTH_ID_LEN / 2], secretb[AUTH_SECRET_LEN / 2];
+	char secret[AUTH_SECRET_LEN + 1];
+
+	if (RAND_bytes(idb, sizeof(idb)) != 1 ||
+	    RAND_bytes(secretb, sizeof(secretb)) != 1)
+		return -1;
+	auth_hex(idb, sizeof(idb), id);
+	auth_hex(secretb, sizeof(secretb), secret);
+	auth_sha256(secret, sha256_out);
+	snprintf(credential, AUTH_CREDENTIAL_LEN + 1, "%.2s_%s_%s", prefix, id,
+		 secret);
+	OPENSSL_cleanse(secret, sizeof(secret));
+	return 0;
+}
+
+/* ---- passwords ---- */
+
+static int scrypt(const char *password, const unsigned char *salt,
+		  size_t salt_len, int log2_n, int r, int p, unsigned char *out,
+		  size_t out_len)
+{
+	return EVP_PBE_scrypt(password, strlen(password), salt, salt_len,
+			      (uint64_t)1 << log2_n, (uint64_t)r, (uint64_t)p,
+			      SCRYPT_MAXMEM, out, out_len) == 1
+		   ? 0
+		   : -1;
+}
+
+int auth_password_hash(const char *password, char *stored, size_t len)
+{
+	unsigned char salt[SALT_LEN], hash[HASH_LEN];
+	char salt_hex[2 * SALT_LEN + 1], hash_hex[2 * HASH_LEN + 1];
+
+	if (RAND_bytes(salt, sizeof(salt)) != 1 ||
+	    scrypt(password, salt, sizeof(salt), SCRYPT_LOG2_N, SCRYPT_R,
+		   SCRYPT_P, hash, sizeof(hash)) < 0)
+		return -1;
+	auth_hex(salt, sizeof(salt), salt_hex);
+	auth_hex(hash, sizeof(hash), hash_hex);
+	if ((size_t)snprintf(stored, len, "scrypt$%d$%d$%d$%s$%s",
+			     SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P, salt_hex,
+			     hash_hex) >= len)
+		return -1;
+	return 0;
+}
+
+const char *auth_password_dummy(void)
+{
+	/* Well-formed, same cost as a real one, and no hash of anything. */
+	return "scrypt$15$8$1$00000000000000000000000000000000$"
+	       "0000000000000000000000000000000000000000000000000000000000000"
+	       "000";
+}
+
+bool auth_password_verify(const char *password, const char *stored)
+{
+	unsigned char salt[SALT_LEN], want[HASH_LEN], got[HASH_LEN];
+	char salt_hex[2 * SALT_LEN + 1], hash_hex[2 * HASH_LEN + 1];
+	int log2_n, r, p, n = 0;
+	bool ok;
+
+	if (sscanf(stored, "scrypt$%d$%d$%d$%32[0-9a-f]$%64[0-9a-f]%n", &log2_n,
+		   &r, &p, salt_hex, hash_hex, &n) != 5 ||
+	    stored[n] || log2_n < 10 || log2_n > 20 || r < 1 || r > 32 ||
+	    p < 1 || p > 4 || auth_hex_decode(salt_hex, salt, SALT_LEN) < 0 ||
+	    auth_hex_decode(hash_hex, want, HASH_LEN) < 0) {
+		/* Spend the same time as for a good one. */
+		log2_n = SCRYPT_LOG2_N, r = SCRYPT_R, p = SCRYPT_P;
+		memset(salt, 0, sizeof(salt));
+		memset(want, 0xff, sizeof(want));
+	}
+	ok = scrypt(password, salt, SALT_LEN, log2_n, r, p, got, sizeof(got)) ==
+		 0 &&
+	     CRYPTO_memcmp(got, want, HASH_LEN) == 0;
+	OPENSSL_cleanse(got, sizeof(got));
+	return ok;
+}
+
+/* ---- the command line ---- */
+
+static bool good_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= AUTH_NAME_MAX &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyz"
+			 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@") == n;
+}
+
+static int db_error(PGresult *r)
+{
+	fprintf(stderr, "kendali: %s", PQresultErrorMessage(r));
+	PQclear(r);
+	return 1;
+}
+
+static PGresult *exec(PGconn *conn, const char *sql, int n,
+		      const char *const *params)
+{
+	return PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+}
+
+#define UTC_TEXT(col)                                                          \
+	"coalesce(to_char(" col " AT TIME ZONE 'UTC',"                         \
+	" 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '-')"
+
+static int token_usage(void)
+{
+	fprintf(stderr, "usage: kendali token create --name NAME --role "
+			"wall|operator|mayor|admin\n"
+			"       kendali token list\n"
+			"       kendali token revoke TOKEN_ID\n");
+	return 2;
+}
+
+static int token_create(PGconn *conn, const char *tenant, int argc, char **argv)
+{
+	const char *name = NULL, *role = NULL;
+	char cred[AUTH_CREDENTIAL_LEN + 1], id[AUTH_ID_LEN + 1],
+	    digest_hex[2 + 64 + 1] = "\\x";
+	unsigned char digest[32];
+	PGresult *r;
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+			name = argv[++i];
+		else if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
+			role = argv[++i];
+		else
+			return token_usage();
+	}
+	if (!name || !role)
+		return token_usage();
+	if (!good_name(name)) {
+		fprintf(stderr, "kendali: --name takes 1 to 64 letters, "
+				"digits and . _ - @\n");
+		return 2;
+	}
+	if (auth_role_parse(role) < 0) {
+		fprintf(stderr, "kendali: --role is one of wall, operator, "
+				"mayor, admin\n");
+		return 2;
+	}
+	if (auth_mint("st", cred, id, digest) < 0) {
+		fprintf(stderr, "kendali: no random bytes\n");
+		return 1;
+	}
+	auth_hex(digest, 32, digest_hex + 2);
+	const char *p[5] = {id, tenant, name, role, digest_hex};
+	r = exec(conn,
+		 "INSERT INTO screen_tokens (token_id, tenant, name, role,"
+		 " secret_sha256) VALUES ($1, $2, $3, $4, $5)",
+		 5, p);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		return db_error(r);
+	PQclear(r);
+	printf("Created screen token %s for \"%s\" (role %s, tenant %s).\n"
+	       "It is shown only now. Open the page once with "
+	       "?token=<token>, or send it\n"
+	       "as \"Authorization: Bearer <token>\":\n%s\n",
+	       id, name, role, tenant, cred);
+	OPENSSL_cleanse(cred, sizeof(cred));
+	return 0;
+}
+
+static int token_list(PGconn *conn, const char *tenant)
+{
+	const char *p[1] = {tenant};
+	PGresult *r = exec(
+	    conn,
+	    "SELECT token_id, name, role, " UTC_TEXT(
+		"created_at") ", " UTC_TEXT("revoked_at") " FROM screen_tokens "
+							  "WHERE tenant = $1"
+							  " ORDER BY "
+							  "created_at, "
+							  "token_id",
+	    1, p);
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		return db_error(r);
+	printf("%-14s %-24s %-9s %-21s %s\n", "TOKEN_ID", "NAME", "ROLE",
+	       "CREATED", "REVOKED");
+	for (int i = 0; i < PQntuples(r); i++)
+		printf("%-14s %-24s %-9s %-21s %s\n", PQgetvalue(r, i, 0),
+		       PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+		       PQgetvalue(r, i, 3), PQgetvalue(r, i, 4));
+	PQclear(r);
+	return 0;
+}
+
+/* Runs an UPDATE meant to change exactly one row. */
+static int update_one(PGconn *conn, const char *sql, int n,
+		      const char *const *p, const char *missing,
+		      const char *done)
+{
+	PGresult *r = exec(conn, sql, n, p);
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK &&
+	    PQresultStatus(r) != PGRES_TUPLES_OK)
+		return db_error(r);
+	if (strcmp(PQcmdTuples(r), "1") != 0) {
+		fprintf(stderr, "kendali: %s %s\n", missing, p[0]);
+		PQclear(r);
+		return 1;
+	}
+	PQclear(r);
+	printf("%s %s.\n", done, p[0]);
+	return 0;
+}
+
+int auth_token_cli(PGconn *conn, const char *tenant, int argc, char **argv)
+{
+	if (argc >= 1 && strcmp(argv[0], "create") == 0)
+		return token_create(conn, tenant, argc - 1, argv + 1);
+	if (argc == 1 && strcmp(argv[0], "list") == 0)
+		return token_list(conn, tenant);
+	if (argc == 2 && strcmp(argv[0], "revoke") == 0) {
+		const char *p[2] = {argv[1], tenant};
+		return update_one(conn,
+				  "UPDATE screen_tokens SET revoked_at = now()"
+				  " WHERE token_id = $1 AND tenant = $2"
+				  " AND revoked_at IS NULL",
+				  2, p, "no active screen token",
+				  "Revoked screen token");
+	}
+	return token_usage();
+}
+
+static int user_usage(void)
+{
+	fprintf(
+	    stderr,
+	    "usage: kendali user add NAME --role wall|operator|mayor|admin\n"
+	    "       kendali user passwd NAME\n"
+	    "       kendali user list\n"
+	    "       kendali user disable NAME\n"
+	    "       kendali user enable NAME\n"
+	    "The password is asked for on a terminal, else read as one "
+	    "line from stdin.\n");
+	return 2;
+}
+
+/* One line of stdin, without echo on a terminal.  Returns 0 or -1. */
+static int read_line(const char *prompt, char *out, size_t len)
+{
+	struct termios old, quiet;
+	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+	char *ok;
+
+	if (tty) {
+		fprintf(stderr, "%s", prompt);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	ok = fgets(out, (int)len, stdin);
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fprintf(stderr, "\n");
+	}
+	if (!ok)
+		return -1;
+	out[strcspn(out, "\r\n")] = '\0';
+	return 0;
+}
+
+/* Asks for a new password and hashes it into stored.  Returns 0 or 2. */
+static int new_password(char *stored, size_t len)
+{
+	char pw[PASSWORD_MAX + 2], again[PASSWORD_MAX + 2];
+	int rc = 0;
+
+	if (read_line("Password: ", pw, sizeof(pw)) < 0) {
+		fprintf(stderr, "kendali: no password given\n");
+		return 2;
+	}
+	if (strlen(pw) < PASSWORD_MIN || strlen(pw) > PASSWORD_MAX) {
+		fprintf(stderr, "kendali: a password has %d to %d characters\n",
+			PASSWORD_MIN, PASSWORD_MAX);
+		rc = 2;
+	} else if (isatty(STDIN_FILENO) &&
+		   (read_line("Again: ", again, sizeof(again)) < 0 ||
+		    strcmp(pw, again) != 0)) {
+		fprintf(stderr, "kendali: the passwords differ\n");
+		rc = 2;
+	} else if (auth_password_hash(pw, stored, len) < 0) {
+		fprintf(stderr, "kendali: cannot hash the password\n");
+		rc = 1;
+	}
+	OPENSSL_cleanse(pw, sizeof(pw));
+	OPENSSL_cleanse(again, sizeof(again));
+	return rc;
+}
+
+static int user_add(PGconn *conn, const char *tenant, int argc, char **argv)
+{
+	const char *name = argc > 0 ? argv[0] : NULL, *role = NULL;
+	char stored[AUTH_HASH_LEN];
+	PGresult *r;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
+			role = argv[++i];
+		else
+			return user_usage();
+	}
+	if (!name || !role || name[0] == '-')
+		return user_usage();
+	if (!good_name(name)) {
+		fprintf(stderr, "kendali: a user name has 1 to 64 letters, "
+				"digits and . _ - @\n");
+		return 2;
+	}
+	if (auth_role_parse(role) < 0) {
+		fprintf(stderr, "kendali: --role is one of wall, operator, "
+				"mayor, admin\n");
+		return 2;
+	}
+	if ((rc = new_password(stored, sizeof(stored))) != 0)
+		return rc;
+	const char *p[4] = {name, tenant, role, stored};
+	r = exec(conn,
+		 "INSERT INTO users (username, tenant, role, password_hash)"
+		 " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+		 4, p);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		return db_error(r);
+	if (strcmp(PQcmdTuples(r), "1") != 0) {
+		fprintf(stderr, "kendali: there is already a user %s\n", name);
+		PQclear(r);
+		return 1;
+	}
+	PQclear(r);
+	printf("Created user %s (role %s, tenant %s).\n", name, role, tenant);
+	return 0;
+}
+
+static int user_passwd(PGconn *conn, const char *tenant, const char *name)
+{
+	char stored[AUTH_HASH_LEN];
+	int rc = new_password(stored, sizeof(stored));
+
+	if (rc)
+		return rc;
+	/* A new password ends the sessions opened with the old one. */
+	const char *p[3] = {name, tenant, stored};
+	return update_one(conn,
+			  "WITH u AS (UPDATE users SET password_hash = $3"
+			  " WHERE username = $1 AND tenant = $2"
+			  " RETURNING username, tenant),"
+			  " s AS (UPDATE sessions SET ended_at = now()"
+			  " FROM u WHERE sessions.username = u.username"
+			  " AND sessions.tenant = u.tenant"
+			  " AND ended_at IS NULL)"
+			  " SELECT 1 FROM u",
+			  3, p, "no user", "Changed the password of");
+}
+
+static int user_list(PGconn *conn, const char *tenant)
+{
+	const char *p[1] = {tenant};
+	PGresult *r = exec(
+	    conn,
+	    "SELECT username, role, " UTC_TEXT("created_at") ", " UTC_TEXT(
+		"disabled_at") ","
+			       " (SELECT count(*) FROM sessions s"
+			       " WHERE s.tenant = u.tenant AND s.username = "
+			       "u.username"
+			       " AND s.ended_at IS NULL AND s.expires_at > "
+			       "now())"
+			       " FROM users u WHERE tenant = $1 ORDER BY "
+			       "username",
+	    1, p);
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		return db_error(r);
+	printf("%-24s %-9s %-21s %-21s %s\n", "USER", "ROLE", "CREATED",
+	       "DISABLED", "SESSIONS");
+	for (int i = 0; i < PQntuples(r); i++)
+		printf("%-24s %-9s %-21s %-21s %s\n", PQgetvalue(r, i, 0),
+		       PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+		       PQgetvalue(r, i, 3), PQgetvalue(r, i, 4));
+	PQclear(r);
+	return 0;
+}
+
+int auth_user_cli(PGconn *conn, const char *tenant, int argc, char **argv)
+{
+	const char *cmd = argc > 0 ? argv[0] : "";
+
+	if (strcmp(cmd, "add") == 0)
+		return user_add(conn, tenant, argc - 1, argv + 1);
+	if (strcmp(cmd, "list") == 0 && argc == 1)
+		return user_list(conn, tenant);
+	if (argc != 2)
+		return user_usage();
+	const char *p[2] = {argv[1], tenant};
+	if (strcmp(cmd, "passwd") == 0)
+		return user_passwd(conn, tenant, argv[1]);
+	if (strcmp(cmd, "disable") == 0)
+		return update_one(
+		    conn,
+		    "WITH u AS (UPDATE users SET disabled_at = now()"
+		    " WHERE username = $1 AND tenant = $2"
+		    " AND disabled_at IS NULL RETURNING username, tenant),"
+		    " s AS (UPDATE sessions SET ended_at = now()"
+		    " FROM u WHERE sessions.username = u.username"
+		    " AND sessions.tenant = u.tenant AND ended_at IS NULL)"
+		    " SELECT 1 FROM u",
+		    2, p, "no enabled user", "Disabled user");
+	if (strcmp(cmd, "enable") == 0)
+		return update_one(conn,
+				  "UPDATE users SET disabled_at = NULL"
+				  " WHERE username = $1 AND tenant = $2"
+				  " AND disabled_at IS NOT NULL",
+				  2, p, "no disabled user", "Enabled user");
+	return user_usage();
+}
