@@ -152,8 +152,9 @@ URL="http://$url_host:$port"
 
 say "starting the server on $LISTEN (log: .run/kendali.log)"
 # In a session of its own, so that Ctrl-C reaches only this script, which then
-# stops everything in order: the feed, the server, the database.
-setsid "$BIN" serve --listen "$LISTEN" >"$SERVER_LOG" 2>&1 </dev/null &
+# stops everything in order: the feed, the server, the database.  Browsers on
+# this machine need no login (--anonymous-loopback); others do.
+setsid "$BIN" serve --listen "$LISTEN" --anonymous-loopback >"$SERVER_LOG" 2>&1 </dev/null &
 server_pid=$!
 
 # Waits for GET /readyz to answer 200.
@@ -192,6 +193,9 @@ banner() {
 	echo "    Mayor's page:   $URL/mayor"
 	echo
 	echo "  API $URL/api/v1/   server log .run/kendali.log"
+	echo "  No login from this machine.  Other machines need a login or a"
+	echo "  screen token (docs/security.md), for example:"
+	echo "    DATABASE_URL='$DATABASE_URL' build/server/kendali user add operator1 --role operator"
 	if [[ $url_host != "$host" ]]; then
 		echo "  (listening on $LISTEN: other machines use this machine's address)"
 	fi
