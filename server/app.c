@@ -301,6 +301,27 @@ static void credentials_notified(void *arg, const char *channel,
 		refresh_keys(a);
 }
 
+static void sessions_pruned(void *arg, PGresult *r, const char *error)
+{
+	(void)arg;
+	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
+		log_warn("pruning old sessions failed: %s",
+			 r ? PQresultErrorMessage(r) : error);
+}
+
+/* Sessions over for a month are of no use; the audit keeps the trail. */
+static void prune_sessions(struct app *a)
+{
+	const char *p[1] = {a->cfg.tenant};
+
+	if (pgc_query(a->reader,
+		      "DELETE FROM sessions WHERE tenant = $1"
+		      " AND coalesce(ended_at, expires_at)"
+		      " < now() - interval '30 days'",
+		      1, p, sessions_pruned, a) < 0)
+		log_debug("sessions not pruned: database unavailable");
+}
+
 /*
  * The one periodic job, every publish interval: alerts, then a snapshot if
  * anything changed or a second has passed (windows slide), keys and pruning
@@ -328,6 +349,7 @@ static void tick_cb(uv_timer_t *t)
 	if (now - a->last_prune_us >= PRUNE_US) {
 		a->last_prune_us = now;
 		kpi_prune(a->kpi, now);
+		prune_sessions(a);
 	}
 }
 
