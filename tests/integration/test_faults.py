@@ -1,0 +1,270 @@
+"""
+Faults under load: while clients post continuously, PostgreSQL's connections
+are killed (pg_terminate_backend), PostgreSQL is restarted, and the server is
+killed with SIGKILL and started again.  At the end every event that got a
+202 is in the database exactly once, every other answer was a 503 with
+Retry-After (or a connection cut by the kill), the server resumed by itself
+after each database fault, and the KPIs on the websocket equal an
+independent computation from what the database holds.
+
+This module runs its own PostgreSQL cluster, since it stops it.
+"""
+
+import http.client
+import json
+import random
+import threading
+import time
+
+import pytest
+
+import reference
+from harness import (PgCluster, Server, WsClient, ago, compare_kpis, create_key, kendali_cli,
+                     near_wib_midnight, parse_time, utcnow)
+
+PHASE_S = 1.5          # load between faults
+
+
+@pytest.fixture(scope="module")
+def own_pg(work_dir):
+    cluster = PgCluster(work_dir / "pg-faults").init().start()
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture(scope="module")
+def db(own_pg):
+    return own_pg.create_database()
+
+
+@pytest.fixture(scope="module")
+def keys(db, kendali_bin):
+    kendali_cli(db, "migrate")
+    return {"call": create_key(db, "callcentre-112", ["call"]),
+            "report": create_key(db, "lapor-hendi", ["report"])}
+
+
+@pytest.fixture(scope="module")
+def srv(db, keys, work_dir):
+    s = Server(db, work_dir / "logs", ["--rate-limit", "0"], name=f"faults-{db.name}")
+    s.start()
+    yield s
+    s.close()
+
+
+class Poster(threading.Thread):
+    """Posts batches of 1..20 events of one type as fast as answers come,
+    over one keep-alive connection (a new one after a cut), and records
+    what each answer said."""
+
+    def __init__(self, port, etype, key, tag):
+        super().__init__(daemon=True)
+        self.port, self.etype, self.key, self.tag = port, etype, key, tag
+        self.stop = threading.Event()
+        self.acked = []             # event ids that got a 202
+        self.refused = []           # event ids answered 503
+        self.cut = []               # event ids whose request got no answer
+        self.bad = []               # anything else: (status, body)
+        self.retry_after_missing = 0
+        self.acked_at = []          # monotonic time of each 202
+        self.n = 0
+        self.rng = random.Random(tag)
+
+    def event(self):
+        self.n += 1
+        eid = f"{self.tag}-{self.n}"
+        if self.etype == "call":
+            cid = f"{self.tag}-c{self.rng.randrange(400)}"
+            status = self.rng.choice(["received", "answered", "closed", "abandoned"])
+            body = {"call_id": cid, "status": status, "category": self.rng.choice(["medical", "fire", "info"])}
+        else:
+            tid = f"{self.tag}-t{self.rng.randrange(400)}"
+            status = self.rng.choice(["received", "dispatched", "in_progress", "resolved"])
+            body = {"ticket": tid, "status": status, "category": self.rng.choice(["road", "flood", "waste"])}
+            if status != "received":
+                body["agency"] = self.rng.choice(["DPU", "BPBD", "DLH"])
+        at = ago(seconds=self.rng.randrange(1, 3 * 3600))
+        return {"id": eid, "type": self.etype, "occurred_at": at, self.etype: body}
+
+    def run(self):
+        conn = None
+        while not self.stop.is_set():
+            events = [self.event() for _ in range(self.rng.randrange(1, 21))]
+            ids = [e["id"] for e in events]
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+                conn.request("POST", "/api/v1/events", body=json.dumps(events),
+                             headers={"Authorization": f"Bearer {self.key}",
+                                      "Content-Type": "application/json"})
+                r = conn.getresponse()
+                data = r.read()
+                if r.will_close:
+                    conn.close()
+                    conn = None
+            except OSError:
+                # The server was killed, or refused while down: unknown
+                # outcome, like any client whose connection is cut.
+                self.cut.extend(ids)
+                if conn is not None:
+                    conn.close()
+                conn = None
+                time.sleep(0.05)
+                continue
+            if r.status == 202:
+                self.acked.extend(ids)
+                self.acked_at.append(time.monotonic())
+            elif r.status == 503:
+                self.refused.extend(ids)
+                if not r.getheader("Retry-After"):
+                    self.retry_after_missing += 1
+                time.sleep(0.05)
+            else:
+                self.bad.append((r.status, data[:300]))
+        if conn is not None:
+            conn.close()
+
+    def acked_between(self, t0, t1):
+        return sum(1 for t in self.acked_at if t0 <= t < t1)
+
+
+def stored_ids(db):
+    with db.connect() as c, c.cursor() as cur:
+        cur.execute("SELECT event_id, count(*) FROM events GROUP BY event_id")
+        return dict(cur.fetchall())
+
+
+def stored_events(db):
+    """The events as the reference implementation reads them."""
+    out = []
+    with db.connect() as c, c.cursor() as cur:
+        cur.execute("SELECT event_id, type, occurred_at, subject, status, category, agency,"
+                    " district, title FROM events ORDER BY stored_at, event_id")
+        for eid, etype, at, subject, status, category, agency, district, title in cur.fetchall():
+            at_s = at.isoformat()
+            if etype == "call":
+                body = {"call_id": subject, "status": status}
+                if category:
+                    body["category"] = category
+            else:
+                body = {"ticket": subject, "status": status}
+                for k, v in (("category", category), ("agency", agency), ("title", title)):
+                    if v:
+                        body[k] = v
+            e = {"id": eid, "type": etype, "occurred_at": at_s, etype: body}
+            if district:
+                e["district"] = district
+            out.append(e)
+    return out
+
+
+def terminate_server_connections(own_pg, db):
+    with own_pg.connect() as c:
+        c.autocommit = True
+        with c.cursor() as cur:
+            cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE datname = %s AND pid <> pg_backend_pid()", (db.name,))
+            return cur.fetchone()[0]
+
+
+def readyz(port):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        c.request("GET", "/readyz")
+        r = c.getresponse()
+        r.read()
+        c.close()
+        return r.status
+    except OSError as e:
+        return repr(e)
+
+
+def test_faults_under_load(srv, keys, db, own_pg):
+    posters = [Poster(srv.port, "call", keys["call"], "fc"),
+               Poster(srv.port, "report", keys["report"], "fr")]
+    for p in posters:
+        p.start()
+    marks = {}
+    try:
+        time.sleep(PHASE_S)
+
+        # 1. PostgreSQL kills the server's connections.
+        assert terminate_server_connections(own_pg, db) >= 1
+        marks["terminated"] = time.monotonic()
+        srv.wait_ready(timeout=30)
+        time.sleep(PHASE_S)
+
+        # 2. PostgreSQL stops and comes back.
+        marks["pg_stop"] = time.monotonic()
+        own_pg.stop(mode="fast")
+        time.sleep(0.5)
+        assert readyz(srv.port) == 503, "/readyz must say not ready while the database is down"
+        time.sleep(0.5)
+        own_pg.start()
+        srv.wait_ready(timeout=30)
+        marks["pg_back"] = time.monotonic()
+        time.sleep(PHASE_S)
+
+        # 3. The server is killed under load and started again.
+        marks["kill"] = time.monotonic()
+        srv.kill()
+        srv.start()
+        marks["restarted"] = time.monotonic()
+        time.sleep(PHASE_S)
+    finally:
+        for p in posters:
+            p.stop.set()
+        for p in posters:
+            p.join(30)
+    end = time.monotonic()
+
+    for p in posters:
+        assert not p.bad, f"{p.etype}: answers other than 202/503: {p.bad[:5]}"
+        assert p.retry_after_missing == 0, f"{p.etype}: 503 without Retry-After"
+        # The server resumed by itself after each database fault.
+        assert p.acked_between(marks["terminated"], marks["pg_stop"]) > 0, \
+            f"{p.etype}: nothing acknowledged after the connections were killed"
+        assert p.acked_between(marks["pg_back"], marks["kill"]) > 0, \
+            f"{p.etype}: nothing acknowledged after PostgreSQL came back"
+        assert p.acked_between(marks["restarted"], end) > 0, \
+            f"{p.etype}: nothing acknowledged after the server restarted"
+
+    stored = stored_ids(db)
+    acked = [i for p in posters for i in p.acked]
+    print(f"\nfaults under load: {len(acked)} events acknowledged, "
+          f"{sum(len(p.refused) for p in posters)} refused (503), "
+          f"{sum(len(p.cut) for p in posters)} cut, {len(stored)} stored")
+    assert len(acked) > 100, f"too little load to mean anything: {len(acked)} acknowledged"
+    lost = [i for i in acked if i not in stored]
+    assert not lost, f"{len(lost)} acknowledged events are not in the database: {lost[:10]}"
+    twice = {i: n for i, n in stored.items() if n != 1}
+    assert not twice, f"events stored more than once: {list(twice.items())[:10]}"
+    # A refused request stored nothing, except one whose commit was under
+    # way when its connection died (the outcome a client must retry).
+    refused = [i for p in posters for i in p.refused]
+    stored_refused = [i for i in refused if i in stored]
+    assert len(stored_refused) <= 2 * 20 * 2, \
+        f"{len(stored_refused)} events answered 503 were stored: {stored_refused[:10]}"
+
+    # The KPIs on a new screen equal an independent computation from the
+    # database.
+    events = stored_events(db)
+    ws = WsClient(srv.ws_url)
+    ws.start()
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            now = utcnow()
+            if near_wib_midnight(now, 10):
+                time.sleep(1)
+                continue
+            expected = reference.compute_kpis(events, {}, now)
+            try:
+                ws.wait_state(expected, timeout=2.0)
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+        assert not ws.violations, ws.violations[:10]
+    finally:
+        ws.close()
