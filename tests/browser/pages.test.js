@@ -8,6 +8,8 @@
  * data-derived; the STALE overlay is #stale, hidden with the hidden attribute;
  * labels carry data-i18n; <html lang> is "id", or "en" with ?lang=en.
  * Every expected value comes from GET /api/v1/kpis, never from the pages' code.
+ * The server runs with --anonymous-loopback (the harness's default), so the
+ * pages open without logging in; login.test.js covers logins, tokens and roles.
  */
 
 const { test, before, after } = require('node:test');
@@ -40,17 +42,6 @@ const OPEN_SEL = '[data-kpi="reports.open"]:not([data-key]):not([data-field]):no
 const h = new Harness();
 let suiteStart = 0;
 
-before(async () => {
-  suiteStart = Date.now();
-  fs.rmSync(SCREENSHOTS, { recursive: true, force: true });
-  fs.mkdirSync(SCREENSHOTS, { recursive: true });
-  await h.start();
-}, { timeout: 180000 });
-
-after(async () => {
-  await h.stop();
-}, { timeout: 60000 });
-
 /** After the page is live: let its first requests (history, series, icons) finish. */
 async function settle(page) {
   await page.waitForLoadState('networkidle', { timeout: 5000 }).catch(() => {});
@@ -69,6 +60,18 @@ const SHOTS = [
 function shotName(pg, query, sz) {
   return { name: `${pg.name}${query ? '-en' : ''}-${sizeName(sz)}.png`, pg, sz };
 }
+
+before(async () => {
+  suiteStart = Date.now();
+  // Only this file's screenshots: other test files may be writing theirs now.
+  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  for (const { name } of SHOTS) fs.rmSync(path.join(SCREENSHOTS, name), { force: true });
+  await h.start();
+}, { timeout: 180000 });
+
+after(async () => {
+  await h.stop();
+}, { timeout: 60000 });
 
 async function screenshot(page, pg, query, sz) {
   const file = path.join(SCREENSHOTS, shotName(pg, query, sz).name);

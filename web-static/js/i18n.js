@@ -1,5 +1,5 @@
 /*
- * i18n.js — labels and formatting for the wall screen and the mayor's page.
+ * i18n.js — labels and formatting for the wall screen, the mayor's page and the login page.
  *
  * Bahasa Indonesia by default; English with ?lang=en. Every visible label comes
  * from the dictionary below. Numbers use Intl.NumberFormat ('id-ID': 1.234 and
@@ -11,7 +11,7 @@
  *   I18n.apply(root)             fills [data-i18n] elements, sets <html lang> and the title
  *   I18n.fmt.int / pct / pct0 / pp / dec / clock / hm / hhmm / when / day / date
  *   I18n.wib.startOfDay(ms)      00:00 WIB of the day holding ms
- *   I18n.category(key), I18n.level(key)
+ *   I18n.category(key), I18n.level(key), I18n.role(key)
  *
  * To add a label: add the same key to both DICT.id and DICT.en, then use it as
  * data-i18n="key" in the HTML or I18n.t('key', {var}) in the scripts.
@@ -162,6 +162,43 @@
       'delta.title': 'Kemarin pada jam yang sama: {base} (sumber: {source}, {at})',
       'delta.source.series': 'deret waktu',
       'delta.source.history': 'rekaman KPI',
+
+      'login.doctitle': 'Masuk — Ruang Kendali Kota Semarang',
+      'login.heading': 'Kota Semarang — Ruang Kendali',
+      'login.title': 'Masuk',
+      'login.title_other': 'Masuk dengan akun lain',
+      'login.intro': 'Masuk dengan akun Anda untuk membuka layar ruang kendali atau ringkasan wali kota.',
+      'login.username': 'Nama pengguna',
+      'login.password': 'Kata sandi',
+      'login.submit': 'Masuk',
+      'login.sending': 'Memeriksa…',
+      'login.ok': 'Berhasil masuk. Membuka halaman…',
+      'login.err.empty': 'Isi nama pengguna dan kata sandi.',
+      'login.err.failed': 'Nama pengguna atau kata sandi salah.',
+      'login.err.wait': 'Terlalu banyak percobaan. Tunggu {n} detik, lalu coba lagi.',
+      'login.err.again': 'Silakan coba lagi.',
+      'login.err.network': 'Server tidak dapat dihubungi. Coba lagi.',
+      'login.err.http': 'Gagal masuk (HTTP {status}). Coba lagi.',
+      'login.denied': 'Akun yang sedang dipakai tidak boleh membuka halaman itu.',
+      'login.denied_as': 'Anda masuk sebagai {who}: akun ini tidak boleh membuka halaman itu.',
+      'login.denied_other': 'Masuk dengan akun lain di bawah ini, atau buka halaman yang boleh dibuka akun ini:',
+      'login.denied_none': 'Masuk dengan akun lain di bawah ini.',
+      'login.go_wall': 'Layar ruang kendali',
+      'login.go_mayor': 'Ringkasan wali kota',
+      'login.token': 'Token layar tidak valid atau sudah dicabut. Minta token baru kepada tim operasional, atau masuk dengan akun Anda.',
+      'login.expired': 'Sesi Anda sudah berakhir atau dicabut. Silakan masuk lagi.',
+      'login.hint': 'Layar dinding tanpa petugas tidak perlu masuk: layar itu dibuka sekali dengan token layarnya.',
+
+      'who.label': 'Dilihat oleh',
+      'who.anonymous': 'anonim',
+      'who.screen': 'layar',
+      'who.logout': 'Keluar',
+      'who.logging_out': 'Keluar…',
+      'role.wall': 'dinding',
+      'role.operator': 'operator',
+      'role.mayor': 'wali kota',
+      'role.admin': 'admin',
+      'ack.as': 'Atas nama',
     },
 
     en: {
@@ -305,6 +342,43 @@
       'delta.title': 'Yesterday at the same time: {base} (source: {source}, {at})',
       'delta.source.series': 'time series',
       'delta.source.history': 'KPI record',
+
+      'login.doctitle': 'Log in — Control Room, Kota Semarang',
+      'login.heading': 'Kota Semarang — Control Room',
+      'login.title': 'Log in',
+      'login.title_other': 'Log in with another account',
+      'login.intro': "Log in with your account to open the control room screen or the mayor's summary.",
+      'login.username': 'User name',
+      'login.password': 'Password',
+      'login.submit': 'Log in',
+      'login.sending': 'Checking…',
+      'login.ok': 'Logged in. Opening the page…',
+      'login.err.empty': 'Enter your user name and password.',
+      'login.err.failed': 'Wrong user name or password.',
+      'login.err.wait': 'Too many attempts. Wait {n} seconds, then try again.',
+      'login.err.again': 'You may try again.',
+      'login.err.network': 'The server cannot be reached. Try again.',
+      'login.err.http': 'Login failed (HTTP {status}). Try again.',
+      'login.denied': 'The account in use may not open that page.',
+      'login.denied_as': 'You are logged in as {who}: this account may not open that page.',
+      'login.denied_other': 'Log in with another account below, or open a page this account may see:',
+      'login.denied_none': 'Log in with another account below.',
+      'login.go_wall': 'Control room screen',
+      'login.go_mayor': "Mayor's summary",
+      'login.token': 'The screen token is invalid or has been revoked. Ask the operations team for a new one, or log in with your account.',
+      'login.expired': 'Your session has ended or was revoked. Please log in again.',
+      'login.hint': 'An unattended wall screen does not log in: it is opened once with its screen token.',
+
+      'who.label': 'Watched by',
+      'who.anonymous': 'anonymous',
+      'who.screen': 'screen',
+      'who.logout': 'Log out',
+      'who.logging_out': 'Logging out…',
+      'role.wall': 'wall',
+      'role.operator': 'operator',
+      'role.mayor': 'mayor',
+      'role.admin': 'admin',
+      'ack.as': 'As',
     },
   };
 
@@ -477,6 +551,12 @@
     return Object.prototype.hasOwnProperty.call(dict, k) ? dict[k] : dict['level.unknown'];
   }
 
+  /** Role label: wall / operator / mayor / admin; an unknown role is shown as sent. */
+  function role(key) {
+    const k = 'role.' + key;
+    return Object.prototype.hasOwnProperty.call(dict, k) ? dict[k] : String(key);
+  }
+
   window.I18n = {
     lang,
     locale,
@@ -487,5 +567,6 @@
     wib: { startOfDay, DAY_MS },
     category,
     level,
+    role,
   };
 })();

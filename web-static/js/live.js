@@ -8,6 +8,7 @@
  *   Live.start({
  *     onState(state, changedKeys, meta),  // state: { "<kpi key>": value, ... }
  *     onStatus(status),                   // see makeStatus() below
+ *     onRejected(),                       // see below
  *   });
  *
  * - state is replaced on each snapshot and merged key by key on each kpis delta;
@@ -19,6 +20,10 @@
  * - the data is STALE when the socket is not open, no snapshot has arrived on it
  *   yet, or nothing arrived for 10 s (the server pushes at least every 5 s).
  *   After 20 s of silence the socket is presumed dead and replaced.
+ * - the page cannot see why a websocket was refused (a 401 looks like a server
+ *   that is down), so onRejected is called when the server closes an open socket
+ *   with 1008 (policy: the identity was revoked) and when two attempts in a row
+ *   closed without ever opening; the page then asks GET /api/v1/session.
  */
 (function () {
   'use strict';
@@ -60,6 +65,7 @@
   function start(handlers) {
     const onState = (handlers && handlers.onState) || function () {};
     const onStatus = (handlers && handlers.onStatus) || function () {};
+    const onRejected = (handlers && handlers.onRejected) || function () {};
 
     let state = {};          // the current KPI object
     let ws = null;           // the current socket (null between attempts)
@@ -70,6 +76,7 @@
     let aliveMs = 0;         // local time of the last sign of life of the current socket
     let hasData = false;     // a snapshot arrived at least once
     let attempt = 0;         // reconnect attempts since the last snapshot
+    let refused = 0;         // attempts in a row that closed without opening
     let retryTimer = null;
     let lastStatusKey = '';
 
@@ -152,9 +159,12 @@
       lastSeq = null;
 
       aliveMs = Date.now();
+      let opened = false;
 
       sock.onopen = () => {
         if (sock !== ws) return;
+        opened = true;
+        refused = 0;
         aliveMs = Date.now();
         emitStatus();
       };
@@ -172,9 +182,18 @@
         handle(msg);
       };
 
-      sock.onclose = () => {
+      sock.onclose = (ev) => {
         if (sock !== ws) return;
+        if (!opened) refused++;
+        const rejected = ev.code === 1008 || refused === 2 || (refused > 2 && refused % 4 === 0);
         drop('closed', false);
+        if (rejected) {
+          try {
+            onRejected();
+          } catch (e) {
+            console.error('onRejected', e);
+          }
+        }
       };
       // onerror is always followed by onclose.
     }

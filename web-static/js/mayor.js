@@ -12,6 +12,8 @@
  *   GET /api/v1/series?name=reports.resolved&window=48h&step=5m       every 5 min
  *   GET /api/v1/series?name=calls.received&window=48h&step=5m         every 5 min
  *   GET /api/v1/series?name=reports.sla_met&window=30d&step=1d        every 15 min
+ *   GET /api/v1/session                                               at load (session.js): who is watching
+ * A 401 anywhere (the session expired or was revoked) leaves for the login page.
  */
 (function () {
   'use strict';
@@ -320,6 +322,7 @@
     setupLangSwitch();
     UI.startClock($('clock'), $('date'));
     render(null);
+    Session.start();
 
     const statusEls = { overlay: $('stale'), lastEl: $('stale-last'), updatedEl: $('updated') };
     Live.start({
@@ -330,6 +333,7 @@
       onStatus(status) {
         UI.showStatus(status, statusEls);
       },
+      onRejected: Session.check,
     });
 
     UI.every(YESTERDAY_MS, loadYesterday, 200);

@@ -61,8 +61,11 @@
 
   /**
    * GET a JSON document from the server with a timeout. Never throws and never
-   * logs: resolves to {ok, status, body} (status 0 on a network error or timeout;
-   * body null when it is not JSON).
+   * logs: resolves to {ok, status, body, headers} (status 0 on a network error or
+   * timeout; body null when it is not JSON; headers null without an answer).
+   * The session cookie goes along (same origin). A 401 (no identity any more:
+   * the session expired or was revoked) is also passed to the handler set with
+   * onUnauthorized, if any.
    */
   function getJSON(url, timeoutMs) {
     return request(url, { method: 'GET' }, timeoutMs || 8000);
@@ -75,6 +78,13 @@
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify(body),
     }, timeoutMs || 10000);
+  }
+
+  let unauthorized = null;
+
+  /** fn(url) is called after any request of getJSON / postJSON is answered 401. */
+  function onUnauthorized(fn) {
+    unauthorized = typeof fn === 'function' ? fn : null;
   }
 
   function request(url, init, timeoutMs) {
@@ -94,12 +104,20 @@
           } catch (e) {
             body = null;
           }
-          return { ok: res.ok, status, body };
+          return { ok: res.ok, status, body, headers: res.headers };
         });
       })
-      .catch(() => ({ ok: false, status: 0, body: null }))
-      .finally(() => {
+      .catch(() => ({ ok: false, status: 0, body: null, headers: null }))
+      .then((res) => {
         if (timer) clearTimeout(timer);
+        if (res.status === 401 && unauthorized) {
+          try {
+            unauthorized(url);
+          } catch (e) {
+            /* the handler's problem, not the caller's */
+          }
+        }
+        return res;
       });
   }
 
@@ -328,6 +346,7 @@
     svg,
     getJSON,
     postJSON,
+    onUnauthorized,
     every,
     alertSeverity,
     alertText,

@@ -11,6 +11,11 @@
  *   GET /api/v1/sensors                                           every 5 min (thresholds)
  *   GET /api/v1/series?name=sensor:<id>&window=24h&step=15m       every 5 min per sensor, staggered
  *   POST /api/v1/alerts/{id}/ack                                  when an operator acknowledges
+ *   GET /api/v1/session                                           at load (session.js): who is watching,
+ *                                                                 and whether it may acknowledge
+ * Alerts can be acknowledged from the screen only when the identity's `can`
+ * lists "ack"; a 401 anywhere (the session expired or was revoked) leaves for
+ * the login page.
  */
 (function () {
   'use strict';
@@ -340,10 +345,13 @@
 
     const now = new Date();
     const isNew = (a) => newUntil.has(String(a.id));
-    const sig = [known('alerts.active'), alerts.map((a) => UI.alertSignature(a, names, now).concat(isNew(a)))];
+    // Cards are buttons (opening the acknowledgement dialog) only for identities that may acknowledge.
+    const interactive = Session.can('ack');
+    const sig = [known('alerts.active'), interactive,
+      alerts.map((a) => UI.alertSignature(a, names, now).concat(isNew(a)))];
     renderIfChanged(list, sig, () => {
       if (!alerts.length) return emptyItem('alerts.active', 'alerts.none', 'empty ok');
-      return alerts.map((a) => UI.alertItem(a, names, now, { interactive: true, isNew: isNew(a) }));
+      return alerts.map((a) => UI.alertItem(a, names, now, { interactive, isNew: isNew(a) }));
     });
     fitList(list);
     Ack.sync();
@@ -406,6 +414,16 @@
       dlg.addEventListener('keydown', touch);
     }
 
+    /**
+     * The name the acknowledgement is made under: a logged-in person's or a
+     * screen's own (the server records that one whatever the body says), or
+     * null when the operator must give one (anonymous access).
+     */
+    function ownName() {
+      const id = Session.identity();
+      return id && id.kind !== 'anonymous' && typeof id.name === 'string' && id.name ? id.name : null;
+    }
+
     function storedName() {
       try {
         return window.localStorage.getItem(NAME_KEY) || '';
@@ -452,13 +470,17 @@
 
     function open(id, li) {
       const a = findAlert(id);
-      if (!a || !dlg) return;
+      if (!a || !dlg || !Session.can('ack')) return;
       openId = String(a.id);
       opener = li || null;
       done = false;
       busy = false;
       renderSummary(a);
-      $('ack-by').value = storedName();
+      const own = ownName();
+      $('ack-as').hidden = !own;
+      $('ack-as-name').textContent = own || '';
+      $('ack-by-field').hidden = !!own;
+      $('ack-by').value = own || storedName();
       $('ack-note').value = '';
       $('ack-count').textContent = '0/200';
       setStatus('');
@@ -479,9 +501,11 @@
 
     async function submit() {
       if (busy || done || openId == null) return;
-      const by = $('ack-by').value.trim();
+      const own = ownName();
+      // `by` is still sent with the identity's own name, for servers that read it.
+      const by = own || $('ack-by').value.trim();
       const note = $('ack-note').value.trim();
-      if (!by || bytes(by) > 64) {
+      if (!own && (!by || bytes(by) > 64)) {
         setStatus(I18n.t('ack.err.by'), 'error');
         $('ack-by').focus();
         return;
@@ -491,7 +515,7 @@
         $('ack-note').focus();
         return;
       }
-      storeName(by);
+      if (!own) storeName(by);
       busy = true;
       setButtons();
       setStatus(I18n.t('ack.sending'), 'busy');
@@ -517,8 +541,12 @@
       }
     }
 
-    /** Keep the dialog in step with the alert list (escalated, or cleared meanwhile). */
+    /** Keep the dialog in step with the alert list (escalated, or cleared meanwhile) and the identity. */
     function sync() {
+      if (dlg && dlg.open && !Session.can('ack')) {
+        close();
+        return;
+      }
       if (!dlg || !dlg.open || openId == null || done) return;
       const a = findAlert(openId);
       if (a) {
@@ -627,6 +655,9 @@
     render(null);
     window.addEventListener('resize', refit);
 
+    // Who is watching; the alert cards become buttons once it may acknowledge.
+    Session.start({ onChange: () => renderAlerts() });
+
     const statusEls = { overlay: $('stale'), lastEl: $('stale-last'), updatedEl: $('updated') };
     live = Live.start({
       onState(s, changed) {
@@ -636,6 +667,7 @@
       onStatus(status) {
         UI.showStatus(status, statusEls);
       },
+      onRejected: Session.check,
     });
 
     // Charts: fetched at load (staggered so that the screen does not ask for
