@@ -5,10 +5,12 @@ Fixtures of the integration suite.
   listening only on a unix socket there; stopped and removed at the end.
 - database (module) / fresh_database (function): a new database kd_<n> of
   that cluster, so that modules (or single tests) do not see each other's data.
-- server (module): `kendali serve` on that module's database, ready
-  (/readyz == 200) before the first test; stopped at teardown.
+- server (module): `kendali serve --anonymous-loopback` on that module's
+  database, ready (/readyz == 200) before the first test; stopped at teardown.
+  Every read of the suite's older modules is anonymous from 127.0.0.1.
 - make_server (function): a factory for extra servers (other options, other
-  databases); each is stopped after the test.
+  databases; anonymous=False for one that demands an identity for every
+  read, see test_roles.py); each is stopped after the test.
 - keys (module): API keys created with `kendali key create` for the module's
   database: one per poster.
 - api (module): a keep-alive HTTP client for the module's server.
@@ -90,14 +92,17 @@ def server(request, database, keys, work_dir, kendali_bin):
 
 @pytest.fixture
 def make_server(work_dir, kendali_bin):
-    """make_server(database, *extra_args) -> a started Server (migrated)."""
+    """make_server(database, *extra_args, anonymous=True) -> a started Server
+    (migrated).  anonymous=False starts it without --anonymous-loopback."""
     made = []
 
-    def make(database, *extra_args, name=None, migrate=True):
+    def make(database, *extra_args, name=None, migrate=True, anonymous=True,
+             listen_host="127.0.0.1"):
         if migrate:
             kendali_cli(database, "migrate")
         srv = Server(database, work_dir / "logs", extra_args,
-                     name=name or f"extra-{database.name}-{len(made)}")
+                     name=name or f"extra-{database.name}-{len(made)}",
+                     anonymous=anonymous, listen_host=listen_host)
         made.append(srv)
         return srv.start()
     yield make

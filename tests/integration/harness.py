@@ -314,11 +314,13 @@ def require_binary():
     return path
 
 
-def kendali_cli(database, *args, check=True, timeout=60):
-    """Runs `kendali ARGS` against a database; returns CompletedProcess."""
+def kendali_cli(database, *args, check=True, timeout=60, input=None):
+    """Runs `kendali ARGS` against a database (with `input` on stdin, else
+    an empty stdin); returns CompletedProcess."""
     binary = require_binary()
     cp = subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True,
-                        timeout=timeout, env=sanitized_env(DATABASE_URL=database.url))
+                        timeout=timeout, env=sanitized_env(DATABASE_URL=database.url),
+                        input=input if input is not None else "")
     logs = log_dir_override()
     if logs is not None and cp.stderr:
         logs.mkdir(parents=True, exist_ok=True)
@@ -349,15 +351,108 @@ def key_id(key):
     return key.split("_", 2)[1]
 
 
+# --------------------------------------------------------------------------
+# Screens and people (docs/security.md, "Screens and people")
+# --------------------------------------------------------------------------
+
+ROLES = ("wall", "operator", "mayor", "admin")
+SESSION_COOKIE = "kendali_session"
+TOKEN_RE = re.compile(r"^st_[A-Za-z0-9_\-]+$")
+
+
+def create_token(database, name, role):
+    """`kendali token create --name NAME --role ROLE`; returns the screen
+    token (alone on the last stdout line, st_...)."""
+    cp = kendali_cli(database, "token", "create", "--name", name, "--role", role)
+    lines = [ln.strip() for ln in cp.stdout.splitlines() if ln.strip()]
+    assert lines, f"`token create` printed nothing on stdout (stderr: {cp.stderr})"
+    token = lines[-1]
+    assert TOKEN_RE.match(token), f"the last stdout line of `token create` is not a token: {token!r}"
+    return token
+
+
+def token_id(database, name):
+    """The id of the (newest) screen token named `name`, as `token list`
+    and `token revoke` know it (read from the database)."""
+    conn = database.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT token_id FROM screen_tokens WHERE name = %s"
+                        " ORDER BY created_at DESC LIMIT 1", (name,))
+            row = cur.fetchone()
+    finally:
+        conn.close()
+    assert row, f"no screen token named {name!r} in the database"
+    return row[0]
+
+
+def create_user(database, name, role, password=None):
+    """`kendali user add NAME --role ROLE` with the password on stdin (one
+    line); returns the password (a random one unless given)."""
+    if password is None:
+        password = "pw-" + os.urandom(9).hex()
+    kendali_cli(database, "user", "add", name, "--role", role, input=password + "\n")
+    return password
+
+
+def parse_set_cookie(header):
+    """'name=value; Attr; Attr=x' -> (name, value, {attr-lower: value or True})."""
+    parts = [p.strip() for p in header.split(";")]
+    name, _, value = parts[0].partition("=")
+    attrs = {}
+    for p in parts[1:]:
+        if not p:
+            continue
+        k, eq, v = p.partition("=")
+        attrs[k.strip().lower()] = v.strip() if eq else True
+    return name.strip(), value.strip(), attrs
+
+
+def session_set_cookie(resp):
+    """The kendali_session Set-Cookie of a response: (value, attrs), or None."""
+    for h in resp.headers.get_all("Set-Cookie") or []:
+        name, value, attrs = parse_set_cookie(h)
+        if name == SESSION_COOKIE:
+            return value, attrs
+    return None
+
+
+def cookie_header(value):
+    return {"Cookie": f"{SESSION_COOKIE}={value}"}
+
+
+def login(target, username, password, source=None):
+    """POST /api/v1/session on a Server (or with an Http client); asserts
+    200 and returns (cookie value, the response)."""
+    client = target.http(source=source) if isinstance(target, Server) else target
+    try:
+        r = client.post("/api/v1/session", {"username": username, "password": password}, key=None)
+    finally:
+        if client is not target:
+            client.close()
+    assert r.status == 200, f"login of {username!r} failed: {r}"
+    sc = session_set_cookie(r)
+    assert sc is not None, f"a successful login sets no {SESSION_COOKIE} cookie: {r.headers.get_all('Set-Cookie')}"
+    assert sc[0], f"a successful login sets an empty cookie: {r.headers.get_all('Set-Cookie')}"
+    return sc[0], r
+
+
 class Server:
     """`kendali serve` on a free port of 127.0.0.1 with a given database."""
 
     READY_TIMEOUT = 15.0
 
-    def __init__(self, database, log_dir, extra_args=(), name="kendali"):
+    def __init__(self, database, log_dir, extra_args=(), name="kendali", anonymous=True,
+                 listen_host="127.0.0.1"):
+        """anonymous: pass --anonymous-loopback (reads without a credential
+        from 127.0.0.0/8), as every test written before docs/security.md's
+        "Screens and people" expects.  listen_host: the address to listen on
+        (the harness always reaches the server on 127.0.0.1)."""
         self.binary = require_binary()
         self.database = database
-        self.extra_args = list(extra_args)
+        self.anonymous = anonymous
+        self.listen_host = listen_host
+        self.extra_args = (["--anonymous-loopback"] if anonymous else []) + list(extra_args)
         self.port = free_port()
         self.log_dir = log_dir_override() or Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -394,7 +489,7 @@ class Server:
             err.write(f"\n===== start #{self.starts} at {utcnow().isoformat()} =====\n")
             err.flush()
             self.proc = subprocess.Popen(
-                [str(self.binary), "serve", "--listen", f"127.0.0.1:{self.port}", *self.extra_args],
+                [str(self.binary), "serve", "--listen", f"{self.listen_host}:{self.port}", *self.extra_args],
                 stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                 env=sanitized_env(DATABASE_URL=self.database.url))
         if self not in LIVE_SERVERS:
@@ -496,16 +591,26 @@ class Http:
     a stale connection; other methods are never retried (a retried POST
     would blur the accepted/duplicate counts)."""
 
-    def __init__(self, host, port, key=None, timeout=30):
+    def __init__(self, host, port, key=None, timeout=30, cookie=None, source=None):
+        """key: sent as `Authorization: Bearer` (an agency key or a screen
+        token); cookie: sent as the kendali_session cookie; source: the local
+        address to connect from (e.g. another 127.0.0.0/8 address, so that
+        per-address limits of one test do not touch another)."""
         self.host, self.port, self.key, self.timeout = host, port, key, timeout
+        self.cookie = cookie
+        self.source = source
         self.conn = None
         self._last_use = 0.0
+
+    def _new_conn(self):
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout,
+                                          source_address=(self.source, 0) if self.source else None)
 
     IDLE_REUSE_S = 20.0      # the server closes keep-alive connections idle for 30 s
 
     def _conn(self, fresh):
         if fresh:
-            return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            return self._new_conn()
         if self.conn is not None:
             # Reconnect rather than reuse a connection the server may have
             # closed: idle for long, or readable (EOF) while idle.
@@ -518,7 +623,7 @@ class Http:
                 self.conn.close()
                 self.conn = None
         if self.conn is None:
-            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            self.conn = self._new_conn()
         self._last_use = time.monotonic()
         return self.conn
 
@@ -528,11 +633,14 @@ class Http:
             self.conn = None
 
     def request(self, method, path, body=None, headers=None, key=..., fresh=False,
-                content_type=None):
+                content_type=None, cookie=...):
         hdrs = {}
         k = self.key if key is ... else key
         if k is not None:
             hdrs["Authorization"] = f"Bearer {k}"
+        c = self.cookie if cookie is ... else cookie
+        if c is not None:
+            hdrs["Cookie"] = f"{SESSION_COOKIE}={c}"
         if body is not None and not isinstance(body, (bytes, str)):
             body = json.dumps(body)
             content_type = content_type or "application/json"
@@ -871,8 +979,11 @@ class WsClient:
     records `alert` and `error` messages, and checks that `seq` rises by
     exactly one per message (violations are collected in `violations`)."""
 
-    def __init__(self, url, subprotocols=(SUBPROTOCOL,), connect_timeout=10):
+    def __init__(self, url, subprotocols=(SUBPROTOCOL,), connect_timeout=10, headers=None,
+                 origin=None):
         self.url = url
+        self.headers = dict(headers or {})   # e.g. Authorization or Cookie
+        self.origin = origin
         self.subprotocols = list(subprotocols)
         self.connect_timeout = connect_timeout
         self.cond = threading.Condition()
@@ -924,7 +1035,8 @@ class WsClient:
         import websockets
         async with websockets.connect(self.url, subprotocols=self.subprotocols,
                                       open_timeout=self.connect_timeout, max_size=None,
-                                      close_timeout=2, ping_interval=None) as ws:
+                                      close_timeout=2, ping_interval=None,
+                                      extra_headers=self.headers, origin=self.origin) as ws:
             self._ws = ws
             self.subprotocol = ws.subprotocol
             self._connected.set()
@@ -1107,6 +1219,52 @@ def sensor_body(name, thresholds, offline_after_s=900, district="Semarang Barat"
     return {"name": name, "metric": "water_level", "unit": "cm",
             "location": {"lat": lat, "lon": lon}, "district": district,
             "thresholds": thresholds, "offline_after_s": offline_after_s}
+
+
+def ws_handshake(host, port, headers=None, path="/ws", timeout=5, source=None):
+    """A websocket upgrade request on a plain socket (with extra headers,
+    e.g. Origin, Cookie, Authorization).  Returns (status, headers dict with
+    lower-case names, body bytes of a refusal); the socket is closed.  A
+    connection closed (or reset) before any status line gives status None."""
+    import base64
+    s = socket.create_connection((host, port), timeout=timeout,
+                                 source_address=(source, 0) if source else None)
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Upgrade: websocket",
+                 "Connection: Upgrade", f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13",
+                 f"Sec-WebSocket-Protocol: {SUBPROTOCOL}"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        data = b""
+        while b"\r\n\r\n" not in data:
+            try:
+                chunk = s.recv(4096)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                if data:
+                    raise AssertionError(f"websocket handshake: connection closed after {data!r}")
+                return None, {}, b""
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        head_lines = head.decode("latin-1").split("\r\n")
+        status = int(head_lines[0].split()[1])
+        hdrs = {}
+        for ln in head_lines[1:]:
+            k, _, v = ln.partition(":")
+            hdrs[k.strip().lower()] = v.strip()
+        body = rest
+        if status != 101:
+            n = int(hdrs.get("content-length", "0") or 0)
+            while len(body) < n:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                body += chunk
+        return status, hdrs, body
+    finally:
+        s.close()
 
 
 def raw_ws_connect(host, port, path="/ws", rcvbuf=4096):

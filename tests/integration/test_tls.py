@@ -1,6 +1,7 @@
 """
 TLS: with --tls-cert and --tls-key the server speaks HTTPS and WSS only,
-pages carry Strict-Transport-Security, and the API works as over HTTP.
+pages carry Strict-Transport-Security, the API works as over HTTP, and the
+session cookie (of a login or of a screen token) carries `Secure`.
 """
 
 import asyncio
@@ -14,7 +15,8 @@ import time
 import pytest
 import websockets
 
-from harness import free_port, kendali_cli, require_binary, sanitized_env
+from harness import (create_token, create_user, free_port, kendali_cli, parse_set_cookie, require_binary,
+                     sanitized_env, SESSION_COOKIE)
 
 
 def self_signed(tmp_path):
@@ -38,10 +40,12 @@ def insecure_context():
 def test_https_and_wss(fresh_database, tmp_path):
     cert, key = self_signed(tmp_path)
     kendali_cli(fresh_database, "migrate")
+    password = create_user(fresh_database, "tls-operator", "operator")
+    wall_token = create_token(fresh_database, "tls-wall", "wall")
     port = free_port()
     log = open(tmp_path / "server.log", "w")
     proc = subprocess.Popen([str(require_binary()), "serve", "--listen", f"127.0.0.1:{port}",
-                             "--tls-cert", str(cert), "--tls-key", str(key)],
+                             "--tls-cert", str(cert), "--tls-key", str(key), "--anonymous-loopback"],
                             stdout=log, stderr=subprocess.STDOUT,
                             env=sanitized_env(DATABASE_URL=fresh_database.url))
     try:
@@ -75,6 +79,30 @@ def test_https_and_wss(fresh_database, tmp_path):
                                           subprotocols=["situation.v1"], ssl=ctx) as ws:
                 return json.loads(await asyncio.wait_for(ws.recv(), 5))
         assert asyncio.run(first_message())["type"] == "snapshot"
+
+        # The session cookie carries Secure under TLS (docs/security.md),
+        # with the attributes it has over plain HTTP.
+        def session_cookie(resp):
+            found = [parse_set_cookie(h) for h in resp.headers.get_all("Set-Cookie") or []]
+            found = [(v, a) for n, v, a in found if n == SESSION_COOKIE]
+            assert found, f"no {SESSION_COOKIE} cookie set: {resp.headers.get_all('Set-Cookie')}"
+            return found[0]
+
+        c.request("POST", "/api/v1/session", body=json.dumps({"username": "tls-operator", "password": password}),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        body = r.read()
+        assert r.status == 200, (r.status, body)
+        value, attrs = session_cookie(r)
+        assert value and attrs.get("secure") is True, f"login: the cookie lacks Secure under TLS: {attrs}"
+        assert attrs.get("httponly") is True and str(attrs.get("samesite", "")).lower() == "strict" \
+            and attrs.get("path") == "/", f"login: {attrs}"
+        c.request("GET", f"/?token={wall_token}")
+        r = c.getresponse()
+        r.read()
+        assert r.status == 303, r.status
+        value, attrs = session_cookie(r)
+        assert value and attrs.get("secure") is True, f"?token=: the cookie lacks Secure under TLS: {attrs}"
 
         # Plain HTTP to the TLS port gets no answer.
         plain = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
