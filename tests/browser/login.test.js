@@ -224,6 +224,16 @@ test('the operator logs in, sees the live wall with their name, acknowledges as 
       await p.page.click('#ack-cancel');
       await sleep(300);
       await shot(p.page, 'login-wall-operator-1920x1080.png');
+      const fit = await p.page.evaluate(() => {
+        const hdr = document.querySelector('header.top').getBoundingClientRect();
+        const who = document.getElementById('who').getBoundingClientRect();
+        return {
+          scrolls: document.documentElement.scrollHeight > window.innerHeight ||
+            document.documentElement.scrollWidth > window.innerWidth,
+          whoInHeader: who.top >= hdr.top && who.bottom <= hdr.bottom,
+        };
+      });
+      assert.deepEqual(fit, { scrolls: false, whoInHeader: true }, 'the wall with a person\'s name and logout button');
       assertNoProblems(p);
 
       // Logging out: the login page, and / leads there again.
