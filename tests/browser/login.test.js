@@ -370,6 +370,46 @@ test('revoking a screen token sends its open wall to the login page', { timeout:
   });
 });
 
+test('after logging in the page follows `next` only to a path of this site', { timeout: 60000 }, async (t) => {
+  // The server's answer is played by the test (no login attempt is spent):
+  // what is checked is where the page goes with it.
+  const cases = [
+    ['/', '/'],
+    ['/mayor?lang=en', '/mayor?lang=en'],
+    ['//evil.example/x', '/'],
+    ['/\\evil.example/x', '/'],
+    ['https://evil.example/', '/'],
+    ['javascript:alert(1)', '/'],
+    ['mayor', '/'],
+    ['/login?next=%2F', '/'],
+    ['', '/'],
+  ];
+  await withContext(TABLET, async (context) => {
+    await context.route((u) => u.pathname === '/api/v1/session', (route) => (route.request().method() === 'POST'
+      ? route.fulfill({
+        status: 200,
+        contentType: 'application/json',
+        body: JSON.stringify({ kind: 'user', name: OPERATOR.name, role: 'operator', can: ['read', 'ack', 'wall'] }),
+      })
+      : route.fallback()));
+    const seen = [];
+    for (const [next, want] of cases) {
+      const p = await h.open(`/login?next=${encodeURIComponent(next)}`, TABLET, `login: next=${next}`, { context });
+      const nav = p.page.waitForRequest((req) => req.isNavigationRequest() && req.frame() === p.page.mainFrame(),
+        { timeout: 5000 });
+      await logIn(p.page, OPERATOR.name, 'played by the test');
+      const u = new URL((await nav).url());
+      const went = u.origin === h.base ? u.pathname + u.search : u.href;
+      seen.push(`${JSON.stringify(next)} -> ${went}`);
+      assert.equal(went, want, `next=${JSON.stringify(next)}`);
+      await settle(p.page);
+      assertNoProblems(p);
+      await p.page.close();
+    }
+    t.diagnostic(seen.join(', '));
+  });
+});
+
 // Last: it leaves this address rate-limited for a few seconds.
 test('too many logins from one address are refused with 429, and the page says how long to wait',
   { timeout: 90000 }, async (t) => {
