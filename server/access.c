@@ -130,11 +130,15 @@ static const char *page_path(const struct http_req *r)
 
 bool access_page(struct http_req *r, unsigned need)
 {
-	char token[AUTH_CREDENTIAL_LEN + 2];
+	char token[AUTH_CREDENTIAL_LEN + 2], query[80], target[96], next[290];
 	const char *page = page_path(r);
-	const char *next = strcmp(page, "/") == 0 ? "%2F" : "%2Fmayor";
 	const struct identity *w;
 
+	/* The page as asked, other arguments (?lang=en) kept. */
+	http_query_except(r, "token", query, sizeof(query));
+	snprintf(target, sizeof(target), "%s%s%s", page, query[0] ? "?" : "",
+		 query);
+	http_url_encode(target, strlen(target), next, sizeof(next));
 	if (http_arg(r, "token", token, sizeof(token))) {
 		w = auth_check(r->app->auth, token, app_now());
 		if (!w || w->kind != AUTH_SCREEN) {
@@ -146,7 +150,7 @@ bool access_page(struct http_req *r, unsigned need)
 		 * history. */
 		set_cookie(r, token, TOKEN_COOKIE_S);
 		OPENSSL_cleanse(token, sizeof(token));
-		snprintf(r->location, sizeof(r->location), "%s", page);
+		snprintf(r->location, sizeof(r->location), "%s", target);
 		http_respond(r, 303, "text/plain; charset=utf-8", "", 0);
 		return false;
 	}

@@ -96,6 +96,59 @@ void http_problem(struct http_req *r, int status, const char *code,
 	free(text);
 }
 
+size_t http_url_encode(const char *s, size_t n, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			     (c >= '0' && c <= '9') || strchr("-._~", c);
+		if (o + (plain ? 1 : 3) >= len)
+			break;
+		if (plain) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	if (len)
+		out[o] = '\0';
+	return o;
+}
+
+const char *http_query_except(struct http_req *r, const char *skip, char *buf,
+			      size_t len)
+{
+	char frag[512];
+	size_t o = 0, n = strlen(skip);
+
+	buf[0] = '\0';
+	for (int i = 0; r->wsi; i++) {
+		int fl = lws_hdr_copy_fragment(r->wsi, frag, sizeof(frag),
+					       WSI_TOKEN_HTTP_URI_ARGS, i);
+		if (fl < 0)
+			break;
+		if (strncmp(frag, skip, n) == 0 && frag[n] == '=')
+			continue;
+		const char *eq = strchr(frag, '=');
+		size_t kl = eq ? (size_t)(eq - frag) : (size_t)fl;
+		if (o && o + 1 < len)
+			buf[o++] = '&';
+		o += http_url_encode(frag, kl, buf + o, len - o);
+		if (eq && o + 1 < len) {
+			buf[o++] = '=';
+			o += http_url_encode(eq + 1, strlen(eq + 1), buf + o,
+					     len - o);
+		}
+		buf[o] = '\0';
+	}
+	return buf;
+}
+
 const char *http_arg(struct http_req *r, const char *name, char *buf, int len)
 {
 	char frag[512];
@@ -482,6 +535,10 @@ static int body_done(struct http *h, struct http_req *r)
 {
 	char detail[128];
 
+	/* lws reports the end of an empty body too, after begin() routed
+	 * the request already: route each request once. */
+	if (r->phase != HTTP_READING)
+		return 0;
 	r->phase = HTTP_WAITING;
 	/* Waiting on the database must not hold the request forever. */
 	lws_set_timeout(r->wsi, PENDING_TIMEOUT_HTTP_CONTENT,

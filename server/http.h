@@ -119,6 +119,16 @@ void http_respond_json(struct http_req *r, int status, json_t *body);
 void http_problem(struct http_req *r, int status, const char *code,
 		  const char *title, const char *detail, json_t *extra);
 
+/*
+ * Percent-encodes n bytes of s (all but RFC 3986's unreserved characters)
+ * into out, truncated to fit len; returns the length written.
+ */
+size_t http_url_encode(const char *s, size_t n, char *out, size_t len);
+
+/* The query string without the argument skip, re-encoded, into buf. */
+const char *http_query_except(struct http_req *r, const char *skip, char *buf,
+			      size_t len);
+
 /* A query-string argument ("name" without "="), or NULL if absent. */
 const char *http_arg(struct http_req *r, const char *name, char *buf, int len);
 

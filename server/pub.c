@@ -473,6 +473,10 @@ int pub_ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return s->wsi ? writeable(p, s) : 0;
 	case LWS_CALLBACK_RECEIVE:
 		return s->wsi ? receive(s, in, len) : -1;
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		/* The peer answers our close: echoing it would be a second
+		 * close frame, which browsers take as an error (1006). */
+		return s && s->close_sent ? 1 : 0;
 	case LWS_CALLBACK_CLOSED:
 		/* Also called for upgrades that never became sessions. */
 		if (!s || !s->wsi)
