@@ -765,9 +765,10 @@ static void ack_alert(struct http_req *r, const char *id_text)
 	if (!body) {
 		char detail[200];
 		snprintf(detail, sizeof(detail),
-			 "The body is not JSON (%.120s). Send {\"by\": "
-			 "\"<operator>\"}.",
-			 jerr.text);
+			 "The body is not JSON (%.120s). Send %s.", jerr.text,
+			 r->who.kind == AUTH_ANONYMOUS
+			     ? "{\"by\": \"<operator>\"}"
+			     : "{} or {\"note\": \"...\"}");
 		http_problem(r, 400, "bad_json", "Malformed body", detail,
 			     json_pack("{s:i, s:i}", "line", jerr.line,
 				       "column", jerr.column));
