@@ -19,7 +19,6 @@
 #define TOKEN_COOKIE_S (400 * 24 * 3600) /* browsers' longest */
 #define USERNAME_MAX AUTH_NAME_MAX
 #define PASSWORD_MAX 128
-#define RETRY_AFTER_S 2
 
 enum access_result access_identify(struct app *a, const struct http_client *c,
 				   struct identity *who)
@@ -227,7 +226,7 @@ static void login_failed(struct login *l)
 	l->who.kind = AUTH_USER;
 	access_actor(&l->who, l->username, actor, sizeof(actor));
 	store_audit(r->app->store, actor, "session.login_failed",
-		    dt ? dt : "{}", r->peer);
+		    dt ? dt : "{}", r->client.peer);
 	free(dt);
 	json_decref(d);
 	http_problem(r, 401, "login_failed", "Login failed",
@@ -245,11 +244,9 @@ static void session_stored(void *arg, PGresult *res, const char *error)
 	    PQntuples(res) != 1) {
 		log_warn("session of %s not stored: %s", l->username,
 			 error ? error : PQresultErrorMessage(res));
-		r->retry_after_s = RETRY_AFTER_S;
-		http_problem(r, 503, "unavailable", "Service unavailable",
-			     "The database cannot open a session now; try "
-			     "again in a moment.",
-			     NULL);
+		http_unavailable(r,
+				 "The database cannot open a session now; try "
+				 "again in a moment.");
 		login_free(l);
 		return;
 	}
@@ -259,7 +256,7 @@ static void session_stored(void *arg, PGresult *res, const char *error)
 		log_warn("session of %s not held: out of memory", l->username);
 	set_cookie(r, l->credential,
 		   (long)((l->who.expires_us - app_now()) / 1000000));
-	log_info("%s logged in from %s", l->username, r->peer);
+	log_info("%s logged in from %s", l->username, r->client.peer);
 	http_respond_json(r, 200, identity_json(a, &l->who));
 	login_free(l);
 }
@@ -296,7 +293,7 @@ static void verify_done(uv_work_t *w, int status)
 	auth_hex(l->who.sha256, 32, digest_hex + 2);
 	snprintf(hours, sizeof(hours), "%d", a->cfg.session_hours);
 	const char *p[6] = {l->who.id,	a->cfg.tenant, l->username,
-			    digest_hex, hours,	       r->peer};
+			    digest_hex, hours,	       r->client.peer};
 	if (pgc_query(a->reader,
 		      "WITH s AS (INSERT INTO sessions (session_id, tenant,"
 		      " username, secret_sha256, expires_at, peer)"
@@ -319,11 +316,8 @@ static void user_read(void *arg, PGresult *res, const char *error)
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_warn("login of %s: %s", l->username,
 			 error ? error : PQresultErrorMessage(res));
-		r->retry_after_s = RETRY_AFTER_S;
-		http_problem(r, 503, "unavailable", "Service unavailable",
-			     "The database cannot check logins now; try "
-			     "again in a moment.",
-			     NULL);
+		http_unavailable(r, "The database cannot check logins now; try "
+				    "again in a moment.");
 		login_free(l);
 		return;
 	}
@@ -351,7 +345,8 @@ static void login(struct http_req *r)
 
 	if (!same_site(r))
 		return;
-	if ((wait_s = limit_take(a->login_limiter, r->peer, app_now())) > 0) {
+	if ((wait_s = limit_take(a->login_limiter, r->client.peer, app_now())) >
+	    0) {
 		char detail[160];
 		snprintf(detail, sizeof(detail),
 			 "Too many login attempts from this address. Try "
@@ -410,11 +405,9 @@ static void logout_done(void *arg, PGresult *res, const char *error)
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_warn("logout not stored: %s",
 			 error ? error : PQresultErrorMessage(res));
-		r->retry_after_s = RETRY_AFTER_S;
-		http_problem(r, 503, "unavailable", "Service unavailable",
-			     "The database cannot end the session now; try "
-			     "again in a moment.",
-			     NULL);
+		http_unavailable(r,
+				 "The database cannot end the session now; try "
+				 "again in a moment.");
 	} else {
 		auth_remove(r->app->auth, o->id);
 		set_cookie(r, "", 0);
@@ -445,7 +438,7 @@ static void logout(struct http_req *r)
 	o->r = r;
 	memcpy(o->id, r->who.id, sizeof(o->id));
 	access_actor(&r->who, NULL, actor, sizeof(actor));
-	const char *p[4] = {o->id, a->cfg.tenant, actor, r->peer};
+	const char *p[4] = {o->id, a->cfg.tenant, actor, r->client.peer};
 	if (pgc_query(a->reader,
 		      "WITH s AS (UPDATE sessions SET ended_at = now()"
 		      " WHERE session_id = $1 AND tenant = $2),"

@@ -21,14 +21,6 @@
 
 #define MAX_BUCKETS 5000
 #define MIN_US INT64_C(60000000)
-#define RETRY_AFTER_S 2
-
-static void unavailable(struct http_req *r, const char *detail)
-{
-	r->retry_after_s = RETRY_AFTER_S;
-	http_problem(r, 503, "unavailable", "Service unavailable", detail,
-		     NULL);
-}
 
 static void not_found(struct http_req *r)
 {
@@ -51,7 +43,7 @@ static void method_not_allowed(struct http_req *r, const char *allowed)
  */
 static const struct key_info *authorize(struct http_req *r)
 {
-	const struct key_info *k = keys_check(r->app->keys, r->authorization);
+	const struct key_info *k = keys_check(r->app->keys, r->client.bearer);
 	int wait_s;
 
 	if (k &&
@@ -71,7 +63,7 @@ static const struct key_info *authorize(struct http_req *r)
 
 	if (!k)
 		http_problem(r, 401, "unauthorized", "Unauthorized",
-			     r->authorization[0]
+			     r->client.bearer[0]
 				 ? "The API key is unknown or revoked. Ask "
 				   "the command centre for a valid key."
 				 : "Send the agency's API key as "
@@ -124,8 +116,9 @@ static void events_done(void *arg, enum store_status st, size_t accepted,
 					    (json_int_t)accepted, "duplicates",
 					    (json_int_t)duplicates));
 	} else if (st == STORE_UNAVAILABLE) {
-		unavailable(r, "The database cannot take writes now; nothing "
-			       "of this request was stored. Retry later.");
+		http_unavailable(r,
+				 "The database cannot take writes now; nothing "
+				 "of this request was stored. Retry later.");
 	} else {
 		log_error("storing events failed: %s", error ? error : "?");
 		http_problem(r, 500, "internal", "Internal error",
@@ -210,11 +203,12 @@ static void post_events(struct http_req *r)
 			return;
 		}
 	}
-	if (store_submit(a->store, key->poster, r->peer, &batch, events_done,
-			 r) < 0) {
+	if (store_submit(a->store, key->poster, r->client.peer, &batch,
+			 events_done, r) < 0) {
 		ev_batch_free(&batch);
-		unavailable(r, "The database cannot take writes now; nothing "
-			       "of this request was stored. Retry later.");
+		http_unavailable(r,
+				 "The database cannot take writes now; nothing "
+				 "of this request was stored. Retry later.");
 	}
 }
 
@@ -273,8 +267,8 @@ static void sensor_stored(void *arg, bool ok, bool created,
 	if (!ok) {
 		log_warn("storing sensor %s failed: %s", ps->def.sensor_id,
 			 error ? error : "?");
-		unavailable(r, "The sensor could not be stored now; retry "
-			       "later.");
+		http_unavailable(r, "The sensor could not be stored now; retry "
+				    "later.");
 	} else if (kpi_sensor_define(a->kpi, &ps->def, registered_us) < 0) {
 		http_problem(r, 500, "internal", "Internal error",
 			     "Out of memory.", NULL);
@@ -327,11 +321,12 @@ static void put_sensor(struct http_req *r, const char *id)
 		problem_from(r, &err);
 		return;
 	}
-	if (store_put_sensor(r->app->store, &ps->def, key->poster, r->peer,
-			     sensor_stored, ps) < 0) {
+	if (store_put_sensor(r->app->store, &ps->def, key->poster,
+			     r->client.peer, sensor_stored, ps) < 0) {
 		free(ps);
-		unavailable(r, "The database cannot take writes now; retry "
-			       "later.");
+		http_unavailable(r,
+				 "The database cannot take writes now; retry "
+				 "later.");
 	}
 }
 
@@ -378,7 +373,8 @@ static void history_done(void *arg, PGresult *res, const char *error)
 	char at[40];
 
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		unavailable(r, "The database cannot answer now; retry later.");
+		http_unavailable(
+		    r, "The database cannot answer now; retry later.");
 		return;
 	}
 	if (PQntuples(res) == 0) {
@@ -419,7 +415,8 @@ static void get_kpis_at(struct http_req *r, const char *when)
 		      " AND at > kd_ts($2) - interval '15 minutes'"
 		      " ORDER BY at DESC LIMIT 1",
 		      2, params, history_done, r) < 0)
-		unavailable(r, "The database cannot answer now; retry later.");
+		http_unavailable(
+		    r, "The database cannot answer now; retry later.");
 }
 
 static void get_kpis(struct http_req *r)
@@ -497,8 +494,8 @@ static void series_done(void *arg, PGresult *res, const char *error)
 	char t[40];
 
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		unavailable(q->r,
-			    "The database cannot answer now; retry later.");
+		http_unavailable(
+		    q->r, "The database cannot answer now; retry later.");
 		free(q);
 		return;
 	}
@@ -673,7 +670,8 @@ static void get_series(struct http_req *r)
 	buf_free(&slas);
 	if (rc < 0) {
 		free(q);
-		unavailable(r, "The database cannot answer now; retry later.");
+		http_unavailable(
+		    r, "The database cannot answer now; retry later.");
 	}
 }
 
@@ -686,7 +684,8 @@ static void alerts_all_done(void *arg, PGresult *res, const char *error)
 	json_t *arr;
 
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		unavailable(r, "The database cannot answer now; retry later.");
+		http_unavailable(
+		    r, "The database cannot answer now; retry later.");
 		return;
 	}
 	arr = json_array();
@@ -739,7 +738,8 @@ static void get_alerts(struct http_req *r)
 		      " kd_us(acked_at), ack_note FROM alerts WHERE tenant = $1"
 		      " ORDER BY raised_at DESC, id DESC LIMIT 1000",
 		      1, params, alerts_all_done, r) < 0)
-		unavailable(r, "The database cannot answer now; retry later.");
+		http_unavailable(
+		    r, "The database cannot answer now; retry later.");
 }
 
 static void ack_alert(struct http_req *r, const char *id_text)
@@ -808,7 +808,7 @@ static void ack_alert(struct http_req *r, const char *id_text)
 	char *dtext = json_dumps(detail, JSON_COMPACT), actor[96];
 	access_actor(&r->who, by, actor, sizeof(actor));
 	store_audit(a->store, actor, "alert.ack", dtext ? dtext : "{}",
-		    r->peer);
+		    r->client.peer);
 	free(dtext);
 	json_decref(detail);
 	json_decref(body);
@@ -824,7 +824,7 @@ static void readyz(struct http_req *r)
 	bool ok = store_ready(a->store) && pgc_connected(a->reader);
 
 	if (!ok)
-		r->retry_after_s = RETRY_AFTER_S;
+		r->retry_after_s = HTTP_RETRY_AFTER_S;
 	http_respond_json(r, ok ? 200 : 503,
 			  json_pack("{s:b, s:b}", "ready", ok, "database", ok));
 }

@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,10 +337,6 @@ static PGresult *exec(PGconn *conn, const char *sql, int n,
 	return PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
 }
 
-#define UTC_TEXT(col)                                                          \
-	"coalesce(to_char(" col " AT TIME ZONE 'UTC',"                         \
-	" 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '-')"
-
 static int token_usage(void)
 {
 	fprintf(stderr, "usage: kendali token create --name NAME --role "
@@ -401,33 +398,42 @@ static int token_create(PGconn *conn, const char *tenant, int argc, char **argv)
 
 static int token_list(PGconn *conn, const char *tenant)
 {
-	const char *p[1] = {tenant};
-	PGresult *r = exec(
-	    conn,
-	    "SELECT token_id, name, role, " UTC_TEXT(
-		"created_at") ", " UTC_TEXT("revoked_at") " FROM screen_tokens "
-							  "WHERE tenant = $1"
-							  " ORDER BY "
-							  "created_at, "
-							  "token_id",
-	    1, p);
+	static const char *const heads[] = {"TOKEN_ID", "NAME", "ROLE",
+					    "CREATED", "REVOKED"};
+	static const int widths[] = {14, 24, 9, 21};
 
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+	return auth_cli_list(
+	    conn,
+	    "SELECT token_id, name, role, " AUTH_UTC_TEXT(
+		"created_at") ", " AUTH_UTC_TEXT("revoked_at") " FROM "
+							       "screen_tokens "
+							       "WHERE tenant = "
+							       "$1"
+							       " ORDER BY "
+							       "created_at, "
+							       "token_id",
+	    tenant, 5, heads, widths);
+}
+
+int auth_cli_list(PGconn *conn, const char *sql, const char *tenant, int ncols,
+		  const char *const *heads, const int *widths)
+{
+	const char *p[1] = {tenant};
+	PGresult *r = exec(conn, sql, 1, p);
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) != ncols)
 		return db_error(r);
-	printf("%-14s %-24s %-9s %-21s %s\n", "TOKEN_ID", "NAME", "ROLE",
-	       "CREATED", "REVOKED");
-	for (int i = 0; i < PQntuples(r); i++)
-		printf("%-14s %-24s %-9s %-21s %s\n", PQgetvalue(r, i, 0),
-		       PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-		       PQgetvalue(r, i, 3), PQgetvalue(r, i, 4));
+	for (int i = -1; i < PQntuples(r); i++)
+		for (int c = 0; c < ncols; c++)
+			printf(c + 1 < ncols ? "%-*s " : "%.*s\n",
+			       c + 1 < ncols ? widths[c] : INT_MAX,
+			       i < 0 ? heads[c] : PQgetvalue(r, i, c));
 	PQclear(r);
 	return 0;
 }
 
-/* Runs an UPDATE meant to change exactly one row. */
-static int update_one(PGconn *conn, const char *sql, int n,
-		      const char *const *p, const char *missing,
-		      const char *done)
+int auth_cli_update(PGconn *conn, const char *sql, int n, const char *const *p,
+		    const char *missing, const char *done)
 {
 	PGresult *r = exec(conn, sql, n, p);
 
@@ -452,12 +458,12 @@ int auth_token_cli(PGconn *conn, const char *tenant, int argc, char **argv)
 		return token_list(conn, tenant);
 	if (argc == 2 && strcmp(argv[0], "revoke") == 0) {
 		const char *p[2] = {argv[1], tenant};
-		return update_one(conn,
-				  "UPDATE screen_tokens SET revoked_at = now()"
-				  " WHERE token_id = $1 AND tenant = $2"
-				  " AND revoked_at IS NULL",
-				  2, p, "no active screen token",
-				  "Revoked screen token");
+		return auth_cli_update(
+		    conn,
+		    "UPDATE screen_tokens SET revoked_at = now()"
+		    " WHERE token_id = $1 AND tenant = $2"
+		    " AND revoked_at IS NULL",
+		    2, p, "no active screen token", "Revoked screen token");
 	}
 	return token_usage();
 }
@@ -581,44 +587,47 @@ static int user_passwd(PGconn *conn, const char *tenant, const char *name)
 		return rc;
 	/* A new password ends the sessions opened with the old one. */
 	const char *p[3] = {name, tenant, stored};
-	return update_one(conn,
-			  "WITH u AS (UPDATE users SET password_hash = $3"
-			  " WHERE username = $1 AND tenant = $2"
-			  " RETURNING username, tenant),"
-			  " s AS (UPDATE sessions SET ended_at = now()"
-			  " FROM u WHERE sessions.username = u.username"
-			  " AND sessions.tenant = u.tenant"
-			  " AND ended_at IS NULL)"
-			  " SELECT 1 FROM u",
-			  3, p, "no user", "Changed the password of");
+	return auth_cli_update(conn,
+			       "WITH u AS (UPDATE users SET password_hash = $3"
+			       " WHERE username = $1 AND tenant = $2"
+			       " RETURNING username, tenant),"
+			       " s AS (UPDATE sessions SET ended_at = now()"
+			       " FROM u WHERE sessions.username = u.username"
+			       " AND sessions.tenant = u.tenant"
+			       " AND ended_at IS NULL)"
+			       " SELECT 1 FROM u",
+			       3, p, "no user", "Changed the password of");
 }
 
 static int user_list(PGconn *conn, const char *tenant)
 {
-	const char *p[1] = {tenant};
-	PGresult *r = exec(
-	    conn,
-	    "SELECT username, role, " UTC_TEXT("created_at") ", " UTC_TEXT(
-		"disabled_at") ","
-			       " (SELECT count(*) FROM sessions s"
-			       " WHERE s.tenant = u.tenant AND s.username = "
-			       "u.username"
-			       " AND s.ended_at IS NULL AND s.expires_at > "
-			       "now())"
-			       " FROM users u WHERE tenant = $1 ORDER BY "
-			       "username",
-	    1, p);
+	static const char *const heads[] = {"USER", "ROLE", "CREATED",
+					    "DISABLED", "SESSIONS"};
+	static const int widths[] = {24, 9, 21, 21};
 
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		return db_error(r);
-	printf("%-24s %-9s %-21s %-21s %s\n", "USER", "ROLE", "CREATED",
-	       "DISABLED", "SESSIONS");
-	for (int i = 0; i < PQntuples(r); i++)
-		printf("%-24s %-9s %-21s %-21s %s\n", PQgetvalue(r, i, 0),
-		       PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-		       PQgetvalue(r, i, 3), PQgetvalue(r, i, 4));
-	PQclear(r);
-	return 0;
+	return auth_cli_list(
+	    conn,
+	    "SELECT username, role, " AUTH_UTC_TEXT(
+		"created_at") ", " AUTH_UTC_TEXT("disabled_at") ", (SELECT "
+								"count(*) FROM "
+								"sessions s "
+								"WHERE "
+								"s.tenant = "
+								"u.tenant"
+								" AND "
+								"s.username = "
+								"u.username "
+								"AND "
+								"s.ended_at IS "
+								"NULL"
+								" AND "
+								"s.expires_at "
+								"> now())"
+								" FROM users u "
+								"WHERE tenant "
+								"= $1 ORDER BY "
+								"username",
+	    tenant, 5, heads, widths);
 }
 
 int auth_user_cli(PGconn *conn, const char *tenant, int argc, char **argv)
@@ -635,7 +644,7 @@ int auth_user_cli(PGconn *conn, const char *tenant, int argc, char **argv)
 	if (strcmp(cmd, "passwd") == 0)
 		return user_passwd(conn, tenant, argv[1]);
 	if (strcmp(cmd, "disable") == 0)
-		return update_one(
+		return auth_cli_update(
 		    conn,
 		    "WITH u AS (UPDATE users SET disabled_at = now()"
 		    " WHERE username = $1 AND tenant = $2"
@@ -646,10 +655,11 @@ int auth_user_cli(PGconn *conn, const char *tenant, int argc, char **argv)
 		    " SELECT 1 FROM u",
 		    2, p, "no enabled user", "Disabled user");
 	if (strcmp(cmd, "enable") == 0)
-		return update_one(conn,
-				  "UPDATE users SET disabled_at = NULL"
-				  " WHERE username = $1 AND tenant = $2"
-				  " AND disabled_at IS NOT NULL",
-				  2, p, "no disabled user", "Enabled user");
+		return auth_cli_update(conn,
+				       "UPDATE users SET disabled_at = NULL"
+				       " WHERE username = $1 AND tenant = $2"
+				       " AND disabled_at IS NOT NULL",
+				       2, p, "no disabled user",
+				       "Enabled user");
 	return user_usage();
 }

@@ -149,6 +149,13 @@ const char *http_query_except(struct http_req *r, const char *skip, char *buf,
 	return buf;
 }
 
+void http_unavailable(struct http_req *r, const char *detail)
+{
+	r->retry_after_s = HTTP_RETRY_AFTER_S;
+	http_problem(r, 503, "unavailable", "Service unavailable", detail,
+		     NULL);
+}
+
 const char *http_arg(struct http_req *r, const char *name, char *buf, int len)
 {
 	char frag[512];
@@ -467,10 +474,7 @@ static int begin(struct http *h, struct lws *wsi, struct http_pss *pss,
 	r->path[len] = '\0';
 	copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, r->content_type,
 		    sizeof(r->content_type));
-	copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, r->authorization,
-		    sizeof(r->authorization));
 	http_client_of(wsi, &r->client);
-	memcpy(r->peer, r->client.peer, sizeof(r->peer));
 	copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof(cl));
 	if (cl[0])
 		r->content_length = strtoll(cl, NULL, 10);

@@ -65,11 +65,9 @@ struct http_req {
 	enum http_phase phase;
 	char path[256];
 	char content_type[128];
-	char authorization[512];
-	char peer[64];
-	struct http_client client;
-	struct identity who;	/* set by the API's access checks */
-	int64_t content_length; /* -1 when not given */
+	struct http_client client; /* credential, origin, peer */
+	struct identity who;	   /* set by the API's access checks */
+	int64_t content_length;	   /* -1 when not given */
 	struct buf body;
 	bool too_large;
 	bool close_after; /* the body was not read: close after replying */
@@ -128,6 +126,13 @@ size_t http_url_encode(const char *s, size_t n, char *out, size_t len);
 /* The query string without the argument skip, re-encoded, into buf. */
 const char *http_query_except(struct http_req *r, const char *skip, char *buf,
 			      size_t len);
+
+/*
+ * 503 "unavailable" with Retry-After: the database cannot serve the request
+ * now, and nothing of it was stored.
+ */
+#define HTTP_RETRY_AFTER_S 2
+void http_unavailable(struct http_req *r, const char *detail);
 
 /* A query-string argument ("name" without "="), or NULL if absent. */
 const char *http_arg(struct http_req *r, const char *name, char *buf, int len);

@@ -97,25 +97,19 @@ fail:
 	return -1;
 }
 
-const struct key_info *keys_check(const struct keys *ks, const char *header)
+const struct key_info *keys_check(const struct keys *ks, const char *key)
 {
 	char id[KEY_ID_LEN + 1];
 	unsigned char digest[32];
 	const char *secret;
 	const struct key_info *k;
 
-	if (!header || strncasecmp(header, "Bearer ", 7) != 0)
+	if (!key || strncmp(key, "kd_", 3) != 0 ||
+	    strlen(key) < 3 + KEY_ID_LEN + 2 || key[3 + KEY_ID_LEN] != '_')
 		return NULL;
-	header += 7;
-	while (*header == ' ')
-		header++;
-	if (strncmp(header, "kd_", 3) != 0 ||
-	    strlen(header) < 3 + KEY_ID_LEN + 2 ||
-	    header[3 + KEY_ID_LEN] != '_')
-		return NULL;
-	memcpy(id, header + 3, KEY_ID_LEN);
+	memcpy(id, key + 3, KEY_ID_LEN);
 	id[KEY_ID_LEN] = '\0';
-	secret = header + 3 + KEY_ID_LEN + 1;
+	secret = key + 3 + KEY_ID_LEN + 1;
 	k = hmap_get(&ks->by_id, id);
 	if (!k)
 		return NULL;
@@ -244,53 +238,31 @@ static int key_create(PGconn *conn, const char *tenant, int argc, char **argv)
 
 static int key_list(PGconn *conn, const char *tenant)
 {
-	const char *p[1] = {tenant};
-	PGresult *r = PQexecParams(
+	static const char *const heads[] = {"KEY_ID", "POSTER", "TYPES",
+					    "CREATED", "REVOKED"};
+	static const int widths[] = {14, 24, 20, 21};
+
+	return auth_cli_list(
 	    conn,
 	    "SELECT key_id, poster, array_to_string(types, ','),"
-	    " to_char(created_at AT TIME ZONE 'UTC',"
-	    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-	    " coalesce(to_char(revoked_at AT TIME ZONE 'UTC',"
-	    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '-')"
-	    " FROM api_keys WHERE tenant = $1 ORDER BY created_at, key_id",
-	    1, NULL, p, NULL, NULL, 0);
-
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		fprintf(stderr, "kendali: %s", PQresultErrorMessage(r));
-		PQclear(r);
-		return 1;
-	}
-	printf("%-14s %-24s %-20s %-21s %s\n", "KEY_ID", "POSTER", "TYPES",
-	       "CREATED", "REVOKED");
-	for (int i = 0; i < PQntuples(r); i++)
-		printf("%-14s %-24s %-20s %-21s %s\n", PQgetvalue(r, i, 0),
-		       PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-		       PQgetvalue(r, i, 3), PQgetvalue(r, i, 4));
-	PQclear(r);
-	return 0;
+	    " " AUTH_UTC_TEXT(
+		"created_at") ","
+			      " " AUTH_UTC_TEXT(
+				  "revoked_at") " FROM api_keys WHERE tenant = "
+						"$1"
+						" ORDER BY created_at, key_id",
+	    tenant, 5, heads, widths);
 }
 
 static int key_revoke(PGconn *conn, const char *tenant, const char *id)
 {
 	const char *p[2] = {id, tenant};
-	PGresult *r = PQexecParams(conn,
-				   "UPDATE api_keys SET revoked_at = now()"
-				   " WHERE key_id = $1 AND tenant = $2"
-				   " AND revoked_at IS NULL",
-				   2, NULL, p, NULL, NULL, 0);
-	int rc = 0;
 
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		fprintf(stderr, "kendali: %s", PQresultErrorMessage(r));
-		rc = 1;
-	} else if (strcmp(PQcmdTuples(r), "1") != 0) {
-		fprintf(stderr, "kendali: no active key %s\n", id);
-		rc = 1;
-	} else {
-		printf("Revoked key %s.\n", id);
-	}
-	PQclear(r);
-	return rc;
+	return auth_cli_update(conn,
+			       "UPDATE api_keys SET revoked_at = now()"
+			       " WHERE key_id = $1 AND tenant = $2"
+			       " AND revoked_at IS NULL",
+			       2, p, "no active key", "Revoked key");
 }
 
 int keys_cli(PGconn *conn, const char *tenant, int argc, char **argv)

@@ -41,8 +41,8 @@ int keys_replace(struct keys *ks, PGresult *r)
 	" FROM api_keys"                                                       \
 	" WHERE tenant = $1 AND revoked_at IS NULL"
 
-/* The key an Authorization header value names, or NULL (borrowed). */
-const struct key_info *keys_check(const struct keys *ks, const char *header);
+/* The key of a bearer token ("kd_..."), or NULL (borrowed). */
+const struct key_info *keys_check(const struct keys *ks, const char *key);
 int keys_count(const struct keys *ks);
 
 /* Whether the key may post readings of, and register, this sensor. */
