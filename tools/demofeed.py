@@ -1558,6 +1558,8 @@ def main(argv=None):
     stop = threading.Event()
 
     def on_term(signum, frame):
+        if stop.is_set():
+            return          # already stopping: a second TERM must not cut the cleanup
         stop.set()
         raise KeyboardInterrupt()
     signal.signal(signal.SIGTERM, on_term)
