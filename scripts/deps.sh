@@ -32,6 +32,8 @@ packages=(
 	postgresql
 	# tests
 	python3 python3-pytest python3-websockets python3-psycopg2 openssl
+	# the clock tests run the server at a chosen time (LD_PRELOAD)
+	libfaketime
 	# fuzzing (tests/fuzz/run.sh): clang, its libFuzzer and sanitizer
 	# runtimes (named after Debian 12's clang 14), and llvm-symbolizer, so
 	# that reports name files and lines; gcc's sanitizer runtimes, for the

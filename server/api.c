@@ -821,7 +821,7 @@ static void ack_alert(struct http_req *r, const char *id_text)
 static void readyz(struct http_req *r)
 {
 	struct app *a = r->app;
-	bool ok = store_ready(a->store) && pgc_connected(a->reader);
+	bool ok = app_ready(a);
 
 	if (!ok)
 		r->retry_after_s = HTTP_RETRY_AFTER_S;

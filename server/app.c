@@ -32,6 +32,9 @@
 #define HISTORY_US (300 * SEC_US)
 #define READER_QUEUE 64
 #define STOP_GRACE_MS 2000 /* longest a stop waits for screens and writes */
+/* Not ready for this long: screens are told their data is stale.  Shorter
+ * losses (a connection killed and made again) pass unseen. */
+#define DB_DOWN_AFTER_US SEC_US
 
 int64_t app_now(void)
 {
@@ -323,6 +326,45 @@ static void prune_sessions(struct app *a)
 }
 
 /*
+ * Screens are told when nothing new can be committed (the same condition
+ * as /readyz), so that they do not present the last numbers as live, and
+ * when it can again.
+ */
+bool app_ready(const struct app *a)
+{
+	return store_ready(a->store) && pgc_connected(a->reader);
+}
+
+static void watch_database(struct app *a, int64_t now)
+{
+	bool ready = app_ready(a);
+	char at[40], since[40];
+
+	if (ready) {
+		a->db_lost_us = 0;
+		if (a->db_down_told) {
+			a->db_down_told = false;
+			ev_time_format(now, a->tz_offset_s, at);
+			pub_database(a->pub, true, NULL, at);
+			log_info("database back: screens told their data is "
+				 "current");
+		}
+		return;
+	}
+	if (!a->db_lost_us)
+		a->db_lost_us = now;
+	if (a->db_down_told || now - a->db_lost_us < DB_DOWN_AFTER_US)
+		return;
+	a->db_down_told = true;
+	ev_time_format(now, a->tz_offset_s, at);
+	ev_time_format(a->db_lost_us, a->tz_offset_s, since);
+	pub_database(a->pub, false, since, at);
+	log_warn("database unreachable since %s: screens told their data is "
+		 "stale",
+		 since);
+}
+
+/*
  * The one periodic job, every publish interval: alerts, then a snapshot if
  * anything changed or a second has passed (windows slide), keys and pruning
  * now and then.
@@ -332,6 +374,7 @@ static void tick_cb(uv_timer_t *t)
 	struct app *a = t->data;
 	int64_t now = app_now();
 
+	watch_database(a, now);
 	check_alerts(a, now);
 	if (a->dirty || now - a->last_eval_us >= EVALUATE_US)
 		publish(a, now, false);
@@ -508,6 +551,7 @@ int app_serve(const struct config *cfg)
 	    .static_dir = cfg->static_dir,
 	    .max_body = cfg->max_body,
 	    .request_timeout_s = cfg->request_timeout_s,
+	    .ws_ping_s = cfg->ws_ping_s,
 	    .tls_cert = cfg->tls_cert,
 	    .tls_key = cfg->tls_key,
 	    .max_conns_per_ip = cfg->max_conns_per_ip,

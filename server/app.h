@@ -31,6 +31,7 @@ struct config {
 	bool anonymous_loopback; /* reads and acks from 127/8 without login */
 	int session_hours;	 /* a login lasts this long */
 	int max_conns_per_ip;	 /* 0: no limit */
+	int ws_ping_s;		 /* screens: ping when silent, drop at 3x */
 };
 
 struct app {
@@ -61,6 +62,8 @@ struct app {
 	int64_t last_keys_us;
 	int64_t last_expiry_us;
 	int64_t last_history_us; /* slot of the last KPI record */
+	int64_t db_lost_us;	 /* since when not ready, 0 when ready */
+	bool db_down_told;	 /* screens were told the data is stale */
 
 	/* Counters for /metrics. */
 	uint64_t requests, events_accepted, events_duplicate, rejected;
@@ -68,6 +71,9 @@ struct app {
 
 /* The server clock, microseconds since the epoch. */
 int64_t app_now(void);
+
+/* Both database connections are up: events can be committed and read. */
+bool app_ready(const struct app *a);
 
 /* Runs `kendali serve`; returns the process exit code. */
 int app_serve(const struct config *cfg);

@@ -717,10 +717,11 @@ struct http *http_new(uv_loop_t *loop, struct app *app,
 	    .rx_buffer_size = PUB_RX_MAX,
 	    .user = pub,
 	};
-	/* Pings find dead screens: a ping after 20 s of silence, and the
-	 * connection dropped if nothing at all arrives for 60 s. */
-	h->retry.secs_since_valid_ping = 20;
-	h->retry.secs_since_valid_hangup = 60;
+	/* Pings find dead screens: a ping after ws_ping_s (20 s) of
+	 * silence, and the connection dropped if nothing at all arrives for
+	 * three times as long. */
+	h->retry.secs_since_valid_ping = (uint16_t)cfg->ws_ping_s;
+	h->retry.secs_since_valid_hangup = (uint16_t)(3 * cfg->ws_ping_s);
 
 	memset(&info, 0, sizeof(info));
 	info.options = LWS_SERVER_OPTION_LIBUV |

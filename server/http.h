@@ -88,6 +88,7 @@ struct http_config {
 	const char *tls_cert; /* PEM files; both NULL: plain HTTP */
 	const char *tls_key;
 	int max_conns_per_ip; /* 0: no limit */
+	int ws_ping_s;	      /* ping a silent screen after this; drop at 3x */
 };
 
 struct http;

@@ -69,6 +69,9 @@ static void help(FILE *f)
 	    "  --sla-hours CAT=H      report SLA for a category (default 72 h "
 	    "each)\n"
 	    "  --request-timeout S    longest a request may take (default 30)\n"
+	    "  --ws-ping S            ping a screen silent for S seconds, drop "
+	    "it\n"
+	    "                         when silent for 3S (default 20)\n"
 	    "  --rate-limit N         requests per second per API key, in\n"
 	    "                         bursts of up to 2N (default 1000; 0: "
 	    "off)\n"
@@ -190,6 +193,8 @@ static int serve(int argc, char **argv, struct config *cfg)
 		} else if (strcmp(o, "--max-conns-per-ip") == 0) {
 			cfg->max_conns_per_ip =
 			    (int)parse_long(v, 0, 1000000, &ok);
+		} else if (strcmp(o, "--ws-ping") == 0) {
+			cfg->ws_ping_s = (int)parse_long(v, 1, 3600, &ok);
 		} else if (strcmp(o, "--request-timeout") == 0) {
 			cfg->request_timeout_s =
 			    (int)parse_long(v, 1, 3600, &ok);
@@ -286,6 +291,7 @@ int main(int argc, char **argv)
 	    .max_batch = 1000,
 	    .publish_ms = 250,
 	    .request_timeout_s = 30,
+	    .ws_ping_s = 20,
 	    .max_pending_events = 200000,
 	    .rate_limit = 1000,
 	    .migrate = true,

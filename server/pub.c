@@ -23,6 +23,7 @@ struct msg {
 	int refs;
 	json_t *body;	 /* {"type", "at"?, "kpis" or "alert"} */
 	unsigned topics; /* topics the message is about */
+	bool everyone;	 /* sent whatever the subscription */
 	char *text[WS_TOPIC_ALL + 1];
 	bool empty[WS_TOPIC_ALL + 1]; /* nothing of it for that mask */
 };
@@ -56,6 +57,8 @@ struct pub {
 	struct sess *sessions;
 	size_t nsessions;
 	char at[40]; /* time of the current state */
+	bool db_down;
+	char down_since[40];
 	pub_admit_fn admit;
 	void *admit_arg;
 	uint64_t sent, snapshots;
@@ -116,7 +119,7 @@ static const char *msg_text(struct msg *m, unsigned mask)
 		return m->text[mask];
 	kpis = json_object_get(m->body, "kpis");
 	if (!kpis) {
-		if (!(m->topics & mask)) {
+		if (!m->everyone && !(m->topics & mask)) {
 			m->empty[mask] = true;
 			return NULL;
 		}
@@ -200,11 +203,25 @@ void pub_tick(struct pub *p)
 	}
 }
 
+/* Adds what a snapshot says of the database to a snapshot or status body. */
+static json_t *with_database(const struct pub *p, json_t *body)
+{
+	if (!body)
+		return NULL;
+	json_object_set_new(body, "database",
+			    json_string(p->db_down ? "down" : "up"));
+	if (p->db_down)
+		json_object_set_new(body, "down_since",
+				    json_string(p->down_since));
+	return body;
+}
+
 void pub_state(struct pub *p, json_t *kpis, json_t *changed, const char *at)
 {
 	struct msg *snap =
-	    msg_new(json_pack("{s:s, s:s, s:O}", "type", "snapshot", "at", at,
-			      "kpis", kpis),
+	    msg_new(with_database(p, json_pack("{s:s, s:s, s:O}", "type",
+					       "snapshot", "at", at, "kpis",
+					       kpis)),
 		    WS_TOPIC_ALL);
 	struct msg *delta = NULL;
 
@@ -219,6 +236,33 @@ void pub_state(struct pub *p, json_t *kpis, json_t *changed, const char *at)
 	snprintf(p->at, sizeof(p->at), "%s", at);
 	if (delta)
 		push(p, delta);
+}
+
+void pub_database(struct pub *p, bool up, const char *since, const char *at)
+{
+	struct msg *m, *snap;
+
+	p->db_down = !up;
+	snprintf(p->down_since, sizeof(p->down_since), "%s", up ? "" : since);
+	m = msg_new(with_database(p, json_pack("{s:s, s:s}", "type", "status",
+					       "at", at)),
+		    WS_TOPIC_ALL);
+	if (!m)
+		return;
+	m->everyone = true;
+	if (p->snapshot) {
+		/* Screens that join or resynchronise from now on are told
+		 * too. */
+		snap = msg_new(with_database(p, json_copy(p->snapshot->body)),
+			       WS_TOPIC_ALL);
+		if (snap) {
+			if (up)
+				json_object_del(snap->body, "down_since");
+			msg_unref(p->snapshot);
+			p->snapshot = snap;
+		}
+	}
+	push(p, m);
 }
 
 void pub_alert(struct pub *p, json_t *alert)

@@ -44,6 +44,15 @@ void pub_state(struct pub *p, json_t *kpis, json_t *changed, const char *at);
 #define PUB_HEARTBEAT_US (5 * INT64_C(1000000))
 void pub_tick(struct pub *p);
 
+/*
+ * Says whether the state on the screens is current.  up false: the
+ * database cannot be reached since since (a time in the tenant's zone), so
+ * nothing new can be committed and the numbers are the last known ones;
+ * up true: it is back.  Every screen hears a status message at once,
+ * whatever its topics, and every later snapshot says the same.
+ */
+void pub_database(struct pub *p, bool up, const char *since, const char *at);
+
 /* Publishes an alert message at once (alert borrowed). */
 void pub_alert(struct pub *p, json_t *alert);
 

@@ -993,6 +993,8 @@ class WsClient:
         self.last_at = None
         self.alerts = []        # alert messages' "alert" objects
         self.errors = []        # {"type":"error"} messages
+        self.statuses = []      # {"type":"status"} messages
+        self.database = None    # "up" or "down", as the last snapshot or status said
         self.violations = []
         self.last_seq = None
         self.closed = False
@@ -1077,6 +1079,10 @@ class WsClient:
             if self.snapshot is None and kind != "error":
                 if kind != "snapshot":
                     self.violations.append(f"first message is {kind!r}, not a snapshot")
+            if kind in ("snapshot", "status"):
+                if msg.get("database") not in ("up", "down"):
+                    self.violations.append(f"{kind} without database up or down: {_short(msg, 300)}")
+                self.database = msg.get("database")
             if kind == "snapshot":
                 self.snapshot = msg
                 self.state = dict(msg.get("kpis") or {})
@@ -1095,6 +1101,8 @@ class WsClient:
                 self.alerts.append(msg.get("alert"))
             elif kind == "error":
                 self.errors.append(msg)
+            elif kind == "status":
+                self.statuses.append(msg)
             self.cond.notify_all()
 
     def send(self, obj):

@@ -268,3 +268,51 @@ def test_faults_under_load(srv, keys, db, own_pg):
         assert not ws.violations, ws.violations[:10]
     finally:
         ws.close()
+
+
+def test_screens_told_while_database_down(srv, own_pg):
+    """While PostgreSQL is away the screens are told their numbers are only
+    the last known ones (a status message at once, whatever the
+    subscription, and the snapshot of a screen that joins meanwhile), and
+    told again when it is back."""
+    srv.wait_ready(timeout=30)
+    ws = WsClient(srv.ws_url).start()
+    quiet = WsClient(srv.ws_url).start()
+    late = None
+    try:
+        quiet.send({"type": "subscribe", "topics": []})
+        assert ws.snapshot["database"] == "up" and "down_since" not in ws.snapshot
+        stopped = utcnow()
+        own_pg.stop(mode="fast")
+        try:
+            for c in (ws, quiet):
+                assert c.wait(lambda c=c: c.database == "down", 10), \
+                    f"no status down within 10 s: {c.messages[-3:]}"
+            down = ws.statuses[-1]
+            assert down["type"] == "status" and down["database"] == "down"
+            since = parse_time(down["down_since"])
+            assert since.utcoffset().total_seconds() == 7 * 3600, down
+            assert abs((since - stopped).total_seconds()) < 5, (down, stopped)
+            assert parse_time(down["at"]) >= since
+            assert quiet.statuses[-1]["down_since"] == down["down_since"]
+            # A screen that joins now is told in its first message.
+            late = WsClient(srv.ws_url).start()
+            assert late.snapshot["database"] == "down", late.snapshot
+            assert late.snapshot["down_since"] == down["down_since"]
+        finally:
+            own_pg.start()
+        srv.wait_ready(timeout=30)
+        for c in (ws, quiet, late):
+            assert c.wait(lambda c=c: c.database == "up", 10), \
+                f"no status up within 10 s of the database's return: {c.messages[-3:]}"
+            up = c.statuses[-1]
+            assert up["database"] == "up" and "down_since" not in up, up
+        again = WsClient(srv.ws_url).start()
+        assert again.snapshot["database"] == "up" and "down_since" not in again.snapshot
+        again.close()
+        for c in (ws, quiet, late):
+            assert not c.violations, c.violations[:5]
+    finally:
+        for c in (ws, quiet, late):
+            if c is not None:
+                c.close()

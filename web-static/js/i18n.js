@@ -37,6 +37,8 @@
       'stale.last': 'Pembaruan terakhir: {time}',
       'stale.never': 'Belum ada data dari server',
       'stale.retry': 'Menyambung ulang otomatis…',
+      'stale.title.db': 'DATA TIDAK MUTAKHIR — basis data tidak terjangkau',
+      'stale.db': 'Data baru tidak dapat disimpan sejak {time}; angka di layar adalah yang terakhir diketahui.',
 
       'panel.calls': 'Pusat Panggilan',
       'calls.received_today': 'Masuk hari ini',
@@ -216,6 +218,8 @@
       'stale.last': 'Last update: {time}',
       'stale.never': 'No data from the server yet',
       'stale.retry': 'Reconnecting automatically…',
+      'stale.title.db': 'STALE — the database cannot be reached',
+      'stale.db': 'No new data can be stored since {time}; the numbers shown are the last known.',
 
       'panel.calls': 'Call centre',
       'calls.received_today': 'Received today',

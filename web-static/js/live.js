@@ -18,7 +18,10 @@
  * - a gap in seq closes the socket and reconnects, which yields a fresh snapshot;
  * - reconnects back off exponentially from 0.5 s to 10 s, with jitter;
  * - the data is STALE when the socket is not open, no snapshot has arrived on it
- *   yet, or nothing arrived for 10 s (the server pushes at least every 5 s).
+ *   yet, or nothing arrived for 10 s (the server pushes at least every 5 s);
+ *   it is STALE too while the server says its database is down (`database` in
+ *   the snapshot and `status` messages): nothing new can be committed, so the
+ *   numbers are only the last known ones. status.reason says which.
  *   After 20 s of silence the socket is presumed dead and replaced.
  * - the page cannot see why a websocket was refused (a 401 looks like a server
  *   that is down), so onRejected is called when the server closes an open socket
@@ -75,6 +78,8 @@
     let lastMsgMs = 0;       // local time the last message arrived
     let aliveMs = 0;         // local time of the last sign of life of the current socket
     let hasData = false;     // a snapshot arrived at least once
+    let dbDown = false;      // the server says its database is unreachable
+    let downSince = null;    // since when (RFC 3339), when dbDown
     let attempt = 0;         // reconnect attempts since the last snapshot
     let refused = 0;         // attempts in a row that closed without opening
     let retryTimer = null;
@@ -84,7 +89,9 @@
       const open = !!ws && ws.readyState === WebSocket.OPEN;
       const fresh = open && synced && Date.now() - lastMsgMs <= STALE_MS;
       return {
-        stale: !fresh,       // show the STALE banner
+        stale: !fresh || dbDown, // show the STALE banner
+        reason: !fresh ? 'connection' : dbDown ? 'database' : null,
+        downSince: dbDown ? downSince : null, // when the database was lost
         open,                // the socket is open
         hasData,             // there is something to show at all
         lastAt,              // `at` of the last server message (RFC 3339) or null
@@ -94,7 +101,7 @@
 
     function emitStatus(force) {
       const s = makeStatus();
-      const key = [s.stale, s.open, s.hasData, s.lastAt].join('|');
+      const key = [s.stale, s.reason, s.downSince, s.open, s.hasData, s.lastAt].join('|');
       if (force || key !== lastStatusKey) {
         lastStatusKey = key;
         try {
@@ -207,6 +214,13 @@
       state = Object.assign({}, state, { 'alerts.active': list });
     }
 
+    /** What a snapshot or a status message says of the server's database. */
+    function database(msg) {
+      if (typeof msg.database !== 'string') return;
+      dbDown = msg.database === 'down';
+      downSince = dbDown && typeof msg.down_since === 'string' ? msg.down_since : null;
+    }
+
     function handle(msg) {
       const type = msg.type;
 
@@ -241,6 +255,7 @@
         synced = true;
         hasData = true;
         attempt = 0;
+        database(msg);
         emitStatus();
         // Changed: every key of the new snapshot and any key it no longer has.
         emitState(Object.keys(Object.assign({}, prev, state)), meta);
@@ -255,6 +270,9 @@
         mergeAlert(msg, msg.alert);
         emitStatus();
         emitState(['alerts.active'], meta);
+      } else if (type === 'status') {
+        database(msg);
+        emitStatus();
       } else {
         emitStatus(); // unknown type: ignored (forward compatibility), but it is a sign of life
       }

@@ -324,7 +324,8 @@
   }
 
   /**
-   * Show connection status: the STALE overlay (covering the numbers) and the
+   * Show connection status: the STALE overlay (covering the numbers), saying
+   * whether the link to the server or the server's database is lost, and the
    * time of the last update in the header.
    */
   function showStatus(status, els) {
@@ -332,8 +333,21 @@
     const last = status.lastAt ? I18n.fmt.when(status.lastAt) : null;
     if (updatedEl) updatedEl.textContent = last || I18n.t('hdr.never');
     if (overlay) {
+      const db = status.reason === 'database';
       overlay.hidden = !status.stale;
+      overlay.dataset.reason = status.reason || '';
       document.body.classList.toggle('is-stale', status.stale);
+      const title = overlay.querySelector('.stale-title');
+      const retry = overlay.querySelector('.stale-retry');
+      if (title) {
+        title.dataset.i18n = db ? 'stale.title.db' : 'stale.title';
+        title.textContent = I18n.t(title.dataset.i18n);
+      }
+      if (retry) {
+        const since = db && status.downSince ? I18n.fmt.when(status.downSince) : null;
+        retry.removeAttribute('data-i18n');
+        retry.textContent = since ? I18n.t('stale.db', { time: since }) : I18n.t('stale.retry');
+      }
       if (lastEl) {
         lastEl.textContent = last ? I18n.t('stale.last', { time: last }) : I18n.t('stale.never');
       }
