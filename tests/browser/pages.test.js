@@ -409,3 +409,87 @@ test('stopping the server shows STALE; restarting it clears STALE and the number
       for (const p of pages) await p.context.close();
     }
   });
+
+// ---------------------------------------------------------------------------
+// 7. STALE, saying why, while the server cannot reach its database
+// ---------------------------------------------------------------------------
+
+test('losing the database shows STALE with its reason and time; its return clears it',
+  { timeout: 90000 }, async (t) => {
+    const pages = [];
+    /** The overlay as the operator sees it: shown or not, why, and its lines. */
+    const overlay = (page) => page.evaluate(() => {
+      const s = document.getElementById('stale');
+      const cs = getComputedStyle(s);
+      return {
+        shown: !s.hidden && cs.display !== 'none' && s.getClientRects().length > 0,
+        reason: s.dataset.reason || '',
+        text: s.innerText,
+      };
+    });
+    try {
+      pages.push(await h.open(WALL.path, size(WALL.sizes[0]), 'wall db'));
+      pages.push(await h.open(MAYOR.path, size(MAYOR.sizes[0]), 'mayor db'));
+      pages.push(await h.open(`${MAYOR.path}?lang=en`, size(MAYOR.sizes[0]), 'mayor db en'));
+      for (const p of pages) await waitFresh(p.page);
+
+      // The websocket stays open: only the server's own database goes away.
+      const lost = new Date();
+      h.pg.stop('fast');
+      const shown = await Promise.all(pages.map(async (p) => {
+        try {
+          await p.page.waitForFunction(() => {
+            const s = document.getElementById('stale');
+            return !s.hidden && s.dataset.reason === 'database';
+          }, null, { timeout: 8000, polling: 100 });
+          return { label: p.label, ms: Date.now() - lost.getTime(), ...(await overlay(p.page)) };
+        } catch {
+          return { label: p.label, ms: null, ...(await overlay(p.page)) };
+        }
+      }));
+      t.diagnostic('STALE (database) shown after: ' +
+        shown.map((s) => `${s.label} ${s.ms == null ? 'never (8 s)' : s.ms + ' ms'}`).join(', '));
+      // The time the database was lost, as WIB hours and minutes (either
+      // side of a minute boundary).
+      const hm = (d) => {
+        const w = new Date(d.getTime() + 7 * 3600 * 1000);
+        return [w.getUTCHours(), w.getUTCMinutes()].map((n) => String(n).padStart(2, '0'));
+      };
+      const times = [hm(lost), hm(new Date(lost.getTime() + 2000))];
+      // What the operators see (kept with the other screenshots, not compared).
+      await pages[0].page.screenshot({ path: path.join(SCREENSHOTS, 'wall-database-lost-1920x1080.png') });
+      for (const s of shown) {
+        assert.ok(s.ms != null, `${s.label}: no STALE for the database within 8 s (${JSON.stringify(s)})`);
+        assert.ok(s.shown, `${s.label}: the overlay is not displayed`);
+        const en = s.label.endsWith('en');
+        assert.match(s.text, en ? /database/i : /basis data/i, `${s.label}: the overlay does not name the database`);
+        assert.ok(times.some(([hh, mm]) => s.text.includes(`${hh}.${mm}`) || s.text.includes(`${hh}:${mm}`)),
+          `${s.label}: the overlay does not say since when (${times.map((x) => x.join(':'))}): ${s.text}`);
+      }
+
+      h.pg.start();
+      const back = Date.now();
+      const cleared = await Promise.all(pages.map(async (p) => {
+        try {
+          await p.page.waitForFunction(() => document.getElementById('stale').hidden === true, null,
+            { timeout: 20000, polling: 100 });
+          return { label: p.label, ms: Date.now() - back };
+        } catch {
+          return { label: p.label, ms: null };
+        }
+      }));
+      t.diagnostic('STALE cleared after the database came back: ' +
+        cleared.map((s) => `${s.label} ${s.ms == null ? 'never (20 s)' : s.ms + ' ms'}`).join(', '));
+      for (const s of cleared) assert.ok(s.ms != null, `${s.label}: STALE still shown 20 s after the database came back`);
+      await h.server.waitReady(20000);
+      for (const p of pages) {
+        const r = await expectPageMatchesApi(h, p.page, 3000);
+        t.diagnostic(`${p.label}: ${r.compared.length} numbers equal the API`);
+        const crashes = p.watch.problems.filter((s) => s.startsWith('uncaught exception') || s === 'page crashed');
+        assert.deepEqual(crashes, [], `${p.label}: ${crashes.join('; ')}`);
+      }
+    } finally {
+      if (!h.pg.running) h.pg.start();
+      for (const p of pages) await p.context.close();
+    }
+  });

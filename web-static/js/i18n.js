@@ -38,7 +38,7 @@
       'stale.never': 'Belum ada data dari server',
       'stale.retry': 'Menyambung ulang otomatis…',
       'stale.title.db': 'DATA TIDAK MUTAKHIR — basis data tidak terjangkau',
-      'stale.db': 'Data baru tidak dapat disimpan sejak {time}; angka di layar adalah yang terakhir diketahui.',
+      'stale.db': 'Server tidak dapat menyimpan data baru; angka di layar adalah yang terakhir diketahui. Menyambung ulang otomatis…',
 
       'panel.calls': 'Pusat Panggilan',
       'calls.received_today': 'Masuk hari ini',
@@ -219,7 +219,7 @@
       'stale.never': 'No data from the server yet',
       'stale.retry': 'Reconnecting automatically…',
       'stale.title.db': 'STALE — the database cannot be reached',
-      'stale.db': 'No new data can be stored since {time}; the numbers shown are the last known.',
+      'stale.db': 'The server cannot store new data; the numbers shown are the last known. Reconnecting automatically…',
 
       'panel.calls': 'Call centre',
       'calls.received_today': 'Received today',

@@ -330,10 +330,12 @@
    */
   function showStatus(status, els) {
     const { overlay, lastEl, updatedEl } = els;
-    const last = status.lastAt ? I18n.fmt.when(status.lastAt) : null;
+    const db = status.reason === 'database';
+    // While the server's database is lost, the numbers are those of that moment.
+    const lastAt = db && status.downSince ? status.downSince : status.lastAt;
+    const last = lastAt ? I18n.fmt.when(lastAt) : null;
     if (updatedEl) updatedEl.textContent = last || I18n.t('hdr.never');
     if (overlay) {
-      const db = status.reason === 'database';
       overlay.hidden = !status.stale;
       overlay.dataset.reason = status.reason || '';
       document.body.classList.toggle('is-stale', status.stale);
@@ -344,9 +346,8 @@
         title.textContent = I18n.t(title.dataset.i18n);
       }
       if (retry) {
-        const since = db && status.downSince ? I18n.fmt.when(status.downSince) : null;
-        retry.removeAttribute('data-i18n');
-        retry.textContent = since ? I18n.t('stale.db', { time: since }) : I18n.t('stale.retry');
+        retry.dataset.i18n = db ? 'stale.db' : 'stale.retry';
+        retry.textContent = I18n.t(retry.dataset.i18n);
       }
       if (lastEl) {
         lastEl.textContent = last ? I18n.t('stale.last', { time: last }) : I18n.t('stale.never');
