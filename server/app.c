@@ -530,9 +530,11 @@ int app_serve(const struct config *cfg)
 	a->loop = &loop;
 	struct store_sink sink = {sink_call, sink_ticket, sink_reading, a};
 	a->store = store_new(&loop, cfg->database_url, cfg->tenant, &sink,
-			     cfg->max_pending_events);
-	a->reader = pgc_new(&loop, cfg->database_url, "reader", READER_QUEUE,
-			    reader_state, a);
+			     cfg->max_pending_events,
+			     (unsigned)cfg->db_timeout_s * 1000);
+	a->reader =
+	    pgc_new(&loop, cfg->database_url, "reader", READER_QUEUE,
+		    (unsigned)cfg->db_timeout_s * 1000, reader_state, a);
 	if (a->reader)
 		pgc_on_notify(a->reader, credentials_notified, a);
 	a->pub = pub_new();

@@ -32,6 +32,7 @@ struct config {
 	int session_hours;	 /* a login lasts this long */
 	int max_conns_per_ip;	 /* 0: no limit */
 	int ws_ping_s;		 /* screens: ping when silent, drop at 3x */
+	int db_timeout_s;	 /* a database unanswered this long is lost */
 };
 
 struct app {

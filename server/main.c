@@ -69,6 +69,11 @@ static void help(FILE *f)
 	    "  --sla-hours CAT=H      report SLA for a category (default 72 h "
 	    "each)\n"
 	    "  --request-timeout S    longest a request may take (default 30)\n"
+	    "  --db-timeout S         a connection attempt or statement the "
+	    "database\n"
+	    "                         leaves unanswered for S seconds fails, "
+	    "and the\n"
+	    "                         connection is made again (default 15)\n"
 	    "  --ws-ping S            ping a screen silent for S seconds, drop "
 	    "it\n"
 	    "                         when silent for 3S (default 20)\n"
@@ -193,6 +198,8 @@ static int serve(int argc, char **argv, struct config *cfg)
 		} else if (strcmp(o, "--max-conns-per-ip") == 0) {
 			cfg->max_conns_per_ip =
 			    (int)parse_long(v, 0, 1000000, &ok);
+		} else if (strcmp(o, "--db-timeout") == 0) {
+			cfg->db_timeout_s = (int)parse_long(v, 1, 3600, &ok);
 		} else if (strcmp(o, "--ws-ping") == 0) {
 			cfg->ws_ping_s = (int)parse_long(v, 1, 3600, &ok);
 		} else if (strcmp(o, "--request-timeout") == 0) {
@@ -292,6 +299,7 @@ int main(int argc, char **argv)
 	    .publish_ms = 250,
 	    .request_timeout_s = 30,
 	    .ws_ping_s = 20,
+	    .db_timeout_s = 15,
 	    .max_pending_events = 200000,
 	    .rate_limit = 1000,
 	    .migrate = true,

@@ -8,6 +8,19 @@
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 5000
 
+/*
+ * TCP settings under the caller's connection string (which overrides them):
+ * an idle connection whose network went silent is found after 10 + 3 x 5 s,
+ * one with data unacknowledged after 20 s.  Unix sockets ignore them.
+ */
+static const char *const tcp_keys[] = {"keepalives",
+				       "keepalives_idle",
+				       "keepalives_interval",
+				       "keepalives_count",
+				       "tcp_user_timeout",
+				       "dbname",
+				       NULL};
+
 struct pgc_job {
 	struct pgc_job *next;
 	char *sql;
@@ -36,7 +49,9 @@ struct pgc {
 	struct pgc_poll *poll;
 	int sock;
 	int poll_events;
-	uv_timer_t timer;
+	uv_timer_t timer;    /* the next connection attempt */
+	uv_timer_t deadline; /* an attempt or a query unanswered */
+	unsigned timeout_ms;
 	unsigned backoff_ms;
 	struct pgc_job *head, *tail, *current;
 	size_t queued, max_queue;
@@ -160,6 +175,15 @@ static void timer_cb(uv_timer_t *t)
 	start_connect(t->data);
 }
 
+static void deadline_cb(uv_timer_t *t);
+
+/* Gives the attempt or query now under way timeout_ms to be answered. */
+static void arm_deadline(struct pgc *c)
+{
+	if (c->timeout_ms)
+		uv_timer_start(&c->deadline, deadline_cb, c->timeout_ms, 0);
+}
+
 /*
  * The one sink for a lost or failed connection: the query in flight fails
  * (its outcome is unknown), so does everything queued, and a new attempt is
@@ -182,6 +206,7 @@ static void broken(struct pgc *c, const char *why)
 	}
 	drop_poll(c, c->conn);
 	c->conn = NULL;
+	uv_timer_stop(&c->deadline);
 	set_state(c, PGC_WAITING);
 	if (c->current) {
 		struct pgc_job *j = c->current;
@@ -195,17 +220,35 @@ static void broken(struct pgc *c, const char *why)
 		c->backoff_ms = BACKOFF_MAX_MS;
 }
 
+static void deadline_cb(uv_timer_t *t)
+{
+	struct pgc *c = t->data;
+	char why[96];
+
+	if (c->state != PGC_CONNECTING && c->state != PGC_BUSY)
+		return;
+	snprintf(why, sizeof(why), "no answer %s within %u ms",
+		 c->state == PGC_CONNECTING ? "to the connection attempt"
+					    : "to a query",
+		 c->timeout_ms);
+	broken(c, why);
+}
+
 static void start_connect(struct pgc *c)
 {
+	const char *values[] = {"1",	 "10",	      "5", "3",
+				"20000", c->conninfo, NULL};
+
 	if (c->state == PGC_CLOSED)
 		return;
-	c->conn = PQconnectStart(c->conninfo);
+	c->conn = PQconnectStartParams(tcp_keys, values, 1);
 	if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD) {
 		broken(c, NULL);
 		return;
 	}
 	PQsetnonblocking(c->conn, 1);
 	set_state(c, PGC_CONNECTING);
+	arm_deadline(c);
 	/* libpq asks to wait for writability first after PQconnectStart. */
 	if (watch(c, UV_WRITABLE) < 0)
 		broken(c, "cannot watch the database socket");
@@ -228,6 +271,7 @@ static void connect_step(struct pgc *c)
 			return;
 		}
 		log_info("database %s: connected", c->name);
+		uv_timer_stop(&c->deadline);
 		c->backoff_ms = BACKOFF_MIN_MS;
 		set_state(c, PGC_IDLE);
 		run_next(c);
@@ -260,6 +304,7 @@ static void run_next(struct pgc *c)
 	c->queued--;
 	c->current = j;
 	set_state(c, PGC_BUSY);
+	arm_deadline(c);
 	if (!PQsendQueryParams(c->conn, j->sql, j->nparams, NULL,
 			       (const char *const *)j->params, NULL, NULL, 0)) {
 		broken(c, NULL);
@@ -306,6 +351,7 @@ static void read_results(struct pgc *c)
 		PGresult *r = c->result;
 		c->current = NULL;
 		c->result = NULL;
+		uv_timer_stop(&c->deadline);
 		set_state(c, PGC_IDLE);
 		if (r)
 			job_finish(j, r, NULL);
@@ -356,7 +402,8 @@ static void timer_closed_cb(uv_handle_t *h)
 }
 
 struct pgc *pgc_new(uv_loop_t *loop, const char *conninfo, const char *name,
-		    size_t max_queue, pgc_state_cb state_cb, void *arg)
+		    size_t max_queue, unsigned timeout_ms,
+		    pgc_state_cb state_cb, void *arg)
 {
 	struct pgc *c = calloc(1, sizeof(*c));
 
@@ -373,13 +420,16 @@ struct pgc *pgc_new(uv_loop_t *loop, const char *conninfo, const char *name,
 	}
 	c->sock = -1;
 	c->max_queue = max_queue;
+	c->timeout_ms = timeout_ms;
 	c->state = PGC_WAITING;
 	c->state_cb = state_cb;
 	c->state_arg = arg;
 	c->backoff_ms = BACKOFF_MIN_MS;
 	uv_timer_init(loop, &c->timer);
 	c->timer.data = c;
-	c->open_handles = 1;
+	uv_timer_init(loop, &c->deadline);
+	c->deadline.data = c;
+	c->open_handles = 2;
 	start_connect(c);
 	return c;
 }
@@ -457,4 +507,6 @@ void pgc_close(struct pgc *c)
 	c->conn = NULL;
 	uv_timer_stop(&c->timer);
 	uv_close((uv_handle_t *)&c->timer, timer_closed_cb);
+	uv_timer_stop(&c->deadline);
+	uv_close((uv_handle_t *)&c->deadline, timer_closed_cb);
 }

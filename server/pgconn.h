@@ -6,6 +6,12 @@
  * uv_poll of libpq's socket) and reconnects with backoff when it is lost.
  * Queries wait in a FIFO and run one at a time; each gets exactly one
  * callback.  The queue is bounded: pgc_query refuses work past max_queue.
+ *
+ * A peer that stops answering is a lost connection too: a connection
+ * attempt or a query unanswered for timeout_ms fails like a dropped socket
+ * (a network cut seen from this side, or a database stalled), and over TCP
+ * keepalives and a user timeout find a silent network within about 20 s
+ * unless the connection string sets its own.
  */
 #ifndef KENDALI_PGCONN_H
 #define KENDALI_PGCONN_H
@@ -45,7 +51,8 @@ typedef void (*pgc_state_cb)(void *arg, enum pgc_state state);
  * Returns NULL when out of memory.
  */
 struct pgc *pgc_new(uv_loop_t *loop, const char *conninfo, const char *name,
-		    size_t max_queue, pgc_state_cb state_cb, void *arg);
+		    size_t max_queue, unsigned timeout_ms,
+		    pgc_state_cb state_cb, void *arg);
 
 /*
  * Queues a query with text parameters (copied; NULL entries are SQL NULLs).

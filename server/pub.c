@@ -218,11 +218,10 @@ static json_t *with_database(const struct pub *p, json_t *body)
 
 void pub_state(struct pub *p, json_t *kpis, json_t *changed, const char *at)
 {
-	struct msg *snap =
-	    msg_new(with_database(p, json_pack("{s:s, s:s, s:O}", "type",
-					       "snapshot", "at", at, "kpis",
-					       kpis)),
-		    WS_TOPIC_ALL);
+	struct msg *snap = msg_new(
+	    with_database(p, json_pack("{s:s, s:s, s:O}", "type", "snapshot",
+				       "at", at, "kpis", kpis)),
+	    WS_TOPIC_ALL);
 	struct msg *delta = NULL;
 
 	if (json_object_size(changed) > 0)
@@ -244,8 +243,8 @@ void pub_database(struct pub *p, bool up, const char *since, const char *at)
 
 	p->db_down = !up;
 	snprintf(p->down_since, sizeof(p->down_since), "%s", up ? "" : since);
-	m = msg_new(with_database(p, json_pack("{s:s, s:s}", "type", "status",
-					       "at", at)),
+	m = msg_new(with_database(
+			p, json_pack("{s:s, s:s}", "type", "status", "at", at)),
 		    WS_TOPIC_ALL);
 	if (!m)
 		return;

@@ -736,7 +736,7 @@ void store_audit(struct store *s, const char *actor, const char *action,
 
 struct store *store_new(uv_loop_t *loop, const char *conninfo,
 			const char *tenant, const struct store_sink *sink,
-			size_t max_pending_events)
+			size_t max_pending_events, unsigned timeout_ms)
 {
 	struct store *s = calloc(1, sizeof(*s));
 
@@ -746,7 +746,8 @@ struct store *store_new(uv_loop_t *loop, const char *conninfo,
 	s->sink = *sink;
 	s->max_pending_events = max_pending_events;
 	s->tenant = strdup(tenant);
-	s->conn = pgc_new(loop, conninfo, "writer", WRITER_QUEUE, NULL, NULL);
+	s->conn = pgc_new(loop, conninfo, "writer", WRITER_QUEUE, timeout_ms,
+			  NULL, NULL);
 	if (!s->tenant || !s->conn) {
 		free(s->tenant);
 		free(s);

@@ -46,7 +46,7 @@ struct store;
 
 struct store *store_new(uv_loop_t *loop, const char *conninfo,
 			const char *tenant, const struct store_sink *sink,
-			size_t max_pending_events);
+			size_t max_pending_events, unsigned timeout_ms);
 
 /*
  * Queues a request's events for the next group; the audit trail records

@@ -10,9 +10,12 @@ independent computation from what the database holds.
 This module runs its own PostgreSQL cluster, since it stops it.
 """
 
+import copy
 import http.client
 import json
 import random
+import select
+import socket
 import threading
 import time
 
@@ -126,6 +129,72 @@ class Poster(threading.Thread):
 
     def acked_between(self, t0, t1):
         return sum(1 for t in self.acked_at if t0 <= t < t1)
+
+
+class NetworkPath:
+    """A TCP path from the server to PostgreSQL's unix socket that the test
+    can cut the way a network fails: freeze() stops carrying bytes both
+    ways on every connection, old and new, without closing anything (no
+    reset, no FIN: packets simply go nowhere); thaw() carries them again
+    (connections frozen meanwhile are dropped, as their peers have long
+    given up on them)."""
+
+    def __init__(self, unix_path):
+        self.unix_path = str(unix_path)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.frozen = threading.Event()
+        self.closing = threading.Event()
+        self.pairs = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closing.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.unix_path)
+            pair = [client, upstream, self.frozen.is_set()]
+            with self.lock:
+                self.pairs.append(pair)
+            threading.Thread(target=self._relay, args=(pair,), daemon=True).start()
+
+    def _relay(self, pair):
+        a, b, _ = pair
+        try:
+            while not self.closing.is_set():
+                if self.frozen.is_set() or pair[2]:
+                    if not self.frozen.is_set():
+                        break           # born or caught frozen: dropped on thaw
+                    time.sleep(0.05)
+                    continue
+                ready, _, _ = select.select([a, b], [], [], 0.1)
+                if self.frozen.is_set():
+                    pair[2] = True
+                    continue
+                for s in ready:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    (b if s is a else a).sendall(data)
+        except OSError:
+            pass
+        finally:
+            a.close()
+            b.close()
+
+    def freeze(self):
+        self.frozen.set()
+
+    def thaw(self):
+        self.frozen.clear()
+
+    def close(self):
+        self.closing.set()
+        self.listener.close()
 
 
 def stored_ids(db):
@@ -316,3 +385,69 @@ def test_screens_told_while_database_down(srv, own_pg):
         for c in (ws, quiet, late):
             if c is not None:
                 c.close()
+
+
+def test_network_cut_under_load(own_pg, db, keys, work_dir):
+    """The network between the server and PostgreSQL goes silent under load
+    (nothing closed, nothing answered) and comes back: the statement in
+    flight and the connection attempts meanwhile give up after --db-timeout,
+    posts are refused with 503, /readyz and the screens say so, and once the
+    path is back the server resumes by itself and loses nothing."""
+    path = NetworkPath(own_pg.sock / f".s.PGSQL.{own_pg.port}")
+    via = copy.copy(db)
+    via.url = f"postgresql://postgres@127.0.0.1:{path.port}/{db.name}"
+    s = Server(via, work_dir / "logs", ["--rate-limit", "0", "--db-timeout", "2"],
+               name=f"cut-{db.name}")
+    s.start()
+    posters = [Poster(s.port, "call", keys["call"], "nc"),
+               Poster(s.port, "report", keys["report"], "nr")]
+    ws = None
+    try:
+        ws = WsClient(s.ws_url).start()
+        for p in posters:
+            p.start()
+        time.sleep(PHASE_S)
+        cut = time.monotonic()
+        path.freeze()
+        # The writer's statement or next attempt times out after 2 s.
+        deadline = time.monotonic() + 15
+        while readyz(s.port) != 503:
+            assert time.monotonic() < deadline, "/readyz still ready 15 s after the network went silent"
+            time.sleep(0.2)
+        noticed = time.monotonic() - cut
+        assert ws.wait(lambda: ws.database == "down", 10), "screens not told the data is stale"
+        time.sleep(1.0)
+        refused_during = sum(len(p.refused) for p in posters)
+        path.thaw()
+        back = time.monotonic()
+        s.wait_ready(timeout=30)
+        ready_after = time.monotonic() - back
+        assert ws.wait(lambda: ws.database == "up", 10), "screens not told the data is current again"
+        time.sleep(PHASE_S)
+    finally:
+        for p in posters:
+            p.stop.set()
+        for p in posters:
+            p.join(30)
+        if ws is not None:
+            ws.close()
+        path.thaw()
+    try:
+        print(f"\nnetwork cut: noticed after {noticed:.1f} s, ready {ready_after:.1f} s after "
+              f"the path came back; {sum(len(p.acked) for p in posters)} acknowledged, "
+              f"{refused_during} refused while cut")
+        for p in posters:
+            assert not p.bad, f"{p.etype}: answers other than 202/503: {p.bad[:5]}"
+            assert p.retry_after_missing == 0, f"{p.etype}: 503 without Retry-After"
+            assert p.acked_between(back, time.monotonic()) > 0, \
+                f"{p.etype}: nothing acknowledged after the network came back"
+        assert refused_during > 0, "nothing was refused while the network was cut"
+        stored = stored_ids(db)
+        acked = [i for p in posters for i in p.acked]
+        lost = [i for i in acked if i not in stored]
+        assert not lost, f"{len(lost)} acknowledged events are not in the database: {lost[:10]}"
+        twice = {i: n for i, n in stored.items() if n != 1}
+        assert not twice, f"events stored more than once: {list(twice.items())[:10]}"
+    finally:
+        s.close()
+        path.close()
