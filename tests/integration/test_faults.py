@@ -398,7 +398,15 @@ def test_network_cut_under_load(own_pg, db, keys, work_dir):
     via.url = f"postgresql://postgres@127.0.0.1:{path.port}/{db.name}"
     s = Server(via, work_dir / "logs", ["--rate-limit", "0", "--db-timeout", "2"],
                name=f"cut-{db.name}")
-    s.start()
+    try:
+        s.start()
+        network_cut(s, path, db, keys)
+    finally:
+        s.close()
+        path.close()
+
+
+def network_cut(s, path, db, keys):
     posters = [Poster(s.port, "call", keys["call"], "nc"),
                Poster(s.port, "report", keys["report"], "nr")]
     ws = None
@@ -432,22 +440,18 @@ def test_network_cut_under_load(own_pg, db, keys, work_dir):
         if ws is not None:
             ws.close()
         path.thaw()
-    try:
-        print(f"\nnetwork cut: noticed after {noticed:.1f} s, ready {ready_after:.1f} s after "
-              f"the path came back; {sum(len(p.acked) for p in posters)} acknowledged, "
-              f"{refused_during} refused while cut")
-        for p in posters:
-            assert not p.bad, f"{p.etype}: answers other than 202/503: {p.bad[:5]}"
-            assert p.retry_after_missing == 0, f"{p.etype}: 503 without Retry-After"
-            assert p.acked_between(back, time.monotonic()) > 0, \
-                f"{p.etype}: nothing acknowledged after the network came back"
-        assert refused_during > 0, "nothing was refused while the network was cut"
-        stored = stored_ids(db)
-        acked = [i for p in posters for i in p.acked]
-        lost = [i for i in acked if i not in stored]
-        assert not lost, f"{len(lost)} acknowledged events are not in the database: {lost[:10]}"
-        twice = {i: n for i, n in stored.items() if n != 1}
-        assert not twice, f"events stored more than once: {list(twice.items())[:10]}"
-    finally:
-        s.close()
-        path.close()
+    print(f"\nnetwork cut: noticed after {noticed:.1f} s, ready {ready_after:.1f} s after "
+          f"the path came back; {sum(len(p.acked) for p in posters)} acknowledged, "
+          f"{refused_during} refused while cut")
+    for p in posters:
+        assert not p.bad, f"{p.etype}: answers other than 202/503: {p.bad[:5]}"
+        assert p.retry_after_missing == 0, f"{p.etype}: 503 without Retry-After"
+        assert p.acked_between(back, time.monotonic()) > 0, \
+            f"{p.etype}: nothing acknowledged after the network came back"
+    assert refused_during > 0, "nothing was refused while the network was cut"
+    stored = stored_ids(db)
+    acked = [i for p in posters for i in p.acked]
+    lost = [i for i in acked if i not in stored]
+    assert not lost, f"{len(lost)} acknowledged events are not in the database: {lost[:10]}"
+    twice = {i: n for i, n in stored.items() if n != 1}
+    assert not twice, f"events stored more than once: {list(twice.items())[:10]}"
