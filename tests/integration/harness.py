@@ -443,11 +443,13 @@ class Server:
     READY_TIMEOUT = 15.0
 
     def __init__(self, database, log_dir, extra_args=(), name="kendali", anonymous=True,
-                 listen_host="127.0.0.1"):
+                 listen_host="127.0.0.1", env=None):
         """anonymous: pass --anonymous-loopback (reads without a credential
         from 127.0.0.0/8), as every test written before docs/security.md's
         "Screens and people" expects.  listen_host: the address to listen on
-        (the harness always reaches the server on 127.0.0.1)."""
+        (the harness always reaches the server on 127.0.0.1).  env: extra
+        environment variables of the server process (e.g. LD_PRELOAD), on
+        top of the test's own environment."""
         self.binary = require_binary()
         self.database = database
         self.anonymous = anonymous
@@ -457,6 +459,7 @@ class Server:
         self.log_dir = log_dir_override() or Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
+        self.env = dict(env or {})
         self.proc = None
         self.starts = 0
 
@@ -491,7 +494,7 @@ class Server:
             self.proc = subprocess.Popen(
                 [str(self.binary), "serve", "--listen", f"{self.listen_host}:{self.port}", *self.extra_args],
                 stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                env=sanitized_env(DATABASE_URL=self.database.url))
+                env=sanitized_env(DATABASE_URL=self.database.url, **self.env))
         if self not in LIVE_SERVERS:
             LIVE_SERVERS.append(self)
         self.wait_ready()
