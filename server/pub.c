@@ -43,7 +43,8 @@ struct sess {
 	int errors;
 	char *error; /* a reply to send before anything else */
 	struct buf rx;
-	int64_t last_write_us;
+	int64_t last_write_us; /* last writable turn: it takes messages */
+	int64_t last_sent_us;  /* last message sent: heartbeats count from it */
 	int64_t rx_window_us;
 	int rx_count;
 };
@@ -194,7 +195,7 @@ void pub_tick(struct pub *p)
 			lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
 					LWS_TO_KILL_ASYNC);
 		} else if (!behind && !s->need_heartbeat &&
-			   now - s->last_write_us >= PUB_HEARTBEAT_US) {
+			   now - s->last_sent_us >= PUB_HEARTBEAT_US) {
 			/* A screen subscribed to quiet topics still hears
 			 * that the link is alive. */
 			s->need_heartbeat = true;
@@ -339,7 +340,7 @@ static int send_text(struct pub *p, struct sess *s, const char *text)
 		return -1;
 	s->seq++;
 	s->need_heartbeat = false;
-	s->last_write_us = mono_us();
+	s->last_write_us = s->last_sent_us = mono_us();
 	p->sent++;
 	return 0;
 }
@@ -503,7 +504,7 @@ int pub_ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		s->wsi = wsi;
 		s->mask = WS_TOPIC_ALL;
 		s->need_snapshot = true;
-		s->last_write_us = mono_us();
+		s->last_write_us = s->last_sent_us = mono_us();
 		s->next = p->sessions;
 		if (p->sessions)
 			p->sessions->prev = s;
