@@ -21,7 +21,12 @@ static int exec_ok(PGconn *conn, const char *sql, char *err, size_t errlen)
 	return ok ? 0 : -1;
 }
 
-static int applied(PGconn *conn, int version)
+/*
+ * 1 when the migration is recorded, 0 when not, -1 when that cannot be
+ * known (say the role may not read schema_migrations, as after a restore
+ * that left the tables to another owner): never guess "not applied".
+ */
+static int applied(PGconn *conn, int version, char *err, size_t errlen)
 {
 	char v[16];
 	const char *params[1] = {v};
@@ -32,7 +37,15 @@ static int applied(PGconn *conn, int version)
 	r = PQexecParams(conn,
 			 "SELECT 1 FROM schema_migrations WHERE version = $1",
 			 1, NULL, params, NULL, NULL, 0);
-	found = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen,
+			 "cannot read schema_migrations: %s(does this role "
+			 "own the database's tables?)",
+			 PQresultErrorMessage(r));
+		found = -1;
+	} else {
+		found = PQntuples(r) > 0;
+	}
 	PQclear(r);
 	return found;
 }
@@ -86,7 +99,13 @@ int migrate_run(PGconn *conn, char *err, size_t errlen)
 	for (int i = 0; i < migrations_count; i++) {
 		const struct migration *m = &migrations[i];
 
-		if (applied(conn, m->version))
+		int done = applied(conn, m->version, err, errlen);
+
+		if (done < 0) {
+			n = -1;
+			break;
+		}
+		if (done)
 			continue;
 		if (apply_one(conn, m, err, errlen) < 0) {
 			char why[512];

@@ -4,6 +4,7 @@ created, listed (without secrets) and revoked, the server answers its
 health endpoints and stops cleanly on SIGTERM.
 """
 
+import copy
 import re
 
 from harness import KEY_RE, create_key, kendali_cli, key_id
@@ -27,6 +28,32 @@ def test_migrate_is_idempotent(fresh_database, kendali_bin):
     assert any(t == "events" for t, _, _ in first), "migrate creates the events table"
     kendali_cli(fresh_database, "migrate")
     assert tables(fresh_database) == first
+
+
+def test_migrate_refuses_tables_it_cannot_read(fresh_database, kendali_bin):
+    """Tables left to another owner (a restore done as the superuser) make
+    migrate stop with the reason, not try to create them again."""
+    kendali_cli(fresh_database, "migrate")
+    role = f"outsider_{fresh_database.name}"
+    conn = fresh_database.connect()
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE ROLE {role} LOGIN")
+            cur.execute(f"GRANT CREATE, USAGE ON SCHEMA public TO {role}")
+        before = tables(fresh_database)
+        outsider = copy.copy(fresh_database)
+        outsider.url = fresh_database.url.replace("postgres@", f"{role}@", 1)
+        cp = kendali_cli(outsider, "migrate", check=False)
+        assert cp.returncode != 0
+        assert "cannot read schema_migrations" in cp.stderr and "permission denied" in cp.stderr, cp.stderr
+        assert "already exists" not in cp.stderr, cp.stderr
+        assert tables(fresh_database) == before
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"REVOKE ALL ON SCHEMA public FROM {role}")
+            cur.execute(f"DROP ROLE {role}")
+        conn.close()
 
 
 def test_keys_create_list_revoke(fresh_database, kendali_bin):
