@@ -282,14 +282,17 @@ class Database:
     def connect(self):
         return self.cluster.connect(self.name)
 
-    def scalar(self, sql, params=None):
+    def rows(self, sql, params=None):
         conn = self.connect()
         try:
             with conn.cursor() as cur:
                 cur.execute(sql, params)
-                return cur.fetchone()[0]
+                return cur.fetchall()
         finally:
             conn.close()
+
+    def scalar(self, sql, params=None):
+        return self.rows(sql, params)[0][0]
 
     def count_events(self):
         return self.scalar("SELECT count(*) FROM events")

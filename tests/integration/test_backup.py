@@ -119,16 +119,6 @@ def role_database(cluster, name, role):
     return db
 
 
-def rows(db, sql, params=None):
-    conn = db.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
 def wait_for(fn, timeout, what):
     deadline = time.monotonic() + timeout
     while True:
@@ -311,7 +301,7 @@ def world(own_pg, work_dir, kendali_bin):
     w.cookie, _ = login(w.srv_a, OPERATOR, w.password)
     want = {(a["kind"], a["sensor_id"]) for a in w.expected(w.base, utcnow())["alerts.active"]}
     assert ("level", ACKED_GAUGE) in want, want
-    wait_for(lambda: {(k, s) for k, s in rows(w.a, "SELECT kind, sensor_id FROM alerts"
+    wait_for(lambda: {(k, s) for k, s in w.a.rows("SELECT kind, sensor_id FROM alerts"
                                                    " WHERE cleared_at IS NULL")} == want,
              15, f"the active alerts {sorted(want)} stored")
     alert = next(a for a in w.read_a.alerts() if a["sensor_id"] == ACKED_GAUGE and a["kind"] == "level")
@@ -319,7 +309,7 @@ def world(own_pg, work_dir, kendali_bin):
     r = op.post(f"/api/v1/alerts/{alert['id']}/ack", {"note": "Tim BPBD menuju lokasi"})
     op.close()
     assert r.status == 200 and r.json["acked_by"] == OPERATOR, r
-    wait_for(lambda: rows(w.a, "SELECT acked_by FROM alerts WHERE id = %s", (alert["id"],)) == [(OPERATOR,)],
+    wait_for(lambda: w.a.rows("SELECT acked_by FROM alerts WHERE id = %s", (alert["id"],)) == [(OPERATOR,)],
              10, "the acknowledgement stored")
     converge(get_kpis(w.read_a), lambda at: w.expected(w.base, at), "the original's KPIs")
     w.alerts_a = w.read_a.alerts()
@@ -354,8 +344,8 @@ def world(own_pg, work_dir, kendali_bin):
     pg_tool(own_pg, "pg_restore", "--no-owner", "--no-privileges", "--single-transaction",
             "--exit-on-error", "-d", w.b.url, w.dump)
     w.migrate_out = migrate_applied_nothing(w.b)
-    w.restored_ids = {(t, e) for t, e in rows(w.b, "SELECT type, event_id FROM events")}
-    w.restored_max = {t: rows(w.b, f"SELECT coalesce(max(id), 0) FROM {t}")[0][0]
+    w.restored_ids = {(t, e) for t, e in w.b.rows("SELECT type, event_id FROM events")}
+    w.restored_max = {t: w.b.rows(f"SELECT coalesce(max(id), 0) FROM {t}")[0][0]
                       for t in ("alerts", "audit")}
     w.srv_b = Server(w.b, work_dir / "logs", name="backup-restored", anonymous=False).start()
     w.read_b = w.srv_b.http(key=w.token)
@@ -400,12 +390,12 @@ def test_online_backup_refuses_nothing_and_holds_whole_requests(world):
 
 def test_restore_brings_the_schema_version(world):
     versions = "SELECT version FROM schema_migrations ORDER BY version"
-    assert rows(world.b, versions) == rows(world.a, versions)
-    assert world.migrate_out.rstrip().endswith(f"schema at version {rows(world.a, versions)[-1][0]}.")
+    assert world.b.rows(versions) == world.a.rows(versions)
+    assert world.migrate_out.rstrip().endswith(f"schema at version {world.a.rows(versions)[-1][0]}.")
 
 
 def test_restored_objects_belong_to_the_restoring_role(world):
-    owners = rows(world.b, "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c"
+    owners = world.b.rows("SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c"
                            " JOIN pg_namespace n ON n.oid = c.relnamespace"
                            " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S')"
                            " UNION ALL SELECT p.proname, pg_get_userbyid(p.proowner) FROM pg_proc p"
@@ -414,7 +404,7 @@ def test_restored_objects_belong_to_the_restoring_role(world):
     assert {"events", "alerts_id_seq", "audit_id_seq", "schema_migrations", "kd_keys_changed"} <= names
     wrong = sorted(f"{name}: {owner}" for name, owner in owners if owner != RESTORE_ROLE)
     assert not wrong, f"objects not owned by {RESTORE_ROLE}: {wrong}"
-    triggers = {t for (t,) in rows(world.b, "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")}
+    triggers = {t for (t,) in world.b.rows("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")}
     assert triggers == {"api_keys_notify", "screen_tokens_notify", "users_notify", "sessions_notify"}
 
 
@@ -512,13 +502,13 @@ def test_triggers_and_sequences_work_after_the_restore(world):
         kendali_cli(world.b, "key", "revoke", key_id(key))
         wait_for(lambda: client.post_events([old_call], key=key).status == 401, 3,
                  "a key revoked on the restored database refused")
-        assert rows(world.b, "SELECT min(id) FROM audit WHERE id > %s",
+        assert world.b.rows("SELECT min(id) FROM audit WHERE id > %s",
                     (world.restored_max["audit"],))[0][0] is not None, "no audit row since the restore"
         thresholds = world.ds.sensors[SPARE_GAUGE]["thresholds"]
         r = client.post_events([ev_reading(SPARE_GAUGE, thresholds["awas"] + 10, at=ago(seconds=5))],
                                key=world.keys["sensors"])
         assert r.status == 202 and counts(r) == (1, 0), r
-        new = wait_for(lambda: rows(world.b, "SELECT id FROM alerts WHERE sensor_id = %s"
+        new = wait_for(lambda: world.b.rows("SELECT id FROM alerts WHERE sensor_id = %s"
                                              " AND cleared_at IS NULL", (SPARE_GAUGE,)),
                        10, "an alert raised on the restored server stored")
         assert new[0][0] > world.restored_max["alerts"], (new, world.restored_max)
@@ -600,7 +590,7 @@ def test_point_in_time_recovery(work_dir, kendali_bin):
         migrate_applied_nothing(db)
         srv.start()
         client = srv.http(key=key)
-        held = {e for (e,) in rows(db, "SELECT event_id FROM events")}
+        held = {e for (e,) in db.rows("SELECT event_id FROM events")}
         assert held == {e["id"] for e in first + second}, \
             f"recovered {len(held)} events, expected the {len(first) + len(second)} posted before the target"
         reader = srv.http()

@@ -18,8 +18,6 @@ whose clocks are off are judged by the server's clock alone.
 """
 
 import glob
-import http.client
-import json
 import os
 import random
 import re
@@ -30,7 +28,7 @@ from datetime import timedelta
 import pytest
 
 import reference
-from harness import (UTC, Resp, Server, WsClient, assert_problem, compare_kpis, create_key, fmt_time,
+from harness import (UTC, Http, Server, WsClient, assert_problem, compare_kpis, create_key, fmt_time,
                      kendali_cli, near_wib_midnight, parse_time, utcnow, wib_midnight)
 
 LEAD_S = 15             # the fake clock starts this long before midnight
@@ -346,31 +344,21 @@ class SkewedPoster(threading.Thread):
         return events, bad
 
     def run(self):
-        conn = None
+        http = Http("127.0.0.1", self.port, key=self.key, timeout=15)
         try:
             while not self.stop.is_set():
                 events, bad = self.batch()
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
-                conn.request("POST", "/api/v1/events", body=json.dumps(events),
-                             headers={"Authorization": f"Bearer {self.key}",
-                                      "Content-Type": "application/json"})
-                r = conn.getresponse()
-                data = r.read()
-                if r.will_close:
-                    conn.close()
-                    conn = None
+                r = http.post_events(events)
                 if r.status == 202 and bad is None:
                     self.acked.extend(events)
                 elif r.status == 422 and bad is not None:
-                    self.refused.append((events, bad, r, data))
+                    self.refused.append((events, bad, r))
                 else:
-                    self.bad.append((r.status, bad, data[:300]))
+                    self.bad.append((r.status, bad, r.raw[:300]))
         except Exception as e:  # recorded for the test to see
             self.bad.append(("exception", None, repr(e)))
         finally:
-            if conn is not None:
-                conn.close()
+            http.close()
 
 
 def test_skewed_client_clocks_under_load(fresh_database, make_server):
@@ -402,12 +390,12 @@ def test_skewed_client_clocks_under_load(fresh_database, make_server):
                 assert not p.acked and p.refused, f"poster {p.tag} ({p.skew})"
         mixed = [x for p in posters if p.skew in ACCEPTED_SKEWS for x in p.refused]
         assert mixed, "no batch mixed a bad event among good ones"
-        for events, bad, r, data in [x for p in posters for x in p.refused]:
-            assert_problem(Resp(r.status, r.headers, data), 422, "invalid_event", index=bad,
+        for events, bad, r in [x for p in posters for x in p.refused]:
+            assert_problem(r, 422, "invalid_event", index=bad,
                            field="occurred_at")
 
         acked = [e for p in posters for e in p.acked]
-        refused = [e for p in posters for events, _, _, _ in p.refused for e in events]
+        refused = [e for p in posters for events, _, _ in p.refused for e in events]
         with db.connect() as c, c.cursor() as cur:
             cur.execute("SELECT event_id, count(*) FROM events GROUP BY event_id")
             stored = dict(cur.fetchall())

@@ -12,7 +12,6 @@ This module runs its own PostgreSQL cluster, since it stops it.
 
 import copy
 import http.client
-import json
 import random
 import select
 import socket
@@ -22,7 +21,7 @@ import time
 import pytest
 
 import reference
-from harness import (PgCluster, Server, WsClient, ago, compare_kpis, create_key, kendali_cli,
+from harness import (Http, PgCluster, Server, WsClient, ago, create_key, kendali_cli,
                      near_wib_midnight, parse_time, utcnow)
 
 PHASE_S = 1.5          # load between faults
@@ -90,28 +89,17 @@ class Poster(threading.Thread):
         return {"id": eid, "type": self.etype, "occurred_at": at, self.etype: body}
 
     def run(self):
-        conn = None
+        http = Http("127.0.0.1", self.port, key=self.key, timeout=15)
         while not self.stop.is_set():
             events = [self.event() for _ in range(self.rng.randrange(1, 21))]
             ids = [e["id"] for e in events]
             try:
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
-                conn.request("POST", "/api/v1/events", body=json.dumps(events),
-                             headers={"Authorization": f"Bearer {self.key}",
-                                      "Content-Type": "application/json"})
-                r = conn.getresponse()
-                data = r.read()
-                if r.will_close:
-                    conn.close()
-                    conn = None
+                r = http.post_events(events)
             except OSError:
                 # The server was killed, or refused while down: unknown
                 # outcome, like any client whose connection is cut.
                 self.cut.extend(ids)
-                if conn is not None:
-                    conn.close()
-                conn = None
+                http.close()
                 time.sleep(0.05)
                 continue
             if r.status == 202:
@@ -119,13 +107,12 @@ class Poster(threading.Thread):
                 self.acked_at.append(time.monotonic())
             elif r.status == 503:
                 self.refused.extend(ids)
-                if not r.getheader("Retry-After"):
+                if not r.headers.get("Retry-After"):
                     self.retry_after_missing += 1
                 time.sleep(0.05)
             else:
-                self.bad.append((r.status, data[:300]))
-        if conn is not None:
-            conn.close()
+                self.bad.append((r.status, r.raw[:300]))
+        http.close()
 
     def acked_between(self, t0, t1):
         return sum(1 for t in self.acked_at if t0 <= t < t1)
@@ -195,6 +182,28 @@ class NetworkPath:
     def close(self):
         self.closing.set()
         self.listener.close()
+
+
+def stop_posters(posters):
+    for p in posters:
+        p.stop.set()
+    for p in posters:
+        p.join(30)
+
+
+def check_posters(posters, db):
+    """Every answer was a 202 or a 503 with Retry-After, and every
+    acknowledged event is stored exactly once.  Returns what is stored."""
+    for p in posters:
+        assert not p.bad, f"{p.etype}: answers other than 202/503: {p.bad[:5]}"
+        assert p.retry_after_missing == 0, f"{p.etype}: 503 without Retry-After"
+    stored = stored_ids(db)
+    acked = [i for p in posters for i in p.acked]
+    lost = [i for i in acked if i not in stored]
+    assert not lost, f"{len(lost)} acknowledged events are not in the database: {lost[:10]}"
+    twice = {i: n for i, n in stored.items() if n != 1}
+    assert not twice, f"events stored more than once: {list(twice.items())[:10]}"
+    return stored
 
 
 def stored_ids(db):
@@ -281,15 +290,11 @@ def test_faults_under_load(srv, keys, db, own_pg):
         marks["restarted"] = time.monotonic()
         time.sleep(PHASE_S)
     finally:
-        for p in posters:
-            p.stop.set()
-        for p in posters:
-            p.join(30)
+        stop_posters(posters)
     end = time.monotonic()
 
+    stored = check_posters(posters, db)
     for p in posters:
-        assert not p.bad, f"{p.etype}: answers other than 202/503: {p.bad[:5]}"
-        assert p.retry_after_missing == 0, f"{p.etype}: 503 without Retry-After"
         # The server resumed by itself after each database fault.
         assert p.acked_between(marks["terminated"], marks["pg_stop"]) > 0, \
             f"{p.etype}: nothing acknowledged after the connections were killed"
@@ -298,16 +303,11 @@ def test_faults_under_load(srv, keys, db, own_pg):
         assert p.acked_between(marks["restarted"], end) > 0, \
             f"{p.etype}: nothing acknowledged after the server restarted"
 
-    stored = stored_ids(db)
     acked = [i for p in posters for i in p.acked]
     print(f"\nfaults under load: {len(acked)} events acknowledged, "
           f"{sum(len(p.refused) for p in posters)} refused (503), "
           f"{sum(len(p.cut) for p in posters)} cut, {len(stored)} stored")
     assert len(acked) > 100, f"too little load to mean anything: {len(acked)} acknowledged"
-    lost = [i for i in acked if i not in stored]
-    assert not lost, f"{len(lost)} acknowledged events are not in the database: {lost[:10]}"
-    twice = {i: n for i, n in stored.items() if n != 1}
-    assert not twice, f"events stored more than once: {list(twice.items())[:10]}"
     # A refused request stored nothing, except one whose commit was under
     # way when its connection died (the outcome a client must retry).
     refused = [i for p in posters for i in p.refused]
@@ -433,25 +433,15 @@ def network_cut(s, path, db, keys):
         assert ws.wait(lambda: ws.database == "up", 10), "screens not told the data is current again"
         time.sleep(PHASE_S)
     finally:
-        for p in posters:
-            p.stop.set()
-        for p in posters:
-            p.join(30)
+        stop_posters(posters)
         if ws is not None:
             ws.close()
         path.thaw()
     print(f"\nnetwork cut: noticed after {noticed:.1f} s, ready {ready_after:.1f} s after "
           f"the path came back; {sum(len(p.acked) for p in posters)} acknowledged, "
           f"{refused_during} refused while cut")
+    check_posters(posters, db)
     for p in posters:
-        assert not p.bad, f"{p.etype}: answers other than 202/503: {p.bad[:5]}"
-        assert p.retry_after_missing == 0, f"{p.etype}: 503 without Retry-After"
         assert p.acked_between(back, time.monotonic()) > 0, \
             f"{p.etype}: nothing acknowledged after the network came back"
     assert refused_during > 0, "nothing was refused while the network was cut"
-    stored = stored_ids(db)
-    acked = [i for p in posters for i in p.acked]
-    lost = [i for i in acked if i not in stored]
-    assert not lost, f"{len(lost)} acknowledged events are not in the database: {lost[:10]}"
-    twice = {i: n for i, n in stored.items() if n != 1}
-    assert not twice, f"events stored more than once: {list(twice.items())[:10]}"

@@ -84,24 +84,14 @@ def wait_until(fn, timeout, what):
         time.sleep(0.05)
 
 
-def query(database, sql, params=None):
-    conn = database.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
 def audit_since(database, last_id, peer=None):
-    rows = query(database, "SELECT id, actor, action, detail, peer FROM audit WHERE id > %s ORDER BY id",
+    rows = database.rows("SELECT id, actor, action, detail, peer FROM audit WHERE id > %s ORDER BY id",
                  (last_id,))
     return [r for r in rows if peer is None or r[4] == peer]
 
 
 def audit_max_id(database):
-    return query(database, "SELECT coalesce(max(id), 0) FROM audit")[0][0]
+    return database.rows("SELECT coalesce(max(id), 0) FROM audit")[0][0]
 
 
 def wait_audit(database, last_id, pred, what, peer=None, timeout=3.0):
@@ -679,7 +669,7 @@ def _decode_any(text):
 
 
 def test_passwords_are_scrypt_hashes(world):
-    rows = dict(query(world.db, "SELECT username, password_hash FROM users"))
+    rows = dict(world.db.rows("SELECT username, password_hash FROM users"))
     salts = set()
     for role, (name, pw) in world.users.items():
         h = rows[name]
@@ -705,20 +695,20 @@ def test_passwords_are_scrypt_hashes(world):
 
 def test_token_and_session_secrets_are_not_stored(world):
     for table in ("screen_tokens", "sessions", "users"):
-        dump = "\n".join(r[0] for r in query(world.db, f"SELECT row_to_json(t)::text FROM {table} t"))
+        dump = "\n".join(r[0] for r in world.db.rows(f"SELECT row_to_json(t)::text FROM {table} t"))
         for role in ROLES:
             token, cookie = world.tokens[role], world.cookies[role]
             for secret in (token, secret_of(token), cookie):
                 assert secret not in dump, f"a secret is stored in clear in {table}"
     for role in ROLES:
         token = world.tokens[role]
-        (digest,), = query(world.db, "SELECT secret_sha256 FROM screen_tokens WHERE name = %s",
+        (digest,), = world.db.rows("SELECT secret_sha256 FROM screen_tokens WHERE name = %s",
                            (f"screen-{role}",))
         digest = bytes(digest)
         assert digest in (hashlib.sha256(token.encode()).digest(),
                           hashlib.sha256(secret_of(token).encode()).digest()), \
             "screen_tokens.secret_sha256 is not the SHA-256 of the token's secret"
-    n = query(world.db, "SELECT count(*) FROM sessions WHERE octet_length(secret_sha256) = 32")[0][0]
+    n = world.db.rows("SELECT count(*) FROM sessions WHERE octet_length(secret_sha256) = 32")[0][0]
     assert n >= len(ROLES), "sessions keep the SHA-256 of their secret"
 
 
@@ -999,7 +989,7 @@ def test_cli_users(fresh_database, kendali_bin):
     assert "budi" in listing and "operator" in listing, listing
     assert "sari" not in listing, f"a refused user was created: {listing}"
     assert "scrypt" not in listing and "12345678" not in listing, f"`user list` prints a secret: {listing}"
-    roles = dict(query(fresh_database, "SELECT username, role FROM users"))
+    roles = dict(fresh_database.rows("SELECT username, role FROM users"))
     assert roles == {"budi": "operator"}, roles
     cp = kendali_cli(fresh_database, "user", "disable", "nobody", check=False)
     assert cp.returncode != 0, "disabling an unknown user is an error"
