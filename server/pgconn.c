@@ -23,6 +23,8 @@ static const char *const tcp_keys[] = {"keepalives",
 
 struct pgc_job {
 	struct pgc_job *next;
+	const char *name; /* of a prepared statement, or NULL */
+	bool preparing;	  /* the PREPARE is in flight, then the execution */
 	char *sql;
 	int nparams;
 	char **params;
@@ -56,6 +58,8 @@ struct pgc {
 	struct pgc_job *head, *tail, *current;
 	size_t queued, max_queue;
 	PGresult *result;
+	const char *prepared[PGC_PREPARED_MAX]; /* on this connection */
+	int nprepared;
 	pgc_state_cb state_cb;
 	void *state_arg;
 	pgc_notify_cb notify_cb;
@@ -206,6 +210,7 @@ static void broken(struct pgc *c, const char *why)
 	}
 	drop_poll(c, c->conn);
 	c->conn = NULL;
+	c->nprepared = 0;
 	uv_timer_stop(&c->deadline);
 	set_state(c, PGC_WAITING);
 	if (c->current) {
@@ -292,6 +297,31 @@ static void flush(struct pgc *c)
 		broken(c, "cannot watch the database socket");
 }
 
+static bool is_prepared(const struct pgc *c, const char *name)
+{
+	for (int i = 0; i < c->nprepared; i++)
+		if (strcmp(c->prepared[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Sends the current job: its PREPARE first when its name is new here. */
+static int send_job(struct pgc *c, struct pgc_job *j)
+{
+	if (!j->name ||
+	    (!is_prepared(c, j->name) && c->nprepared == PGC_PREPARED_MAX))
+		return PQsendQueryParams(c->conn, j->sql, j->nparams, NULL,
+					 (const char *const *)j->params, NULL,
+					 NULL, 0);
+	j->preparing = !is_prepared(c, j->name);
+	if (j->preparing)
+		return PQsendPrepare(c->conn, j->name, j->sql, j->nparams,
+				     NULL);
+	return PQsendQueryPrepared(c->conn, j->name, j->nparams,
+				   (const char *const *)j->params, NULL, NULL,
+				   0);
+}
+
 static void run_next(struct pgc *c)
 {
 	struct pgc_job *j = c->head;
@@ -305,12 +335,29 @@ static void run_next(struct pgc *c)
 	c->current = j;
 	set_state(c, PGC_BUSY);
 	arm_deadline(c);
-	if (!PQsendQueryParams(c->conn, j->sql, j->nparams, NULL,
-			       (const char *const *)j->params, NULL, NULL, 0)) {
+	if (!send_job(c, j)) {
 		broken(c, NULL);
 		return;
 	}
 	flush(c);
+}
+
+/*
+ * The PREPARE of the current job is done: on success the statement is
+ * known here and the job is sent again, to run; true then.
+ */
+static bool prepared(struct pgc *c, struct pgc_job *j, PGresult *r)
+{
+	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
+		return false;
+	PQclear(r);
+	c->prepared[c->nprepared++] = j->name;
+	arm_deadline(c);
+	if (!send_job(c, j))
+		broken(c, NULL);
+	else
+		flush(c);
+	return true;
 }
 
 static void notices(struct pgc *c)
@@ -349,8 +396,10 @@ static void read_results(struct pgc *c)
 		}
 		struct pgc_job *j = c->current;
 		PGresult *r = c->result;
-		c->current = NULL;
 		c->result = NULL;
+		if (j->preparing && prepared(c, j, r))
+			return;
+		c->current = NULL;
 		uv_timer_stop(&c->deadline);
 		set_state(c, PGC_IDLE);
 		if (r)
@@ -437,6 +486,13 @@ struct pgc *pgc_new(uv_loop_t *loop, const char *conninfo, const char *name,
 int pgc_query(struct pgc *c, const char *sql, int nparams,
 	      const char *const *params, pgc_result_cb cb, void *arg)
 {
+	return pgc_query_prepared(c, NULL, sql, nparams, params, cb, arg);
+}
+
+int pgc_query_prepared(struct pgc *c, const char *name, const char *sql,
+		       int nparams, const char *const *params, pgc_result_cb cb,
+		       void *arg)
+{
 	struct pgc_job *j;
 
 	if (c->state == PGC_WAITING || c->state == PGC_CLOSED ||
@@ -454,6 +510,7 @@ int pgc_query(struct pgc *c, const char *sql, int nparams,
 		if (params[i] && !(j->params[i] = strdup(params[i])))
 			goto fail;
 	}
+	j->name = name;
 	j->cb = cb;
 	j->arg = arg;
 	if (c->tail)

@@ -64,6 +64,17 @@ int pgc_query(struct pgc *c, const char *sql, int nparams,
     __attribute__((warn_unused_result));
 
 /*
+ * Like pgc_query, for a statement run often: it is prepared once on each
+ * connection under name (a string that outlives the connection, at most
+ * PGC_PREPARED_MAX of them), then executed by name, so that PostgreSQL
+ * parses and plans it once rather than at every call.
+ */
+#define PGC_PREPARED_MAX 8
+int pgc_query_prepared(struct pgc *c, const char *name, const char *sql,
+		       int nparams, const char *const *params, pgc_result_cb cb,
+		       void *arg) __attribute__((warn_unused_result));
+
+/*
  * Calls cb for every notification the connection receives; the owner
  * issues the LISTEN (again after each reconnection, seen in the state
  * callback).

@@ -472,8 +472,8 @@ static void flush(struct store *s)
 		oom |= req[c].oom;
 		params[NCOLS + 1 + c] = req[c].p;
 	}
-	if (oom || pgc_query(s->conn, INSERT_SQL, NCOLS + 4, params, group_cb,
-			     g) < 0) {
+	if (oom || pgc_query_prepared(s->conn, "kd_insert", INSERT_SQL,
+				      NCOLS + 4, params, group_cb, g) < 0) {
 		struct job *j, *next;
 		for (j = g->jobs; j; j = next) {
 			next = j->next;
