@@ -92,17 +92,18 @@ def server(request, database, keys, work_dir, kendali_bin):
 
 @pytest.fixture
 def make_server(work_dir, kendali_bin):
-    """make_server(database, *extra_args, anonymous=True) -> a started Server
-    (migrated).  anonymous=False starts it without --anonymous-loopback."""
+    """make_server(database, *extra_args, anonymous=True, env=None) -> a
+    started Server (migrated).  anonymous=False starts it without
+    --anonymous-loopback; env adds to its environment."""
     made = []
 
     def make(database, *extra_args, name=None, migrate=True, anonymous=True,
-             listen_host="127.0.0.1"):
+             listen_host="127.0.0.1", env=None):
         if migrate:
             kendali_cli(database, "migrate")
         srv = Server(database, work_dir / "logs", extra_args,
                      name=name or f"extra-{database.name}-{len(made)}",
-                     anonymous=anonymous, listen_host=listen_host)
+                     anonymous=anonymous, listen_host=listen_host, env=env)
         made.append(srv)
         return srv.start()
     yield make
