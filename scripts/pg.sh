@@ -11,7 +11,9 @@
 #   scripts/pg.sh url      print its DATABASE_URL
 #   scripts/pg.sh status   say whether it runs
 #
-# The port is PGPORT_KENDALI, else 55432.  Authentication is "trust": any
+# The port is PGPORT_KENDALI, else 55432.  KENDALI_PG_DIR puts the cluster
+# (data, sock, log) in another directory instead of .run/pg, e.g. one per
+# soak run (tests/soak/run.sh).  Authentication is "trust": any
 # local user who can reach the socket or 127.0.0.1 is superuser.  It is a
 # cluster for demos and development, not for production.
 #
@@ -22,7 +24,9 @@
 set -euo pipefail
 
 PG_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
-PG_DIR=$PG_ROOT/.run/pg
+PG_DIR=${KENDALI_PG_DIR:-$PG_ROOT/.run/pg}
+[[ $PG_DIR == /* ]] || PG_DIR=$PWD/$PG_DIR
+PG_PARENT=$(dirname "$PG_DIR") # made traversable for the cluster's owner
 PG_DATA=$PG_DIR/data
 PG_SOCK=$PG_DIR/sock
 PG_LOG=$PG_DIR/log
@@ -98,17 +102,19 @@ pg_ensure_os_user() {
 	fi
 }
 
-# Fails clearly when kendali-pg cannot reach the project directory.
+# Fails clearly when kendali-pg cannot reach the directory above the
+# cluster's parent (the project directory, for .run/pg).
 pg_check_traversal() {
-	local path=/ part
+	local path=/ part top
 	local -a parts
-	IFS=/ read -r -a parts <<<"${PG_ROOT#/}"
+	top=$(dirname "$PG_PARENT")
+	IFS=/ read -r -a parts <<<"${top#/}"
 	for part in "" "${parts[@]}"; do
 		[[ -n $part ]] && path=${path%/}/$part
 		if ! runuser -u "$PG_OS_USER" -- test -x "$path"; then
 			pg_die "user $PG_OS_USER cannot enter $path ($(stat -c '%A %U:%G' "$path")).
   PostgreSQL refuses to run as root, so the private cluster runs as $PG_OS_USER,
-  which must be able to traverse every directory down to $PG_ROOT.
+  which must be able to traverse every directory down to $top.
   Put the project where other users can reach it (e.g. under /srv or /opt),
   or point DATABASE_URL at a PostgreSQL of your own instead."
 		fi
@@ -132,7 +138,7 @@ pg_start() {
 		pg_ensure_os_user
 		pg_check_traversal
 		mkdir -p "$PG_DIR"
-		chmod a+x "$PG_ROOT/.run"
+		chmod a+x "$PG_PARENT"
 		if [[ $(stat -c %U "$PG_DIR") != "$PG_OS_USER" ]]; then
 			chown -R "$PG_OS_USER:" "$PG_DIR"
 		fi
