@@ -82,7 +82,8 @@ while (($#)); do
 	esac
 done
 
-if ! [[ $minutes =~ ^[0-9]+([.][0-9]+)?$ ]] || ! awk -v m="$minutes" 'BEGIN { exit !(m >= 1) }'; then
+if ! [[ $minutes =~ ^[0-9]+([.][0-9]+)?$ ]] ||
+	! awk -v m="$minutes" 'BEGIN { exit !(m >= 1) }'; then
 	die "--minutes $minutes: expected a number of minutes, at least 1"
 fi
 [[ $screens =~ ^[1-9][0-9]*$ ]] || die "--screens $screens: expected a positive integer"
@@ -230,7 +231,7 @@ EOF
 done
 ((ready)) || die "the server was not ready within 30 s (log: $out/kendali.log)"
 
-setsid "$PY" "$ROOT/tests/soak/soak.py" --url "$url" --minutes "$minutes" --out "$out" \
+PYTHONDONTWRITEBYTECODE=1 setsid "$PY" "$ROOT/tests/soak/soak.py" --url "$url" --minutes "$minutes" --out "$out" \
 	--server-pid "$server_pid" ${pg_pid:+--pg-pid "$pg_pid"} --screens "$screens" \
 	--stalled "$stalled" --scale "$scale" </dev/null &
 driver_pid=$!

@@ -50,7 +50,7 @@ import psycopg2  # noqa: E402
 import reference  # noqa: E402
 import websockets  # noqa: E402
 
-# --- the load, in events per second of wall-clock time, at --scale 1 ----------
+# --- the load, in events per second of wall-clock time, at --scale 1 ---------
 
 CALLS_PER_S = 1.4           # normal period: about 5,000 calls an hour
 REPORTS_PER_S = 0.3         # and about 1,100 citizen reports
@@ -103,7 +103,7 @@ def epoch_of(text):
     return datetime.datetime.fromisoformat(text).timestamp()
 
 
-# --- the city -------------------------------------------------------------------
+# --- the city ----------------------------------------------------------------
 
 def flood_gauges(data):
     return [g["id"] for g in data["gauges"] if g.get("river") in FLOOD_RIVERS
@@ -162,7 +162,7 @@ def make_sim(plan, data, seed, flood):
     return demofeed.Sim(data, plan.sim_args(flood), random.Random(seed), time.time())
 
 
-# --- what the posters were told ---------------------------------------------------
+# --- what the posters were told ----------------------------------------------
 
 class Acks:
     """Every answer, until the sampler takes it; every acknowledged event id;
@@ -248,7 +248,7 @@ class Poster:
             w.join(max(0.1, deadline - time.monotonic()))
 
 
-# --- screens -------------------------------------------------------------------------
+# --- screens -----------------------------------------------------------------
 
 class Reader:
     """One reading screen: its state (snapshot, then kpis merged), and the
@@ -439,7 +439,7 @@ class Screens:
                 sock.close()
 
 
-# --- the processes ----------------------------------------------------------------------
+# --- the processes -----------------------------------------------------------
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -503,7 +503,7 @@ def metrics(host, port):
     return out
 
 
-# --- the record ------------------------------------------------------------------------
+# --- the record --------------------------------------------------------------
 
 COLUMNS = ["elapsed_s", "phase", "events_per_s", "calls_per_s", "reports_per_s",
            "readings_per_s", "requests", "ack_p50_ms", "ack_p99_ms", "ack_max_ms",
@@ -645,7 +645,8 @@ class Sampler(threading.Thread):
         self.f.flush()
         if len(self.rows) % max(1, round(60 / self.plan.interval)) == 0 or final:
             log(f"{end / 60:5.1f} min {row['phase']:6}: {row['events_per_s']:5.1f} ev/s, "
-                f"ack p99 {fmt(row['ack_p99_ms'])} ms, screen p99 {fmt(row['screen_p99_ms'], 0)} ms, "
+                f"ack p99 {fmt(row['ack_p99_ms'])} ms, "
+                f"screen p99 {fmt(row['screen_p99_ms'], 0)} ms, "
                 f"RSS {fmt(row['rss_mib'])} MiB, {fmt(row['ws_clients'], 0)} screens, "
                 f"{row['gauges_siaga'] or 0} siaga / {row['gauges_awas'] or 0} awas, "
                 f"{errors} errors")
@@ -659,7 +660,7 @@ class Sampler(threading.Thread):
         return str(v)
 
 
-# --- the load ---------------------------------------------------------------------------
+# --- the load ----------------------------------------------------------------
 
 def run_load(plan, data, seed, posters, gauge_ids, stop, t0, sampler):
     """Hands every simulated event to its poster when it is due, until the
@@ -700,7 +701,7 @@ def run_load(plan, data, seed, posters, gauge_ids, stop, t0, sampler):
     sampler.end_load(min(time.monotonic() - t0, plan.duration))
 
 
-# --- the checks ---------------------------------------------------------------------------
+# --- the checks --------------------------------------------------------------
 
 def stored_events(conn):
     """The events of the database as reference.py reads them."""
@@ -868,7 +869,7 @@ def check_no_clients_left(args):
     return n == 0, f"kendali_ws_clients {fmt(n, 0)} after every screen closed"
 
 
-# --- the summary ----------------------------------------------------------------------------
+# --- the summary -------------------------------------------------------------
 
 def span_table(plan, rows):
     span = 300 if plan.duration >= 1200 else 60
@@ -889,7 +890,8 @@ def span_table(plan, rows):
         sa = f"{last['gauges_siaga'] or 0}/{last['gauges_awas'] or 0}"
         lines.append(
             f"{rs[0]['_start'] / 60:4.0f}-{last['elapsed_s'] / 60:<4.0f} {phases:12} "
-            f"{ev:6.1f} {fmt(pct(lat, .5)):>6}/{fmt(pct(lat, .99)):>6}/{fmt(lat[-1] if lat else None, 0):>6} "
+            f"{ev:6.1f} {fmt(pct(lat, .5)):>6}/{fmt(pct(lat, .99)):>6}/"
+            f"{fmt(lat[-1] if lat else None, 0):>6} "
             f"{fmt(pct(scr, .5), 0):>8}/{fmt(pct(scr, .99), 0):>8} {fmt(last['rss_mib']):>8} "
             f"{fmt(sum(cpus) / len(cpus) if cpus else None):>6} {fmt(last['pg_mib'], 0):>7} "
             f"{fmt(last['ws_clients'], 0):>7} {sa:>10} {sum(r['errors'] for r in rs):>6}")
@@ -918,7 +920,7 @@ def phase_lines(plan, rows):
     return out
 
 
-# --- main ---------------------------------------------------------------------------------
+# --- main --------------------------------------------------------------------
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description="The soak run's driver; see tests/soak/README.md.")
