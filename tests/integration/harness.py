@@ -298,6 +298,46 @@ class Database:
         return self.scalar("SELECT count(*) FROM events")
 
 
+def stored_events(conn):
+    """The events of the tenant semarang as reference.py reads them (conn: a
+    psycopg2 connection), in the order they were stored."""
+    out = []
+    with conn.cursor() as cur:
+        cur.execute("SELECT event_id, type, occurred_at, subject, status, category, agency,"
+                    " district, title, value FROM events WHERE tenant = 'semarang'"
+                    " ORDER BY stored_at, event_id")
+        for eid, etype, at, subject, status, category, agency, district, title, value in cur:
+            if etype == "sensor":
+                body = {"sensor_id": subject, "value": value}
+            elif etype == "call":
+                body = {"call_id": subject, "status": status}
+                if category:
+                    body["category"] = category
+            else:
+                body = {"ticket": subject, "status": status}
+                for k, v in (("category", category), ("agency", agency), ("title", title)):
+                    if v:
+                        body[k] = v
+            e = {"id": eid, "type": etype, "occurred_at": at.isoformat(), etype: body}
+            if district:
+                e["district"] = district
+            out.append(e)
+    return out
+
+
+def stored_sensors(conn):
+    """The sensor registry of the tenant semarang as reference.py reads it."""
+    out = {}
+    with conn.cursor() as cur:
+        cur.execute("SELECT sensor_id, name, metric, unit, waspada, siaga, awas, offline_after_s,"
+                    " created_at FROM sensors WHERE tenant = 'semarang'")
+        for sid, name, metric, unit, wa, si, aw, off, created in cur:
+            th = {k: v for k, v in (("waspada", wa), ("siaga", si), ("awas", aw)) if v is not None}
+            out[sid] = {"name": name, "metric": metric, "unit": unit, "thresholds": th,
+                        "offline_after_s": off, "registered_at": created}
+    return out
+
+
 # --------------------------------------------------------------------------
 # The server and its command line
 # --------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import pytest
 
 import reference
 from harness import (Http, PgCluster, Server, WsClient, ago, create_key, kendali_cli,
-                     near_wib_midnight, parse_time, utcnow)
+                     near_wib_midnight, parse_time, stored_events, utcnow)
 
 PHASE_S = 1.5          # load between faults
 
@@ -212,30 +212,6 @@ def stored_ids(db):
         return dict(cur.fetchall())
 
 
-def stored_events(db):
-    """The events as the reference implementation reads them."""
-    out = []
-    with db.connect() as c, c.cursor() as cur:
-        cur.execute("SELECT event_id, type, occurred_at, subject, status, category, agency,"
-                    " district, title FROM events ORDER BY stored_at, event_id")
-        for eid, etype, at, subject, status, category, agency, district, title in cur.fetchall():
-            at_s = at.isoformat()
-            if etype == "call":
-                body = {"call_id": subject, "status": status}
-                if category:
-                    body["category"] = category
-            else:
-                body = {"ticket": subject, "status": status}
-                for k, v in (("category", category), ("agency", agency), ("title", title)):
-                    if v:
-                        body[k] = v
-            e = {"id": eid, "type": etype, "occurred_at": at_s, etype: body}
-            if district:
-                e["district"] = district
-            out.append(e)
-    return out
-
-
 def terminate_server_connections(own_pg, db):
     with own_pg.connect() as c:
         c.autocommit = True
@@ -317,7 +293,8 @@ def test_faults_under_load(srv, keys, db, own_pg):
 
     # The KPIs on a new screen equal an independent computation from the
     # database.
-    events = stored_events(db)
+    with db.connect() as conn:
+        events = stored_events(conn)
     ws = WsClient(srv.ws_url)
     ws.start()
     try:

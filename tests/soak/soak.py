@@ -703,44 +703,6 @@ def run_load(plan, data, seed, posters, gauge_ids, stop, t0, sampler):
 
 # --- the checks --------------------------------------------------------------
 
-def stored_events(conn):
-    """The events of the database as reference.py reads them."""
-    out = []
-    with conn.cursor() as cur:
-        cur.execute("SELECT event_id, type, occurred_at, subject, status, category, agency,"
-                    " district, title, value FROM events WHERE tenant = 'semarang'"
-                    " ORDER BY stored_at, event_id")
-        for eid, etype, at, subject, status, category, agency, district, title, value in cur:
-            if etype == "sensor":
-                body = {"sensor_id": subject, "value": value}
-            elif etype == "call":
-                body = {"call_id": subject, "status": status}
-                if category:
-                    body["category"] = category
-            else:
-                body = {"ticket": subject, "status": status}
-                for k, v in (("category", category), ("agency", agency), ("title", title)):
-                    if v:
-                        body[k] = v
-            e = {"id": eid, "type": etype, "occurred_at": at.isoformat(), etype: body}
-            if district:
-                e["district"] = district
-            out.append(e)
-    return out
-
-
-def stored_sensors(conn):
-    out = {}
-    with conn.cursor() as cur:
-        cur.execute("SELECT sensor_id, name, metric, unit, waspada, siaga, awas, offline_after_s,"
-                    " created_at FROM sensors WHERE tenant = 'semarang'")
-        for sid, name, metric, unit, wa, si, aw, off, created in cur:
-            th = {k: v for k, v in (("waspada", wa), ("siaga", si), ("awas", aw)) if v is not None}
-            out[sid] = {"name": name, "metric": metric, "unit": unit, "thresholds": th,
-                        "offline_after_s": off, "registered_at": created}
-    return out
-
-
 def check_exactly_once(conn, acks):
     """Every acknowledged event is in `events` once; nothing else of ours is."""
     with conn.cursor() as cur:
@@ -765,8 +727,8 @@ def check_exactly_once(conn, acks):
 def check_kpis(conn, ws):
     """The KPIs of a new screen equal reference.py's computation from the
     database (retried while the time-driven KPIs move under it)."""
-    events = stored_events(conn)
-    sensors = stored_sensors(conn)
+    events = harness.stored_events(conn)
+    sensors = harness.stored_sensors(conn)
     deadline = time.monotonic() + 30
     last = []
     while time.monotonic() < deadline:
