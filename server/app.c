@@ -44,9 +44,12 @@ int64_t app_now(void)
 	return (int64_t)ts.tv_sec * SEC_US + ts.tv_nsec / 1000;
 }
 
+static void schedule_publish(struct app *a);
+
 void app_touch(struct app *a)
 {
 	a->dirty = true;
+	schedule_publish(a);
 }
 
 json_t *app_snapshot(struct app *a, int64_t now)
@@ -65,7 +68,7 @@ static void sink_call(void *arg, const struct kpi_call *c)
 
 	if (kpi_apply_call(a->kpi, c, app_now()) < 0)
 		log_error("out of memory applying call %s", c->call_id);
-	a->dirty = true;
+	app_touch(a);
 }
 
 static void sink_ticket(void *arg, const struct kpi_ticket *t)
@@ -74,7 +77,7 @@ static void sink_ticket(void *arg, const struct kpi_ticket *t)
 
 	if (kpi_apply_ticket(a->kpi, t, app_now()) < 0)
 		log_error("out of memory applying ticket %s", t->ticket);
-	a->dirty = true;
+	app_touch(a);
 }
 
 static void sink_reading(void *arg, const char *sensor_id, int64_t at_us,
@@ -83,7 +86,7 @@ static void sink_reading(void *arg, const char *sensor_id, int64_t at_us,
 	struct app *a = arg;
 
 	if (kpi_apply_reading(a->kpi, sensor_id, at_us, value))
-		a->dirty = true;
+		app_touch(a);
 }
 
 /* ---- alerts: stored, then shown ---- */
@@ -168,8 +171,10 @@ static void publish(struct app *a, int64_t now, bool force)
 
 	a->dirty = false;
 	a->last_eval_us = now;
-	if (json_object_size(changed) > 0 || force)
+	if (json_object_size(changed) > 0 || force) {
 		a->seq++;
+		a->last_sent_ms = uv_now(a->loop);
+	}
 	/* Even when nothing changed, the state is now known to hold at this
 	 * time: new screens and heartbeats carry it, so a quiet city does
 	 * not look like old data. */
@@ -178,6 +183,35 @@ static void publish(struct app *a, int64_t now, bool force)
 	json_decref(a->published);
 	a->published = snap;
 	json_decref(changed);
+}
+
+static void publish_cb(uv_timer_t *t)
+{
+	struct app *a = t->data;
+	int64_t now = app_now();
+
+	a->publish_armed = false;
+	check_alerts(a, now);
+	publish(a, now, false);
+}
+
+/*
+ * Something to show: published at once when the last kpis message is a
+ * publish interval old, else as soon as it is, so that screens get at most
+ * one message per interval and a change in a quiet city shows without
+ * waiting for a tick.  Every change of a commit's result is applied before
+ * the timer fires.
+ */
+static void schedule_publish(struct app *a)
+{
+	uint64_t now, due;
+
+	if (a->publish_armed || a->stopping || !a->loop)
+		return;
+	now = uv_now(a->loop);
+	due = a->last_sent_ms + (uint64_t)a->cfg.publish_ms;
+	a->publish_armed = true;
+	uv_timer_start(&a->publish, publish_cb, due > now ? due - now : 0, 0);
 }
 
 /*
@@ -365,9 +399,9 @@ static void watch_database(struct app *a, int64_t now)
 }
 
 /*
- * The one periodic job, every publish interval: alerts, then a snapshot if
- * anything changed or a second has passed (windows slide), keys and pruning
- * now and then.
+ * The one periodic job, every publish interval: the database's state,
+ * alerts, a publication if anything changed or a second has passed (windows
+ * slide), keys and pruning now and then.
  */
 static void tick_cb(uv_timer_t *t)
 {
@@ -377,7 +411,7 @@ static void tick_cb(uv_timer_t *t)
 	watch_database(a, now);
 	check_alerts(a, now);
 	if (a->dirty || now - a->last_eval_us >= EVALUATE_US)
-		publish(a, now, false);
+		schedule_publish(a);
 	pub_tick(a->pub);
 	record_history(a, now);
 	if (now - a->last_keys_us >= KEYS_REFRESH_US) {
@@ -411,6 +445,8 @@ static void stop_finish(struct app *a)
 {
 	uv_timer_stop(&a->tick);
 	uv_close((uv_handle_t *)&a->tick, close_cb);
+	uv_timer_stop(&a->publish);
+	uv_close((uv_handle_t *)&a->publish, close_cb);
 	http_close(a->http);
 	store_close(a->store);
 	pgc_close(a->reader);
@@ -528,6 +564,8 @@ int app_serve(const struct config *cfg)
 	if (uv_loop_init(&loop) != 0)
 		goto out;
 	a->loop = &loop;
+	uv_timer_init(&loop, &a->publish);
+	a->publish.data = a;
 	struct store_sink sink = {sink_call, sink_ticket, sink_reading, a};
 	a->store = store_new(&loop, cfg->database_url, cfg->tenant, &sink,
 			     cfg->max_pending_events,
@@ -588,6 +626,7 @@ out_loop:
 	if (!a->stopping) {
 		/* Start-up failed half-way: close what was opened. */
 		a->stopping = true;
+		uv_close((uv_handle_t *)&a->publish, close_cb);
 		http_close(a->http);
 		if (a->store)
 			store_close(a->store);

@@ -49,16 +49,19 @@ struct app {
 	struct limiter *login_limiter; /* per client address */
 	struct pub *pub;
 	struct http *http;
-	uv_timer_t tick, publish;
+	uv_timer_t tick;
+	uv_timer_t publish; /* the next publication, when one is due */
+	bool publish_armed;
 	uv_signal_t sigint, sigterm;
 	bool stopping;
 	bool reader_listening; /* LISTEN issued on the current connection */
 	int64_t stop_us;       /* when the stop began */
 
-	json_t *published;    /* the last snapshot sent to screens */
-	uint64_t seq;	      /* state version: +1 per publication */
-	bool dirty;	      /* state changed since published */
-	int64_t last_eval_us; /* last snapshot built */
+	json_t *published;     /* the last snapshot sent to screens */
+	uint64_t seq;	       /* state version: +1 per publication */
+	bool dirty;	       /* state changed since published */
+	int64_t last_eval_us;  /* last snapshot built */
+	uint64_t last_sent_ms; /* loop time of the last kpis message */
 	int64_t last_prune_us;
 	int64_t last_keys_us;
 	int64_t last_expiry_us;

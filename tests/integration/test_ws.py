@@ -121,6 +121,47 @@ def test_coalescing(api, keys, client):
     assert client.wait(lambda: not json_equal_diff(client.state, api.kpis()["kpis"]), 2.0)
 
 
+def test_quiet_change_shows_at_once_busy_ones_coalesce(fresh_database, make_server):
+    """With a long interval (--publish-ms 1000), a change after a quiet
+    second reaches the screen at once, not at the next tick; changes that
+    follow it wait until the interval since that message has passed."""
+    from harness import create_key
+    srv = make_server(fresh_database, "--publish-ms", "1000")
+    api = srv.http(key=create_key(fresh_database, "callcentre-112", ["call"]))
+    c = WsClient(srv.ws_url).start()
+    try:
+        delays = []
+        for _ in range(3):
+            time.sleep(1.3)              # quiet: the last message is over 1 s old
+            start = len(c.messages)
+            r = api.post_events([ev_call(at=ago(seconds=30))])
+            assert r.status == 202, r
+            acked = time.monotonic()
+            assert c.wait(lambda: len(kpis_messages(c, start)) >= 1, 3.0)
+            delays.append(kpis_messages(c, start)[0][0] - acked)
+        # Well under the 1 s interval (a tick would wait 0.5 s on average).
+        assert max(delays) < 0.3, f"quiet changes reached the screen after {delays} s"
+
+        # A burst: the first change at once, the rest at most one message a
+        # second after it.
+        time.sleep(1.3)
+        start = len(c.messages)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 2.5:
+            assert api.post_events([ev_call(at=ago(seconds=30))]).status == 202
+            time.sleep(0.05)
+        time.sleep(1.2)
+        msgs = kpis_messages(c, start)
+        gaps = [b[0] - a[0] for a, b in zip(msgs, msgs[1:])]
+        assert msgs and msgs[0][0] - t0 < 0.3, f"the burst's first change came after {msgs[0][0] - t0:.2f} s"
+        assert 2 <= len(msgs) <= 4 and min(gaps) > 0.9, f"burst messages {len(msgs)}, gaps {gaps}"
+        assert not c.violations, c.violations[:5]
+        assert c.wait(lambda: not json_equal_diff(c.state, api.kpis()["kpis"]), 2.0)
+    finally:
+        c.close()
+        api.close()
+
+
 def test_time_driven_change_is_pushed(api, keys, client):
     """A call received 59 min 55 s ago is waiting; 5 s later it is not, with no
     event in between: the server pushes the change (at least every 5 s)."""
