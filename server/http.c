@@ -714,7 +714,7 @@ struct http *http_new(uv_loop_t *loop, struct app *app,
 	    .name = PUB_PROTOCOL,
 	    .callback = ws_cb,
 	    .per_session_data_size = pub_session_size(),
-	    .rx_buffer_size = PUB_RX_MAX,
+	    .rx_buffer_size = PUB_RX_CHUNK,
 	    .user = pub,
 	};
 	/* Pings find dead screens: a ping after ws_ping_s (20 s) of

@@ -19,6 +19,12 @@
 
 #define PUB_PROTOCOL "situation.v1"
 #define PUB_RX_MAX 4096 /* largest message a screen may send */
+/*
+ * What lws reads of a screen's frame at a time, and allocates for every
+ * screen: screens send a few small subscribe messages, which pub.c
+ * reassembles up to PUB_RX_MAX, so a small buffer saves ~4 KiB a screen.
+ */
+#define PUB_RX_CHUNK 256
 
 struct pub;
 

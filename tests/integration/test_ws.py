@@ -203,10 +203,13 @@ def test_invalid_messages_get_an_error(server, setup, payload):
         c.close()
 
 
-def test_subscribe_narrows_to_sensors(api, keys, server, setup):
+@pytest.mark.parametrize("pad", [0, 3000], ids=["small", "read-in-pieces"])
+def test_subscribe_narrows_to_sensors(api, keys, server, setup, pad):
+    """pad: spaces inside the message, so that the server reads it in
+    several pieces (it reads 256 bytes of a screen's frame at a time)."""
     c = WsClient(server.ws_url).start()
     try:
-        c.send({"type": "subscribe", "topics": ["sensors"]})
+        c.send('{"type": "subscribe",' + " " * pad + '"topics": ["sensors"]}')
         time.sleep(0.6)
         start = len(c.messages)
         post_call(api, keys)
