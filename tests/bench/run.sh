@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Ingest benchmark: kendali's POST /api/v1/events against PostgreSQL's own
-# bulk load on the same database, in one run.  See tests/bench/README.md.
+# The benchmark suite: kendali's POST /api/v1/events against PostgreSQL's
+# own bulk load of the same rows and against a plain reference stack
+# (Node.js, pg, ws), then its screens (memory per idle screen, the time a
+# push takes to reach them all, event-to-screen delay under load), in one
+# run on one database.  See tests/bench/README.md.
 #
 #   DATABASE_URL=postgresql://... tests/bench/run.sh
 #   tests/bench/run.sh          (no DATABASE_URL: uses scripts/pg.sh)
@@ -15,6 +18,15 @@
 #   BENCH_BATCH_CONNECTIONS [8]  connections of the batch run
 #   BENCH_TYPE [mix]         call, report or mix
 #   BENCH_OUT                a directory to keep the results in (JSON)
+#   BENCH_REFERENCE [1]      also run the reference stack (needs node, npm)
+#   BENCH_SCREENS [1]        also run the screen simulator (needs node, npm)
+#   BENCH_IDLE_SCREENS [10000]  idle screens held
+#   BENCH_LOAD_SCREENS [1000]   screens during the load, of which
+#   BENCH_STALLED [100]         never read
+#   BENCH_LOAD_RATE [2000]      events/s of that load
+#   BENCH_PUBLISH_MS [250]      the screens' server's --publish-ms
+#
+# The table is printed and written to .run/bench/<time>.txt.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -30,6 +42,13 @@ conns_single=${BENCH_CONNECTIONS:-64}
 batch=${BENCH_BATCH:-500}
 conns_batch=${BENCH_BATCH_CONNECTIONS:-8}
 type=${BENCH_TYPE:-mix}
+with_reference=${BENCH_REFERENCE:-1}
+with_screens=${BENCH_SCREENS:-1}
+idle_screens=${BENCH_IDLE_SCREENS:-10000}
+load_screens=${BENCH_LOAD_SCREENS:-1000}
+stalled=${BENCH_STALLED:-100}
+load_rate=${BENCH_LOAD_RATE:-2000}
+publish_ms=${BENCH_PUBLISH_MS:-250}
 scratch_db=kendali_bench
 
 say() { echo "bench: $*" >&2; }
@@ -41,7 +60,7 @@ die() {
 for v in duration warmup; do
 	[[ ${!v} =~ ^[0-9]+([.][0-9]+)?$ ]] || die "BENCH_${v^^}=${!v} is not a number of seconds"
 done
-for v in conns_single batch conns_batch; do
+for v in conns_single batch conns_batch idle_screens load_screens load_rate publish_ms; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v=${!v} is not a positive integer"
 done
 [[ -x $kendali ]] || die "no $kendali; build first: ninja -C ${build#"$root"/}"
@@ -60,6 +79,7 @@ else
 fi
 
 server_pid=
+ref_pid=
 started_pg=0
 made_db=0
 admin_url=
@@ -73,28 +93,35 @@ psql_at() {
 }
 psql_q() { psql_at "$DATABASE_URL" "$@"; }
 
+# Stops a process with SIGTERM, SIGKILL after 15 s.
+stop_pid() {
+	local pid=$1
+	[[ -n $pid ]] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 150); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		say "process $pid did not stop in 15 s; killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
 cleanup() {
 	local rc=$?
 	trap '' INT TERM
 	trap - EXIT
-	if [[ -n $server_pid ]]; then
-		kill -TERM "$server_pid" 2>/dev/null || true
-		for _ in $(seq 150); do
-			kill -0 "$server_pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$server_pid" 2>/dev/null; then
-			say "the server did not stop in 15 s; killing it"
-			kill -KILL "$server_pid" 2>/dev/null || true
-		fi
-		wait "$server_pid" 2>/dev/null || true
-		server_pid=
-	fi
+	stop_pid "$server_pid"
+	server_pid=
+	stop_pid "$ref_pid"
+	ref_pid=
 	if ((made_db)); then
 		psql_at "$admin_url" -c "DROP DATABASE IF EXISTS $scratch_db WITH (FORCE)" ||
 			say "could not drop database $scratch_db"
 	elif [[ -n ${DATABASE_URL:-} ]]; then
-		psql_q -c "DROP TABLE IF EXISTS bench_copy, bench_copy_idx, bench_insert" 2>/dev/null || true
+		psql_q -c "DROP TABLE IF EXISTS bench_copy, bench_copy_idx, bench_insert, ref_events" 2>/dev/null || true
 		if [[ -n $key_id ]]; then
 			"$kendali" key revoke "$key_id" >/dev/null 2>&1 ||
 				say "could not revoke the benchmark's key $key_id"
@@ -147,39 +174,103 @@ export KENDALI_KEY=$key
 # ---- the server ----
 
 # A free port: one that nothing answers on.
-port=
-for _ in $(seq 50); do
-	p=$((20000 + RANDOM % 40000))
-	if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-		port=$p
-		break
-	fi
-done
-[[ -n $port ]] || die "found no free port"
-url=http://127.0.0.1:$port
-
-say "starting the server on 127.0.0.1:$port"
-"$kendali" serve --listen "127.0.0.1:$port" --log-level warn --rate-limit 0 >"$work/server.log" 2>&1 &
-server_pid=$!
-ready=0
-for _ in $(seq 300); do
-	if ! kill -0 "$server_pid" 2>/dev/null; then
-		tail -n 20 "$work/server.log" >&2
-		server_pid=
-		die "the server exited at start-up"
-	fi
-	if curl -sf -o /dev/null --max-time 2 "$url/readyz"; then
-		ready=1
-		break
-	fi
-	sleep 0.1
-done
-((ready)) || {
-	tail -n 20 "$work/server.log" >&2
-	die "the server was not ready after 30 s"
+free_port() {
+	local p
+	for _ in $(seq 50); do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	die "found no free port"
 }
 
-# ---- the server runs ----
+# Waits until $1/readyz answers 200 while process $2 lives (log $3).
+wait_ready() {
+	for _ in $(seq 300); do
+		if ! kill -0 "$2" 2>/dev/null; then
+			tail -n 20 "$3" >&2
+			die "the server exited at start-up (log: $3)"
+		fi
+		if curl -sf -o /dev/null --max-time 2 "$1/readyz"; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	tail -n 20 "$3" >&2
+	die "the server was not ready after 30 s (log: $3)"
+}
+
+# Starts kendali with extra options on a new port: sets port, url, server_pid.
+start_server() {
+	port=$(free_port)
+	url=http://127.0.0.1:$port
+	say "starting the server on 127.0.0.1:$port $*"
+	"$kendali" serve --listen "127.0.0.1:$port" --log-level warn --rate-limit 0 "$@" \
+		>>"$work/server.log" 2>&1 &
+	server_pid=$!
+	wait_ready "$url" "$server_pid" "$work/server.log"
+}
+
+# Node.js and the npm packages of tests/bench, installed when missing.
+node_ready() {
+	command -v node >/dev/null && command -v npm >/dev/null || {
+		say "node and npm are needed for $1 (scripts/deps.sh --browser installs them); skipped"
+		return 1
+	}
+	if [[ ! -d $here/node_modules/ws || ! -d $here/node_modules/pg ]]; then
+		say "installing the npm packages of tests/bench"
+		npm ci --prefix "$here" --no-audit --no-fund >&2 || {
+			say "npm ci failed; $1 skipped"
+			return 1
+		}
+	fi
+}
+
+# ---- the screens ----
+
+# First, on a server fresh on a fresh database, so that its memory counts
+# only what the screens add (memory freed by earlier runs would be reused
+# and hide it); it lets screens in without a token and any number of them.
+ran_screens=0
+if ((with_screens)) && node_ready "the screen simulator"; then
+	need=$((idle_screens > load_screens ? idle_screens : load_screens))
+	if (($(ulimit -n) < need + 100)); then
+		ulimit -n $((need + 100)) 2>/dev/null || {
+			say "open files are limited to $(ulimit -n); holding $need screens needs $((need + 100)) (ulimit -n); screens skipped"
+			with_screens=0
+		}
+	fi
+fi
+if ((with_screens)) && node_ready "the screen simulator"; then
+	probe_key=$("$kendali" key create --poster bench-screens --types sensor | tail -n 1)
+	start_server --anonymous-loopback --max-conns-per-ip 0 --publish-ms "$publish_ms"
+	say "screens: $idle_screens idle"
+	node "$here/screens.js" idle --url "$url" --key "$probe_key" --screens "$idle_screens" \
+		--pushes 20 --server-pid "$server_pid" --json "$work/screens-idle.json"
+	say "screens: $load_screens ($stalled never reading) while loadgen posts $load_rate events/s"
+	rm -f "$work/screens.ready"
+	node "$here/screens.js" load --url "$url" --key "$probe_key" --screens "$load_screens" \
+		--stalled "$stalled" --settle 3 --duration 30 --ready-file "$work/screens.ready" \
+		--server-pid "$server_pid" --json "$work/screens-load.json" &
+	sim_pid=$!
+	for _ in $(seq 600); do
+		[[ -e $work/screens.ready ]] && break
+		kill -0 "$sim_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	"$loadgen" --url "$url" --rate "$load_rate" --duration 35 --warmup 2 --type "$type" \
+		--json "$work/screens-load-lg.json" || say "loadgen under the screens failed"
+	wait "$sim_pid" || say "the screen simulator failed"
+	ran_screens=1
+	stop_pid "$server_pid"
+	server_pid=
+fi
+
+# ---- the ingest runs ----
+
+start_server
 
 # A checkpoint before each timed part, so that none pays for the previous
 # part's dirty pages (needs superuser or pg_checkpoint; skipped otherwise).
@@ -188,21 +279,43 @@ checkpoint() {
 		say "CHECKPOINT not allowed for this role; timings may include one"
 }
 
+# CPU seconds (user + system) of a process, and of every local PostgreSQL
+# process together.
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+pg_cpu_s() {
+	local p sum=0
+	for p in $(pgrep -x postgres) $(pgrep '^postgres:' 2>/dev/null); do
+		sum=$(awk -v a="$sum" -v b="$(cpu_s "$p")" 'BEGIN { printf "%.2f", a + b }')
+	done
+	echo "$sum"
+}
+rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo -; }
+
+# Runs loadgen against $url (process $pid) and keeps, beside its JSON, the
+# server's and PostgreSQL's CPU share during the run and the server's RSS
+# after it.
 run_loadgen() {
-	local name=$1
-	shift
+	local name=$1 pid=$2 c0 p0 t0 c1 p1 t1
+	shift 2
 	checkpoint
 	say "run $name: $*"
+	c0=$(cpu_s "$pid") p0=$(pg_cpu_s) t0=$(date +%s.%N)
 	"$loadgen" --url "$url" --duration "$duration" --warmup "$warmup" \
 		--type "$type" --json "$work/$name.json" "$@"
+	c1=$(cpu_s "$pid") p1=$(pg_cpu_s) t1=$(date +%s.%N)
+	awk -v c0="$c0" -v c1="$c1" -v p0="$p0" -v p1="$p1" -v t0="$t0" -v t1="$t1" -v rss="$(rss_mib "$pid")" \
+		'BEGIN { printf "%.0f%% %.0f%% %s\n", 100 * (c1 - c0) / (t1 - t0), 100 * (p1 - p0) / (t1 - t0), rss }' \
+		>"$work/$name.cpu"
 	echo
 }
+# The server's CPU share, PostgreSQL's and the server's RSS of a run.
+cpu_of() { cat "$work/$1.cpu" 2>/dev/null || echo "- - -"; }
 
 # A member of loadgen's JSON (one member a line).
-jget() { sed -nE "s/^  \"$2\": \"?([^\",]*)\"?,?$/\\1/p" "$work/$1.json"; }
+jget() { sed -nE "s/^  \"$2\": \"?([^\",]*)\"?,?$/\\1/p" "$work/$1.json" 2>/dev/null; }
 
-run_loadgen single --connections "$conns_single" --batch 1
-run_loadgen batch --connections "$conns_batch" --batch "$batch"
+run_loadgen single "$server_pid" --connections "$conns_single" --batch 1
+run_loadgen batch "$server_pid" --connections "$conns_batch" --batch "$batch"
 
 # Every acknowledged event must be in the table: a 202 means committed.
 for run in single batch; do
@@ -213,6 +326,27 @@ for run in single batch; do
 		die "run $run: $acked events acknowledged but only $stored stored"
 	fi
 done
+
+# ---- the reference stack ----
+
+ran_reference=0
+if ((with_reference)) && node_ready "the reference stack"; then
+	ref_port=$(free_port)
+	kendali_url=$url
+	url=http://127.0.0.1:$ref_port
+	say "starting the reference stack on 127.0.0.1:$ref_port"
+	REF_KEY=$key node "$here/reference/server.js" --listen "127.0.0.1:$ref_port" --reset \
+		>"$work/reference.log" 2>&1 &
+	ref_pid=$!
+	wait_ready "$url" "$ref_pid" "$work/reference.log"
+	run_loadgen ref-single "$ref_pid" --connections "$conns_single" --batch 1
+	run_loadgen ref-batch "$ref_pid" --connections "$conns_batch" --batch "$batch"
+	stop_pid "$ref_pid"
+	ref_pid=
+	psql_q -c "DROP TABLE IF EXISTS ref_events"
+	url=$kendali_url
+	ran_reference=1
+fi
 
 # ---- the baselines ----
 
@@ -303,23 +437,61 @@ psql_q -c "DROP TABLE bench_copy, bench_copy_idx, bench_insert"
 rate() { awk -v n="$n" -v ms="$1" 'BEGIN { printf "%.1f", (ms > 0 ? n * 1000 / ms : 0) }'; }
 copy_eps=$(rate "$copy_ms")
 
+idx_eps=$(rate "$idx_ms")
 row() {
-	# name events/s p50 p99
-	awk -v name="$1" -v eps="$2" -v p50="$3" -v p99="$4" -v base="$copy_eps" 'BEGIN {
-		printf "%-46s %12.1f %9s %9s %8.3f\n", name, eps, p50, p99,
-			(base > 0 ? eps / base : 0) }'
+	# name events/s p50 p99 [server-cpu pg-cpu rss]
+	awk -v name="$1" -v eps="$2" -v p50="$3" -v p99="$4" -v base="$copy_eps" -v ibase="$idx_eps" \
+		-v cpu="${5:--}" -v pcpu="${6:--}" -v rss="${7:--}" 'BEGIN {
+		printf "%-44s %10.1f %8s %8s %7.3f %7.3f %6s %6s %7s\n", name, eps, p50, p99,
+			(base > 0 ? eps / base : 0), (ibase > 0 ? eps / ibase : 0), cpu, pcpu, rss }'
+}
+run_row() {
+	# name run
+	# shellcheck disable=SC2046
+	row "$1" "$(jget "$2" events_per_s)" "$(jget "$2" latency_p50_ms)" "$(jget "$2" latency_p99_ms)" \
+		$(cpu_of "$2")
+}
+
+table() {
+	echo "kendali benchmark, $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) CPUs, $(uname -r)"
+	echo "ingest: $type events, ${duration} s measured per run; baselines $n rows; CPU: share of one core during the run"
+	printf '%-44s %10s %8s %8s %7s %7s %6s %6s %7s\n' "" "events/s" "p50 ms" "p99 ms" "vs COPY" "vs COPY" \
+		"server" "PG" "server"
+	printf '%-44s %10s %8s %8s %7s %7s %6s %6s %7s\n' "" "" "" "" "" "indexed" "CPU" "CPU" "RSS MiB"
+	run_row "kendali: 1 event/request, $conns_single connections" single
+	run_row "kendali: $batch events/request, $conns_batch connections" batch
+	if ((ran_reference)); then
+		run_row "reference: 1 event/request, $conns_single connections" ref-single
+		run_row "reference: $batch events/request, $conns_batch conn." ref-batch
+	fi
+	row "COPY, one transaction (no indexes)" "$copy_eps" - -
+	row "COPY, one transaction (the events indexes)" "$idx_eps" - -
+	row "INSERT, $batch rows a statement (autocommit)" "$(rate "$insert_ms")" - -
+	if ((ran_screens)); then
+		echo
+		echo "screens (kendali, --publish-ms $publish_ms)"
+		printf '  %-56s %s\n' "$idle_screens idle screens: server memory per screen" \
+			"$(jget screens-idle kib_per_connection) KiB"
+		printf '  %-56s %s / %s / %s ms\n' "a push reaches every screen, p50 / p99 / max" \
+			"$(jget screens-idle reach_all_p50_ms)" "$(jget screens-idle reach_all_p99_ms)" \
+			"$(jget screens-idle reach_all_max_ms)"
+		printf '  %-56s %s ms\n' "first to last screen of a push, p50" "$(jget screens-idle spread_p50_ms)"
+		printf '  %-56s %s / %s / %s ms\n' \
+			"event-to-screen at $load_rate ev/s, $load_screens screens ($stalled stalled)" \
+			"$(jget screens-load delay_p50_ms)" "$(jget screens-load delay_p99_ms)" \
+			"$(jget screens-load delay_max_ms)"
+		printf '  %-56s %s events/s, ack p99 %s ms\n' "  the load meanwhile" \
+			"$(jget screens-load-lg events_per_s)" "$(jget screens-load-lg latency_p99_ms)"
+		printf '  %-56s %s missing, %s seq gaps\n' "  deliveries to reading screens" \
+			"$(jget screens-load missing)" "$(jget screens-load seq_gaps)"
+	fi
 }
 
 echo
-echo "kendali ingest benchmark: $type events, ${duration} s measured per server run; baselines $n rows"
-printf '%-46s %12s %9s %9s %8s\n' "" "events/s" "p50 ms" "p99 ms" "vs COPY"
-row "server: 1 event/request, $conns_single connections" \
-	"$(jget single events_per_s)" "$(jget single latency_p50_ms)" "$(jget single latency_p99_ms)"
-row "server: $batch events/request, $conns_batch connections" \
-	"$(jget batch events_per_s)" "$(jget batch latency_p50_ms)" "$(jget batch latency_p99_ms)"
-row "COPY, one transaction (no indexes)" "$copy_eps" - -
-row "COPY, one transaction (the events indexes)" "$(rate "$idx_ms")" - -
-row "INSERT, $batch rows a statement (autocommit)" "$(rate "$insert_ms")" - -
+mkdir -p "$root/.run/bench"
+result=$root/.run/bench/$(date -u +%Y%m%dT%H%M%SZ).txt
+table | tee "$result"
+say "table written to ${result#"$root"/}"
 for run in single batch; do
 	errs=$(jget "$run" total_errors)
 	if ((errs > 0)); then
