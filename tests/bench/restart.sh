@@ -64,11 +64,9 @@ tenant=semarang
 # measuring (see "What is compared" in the README).
 band_min=15
 
-say() { echo "restart: $*" >&2; }
-die() {
-	echo "restart: error: $*" >&2
-	exit 1
-}
+bench_prefix=restart
+# shellcheck source=tests/bench/lib.sh
+. "$here/lib.sh"
 
 for v in events live_min runs start_timeout; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v=${!v} is not a positive integer"
@@ -92,14 +90,7 @@ fi
 data_file=$root/data/semarang.json
 [[ -r $data_file ]] || die "no $data_file"
 
-if [[ -n ${BENCH_OUT:-} ]]; then
-	work=$BENCH_OUT
-	mkdir -p "$work"
-	keep_work=1
-else
-	work=$(mktemp -d "${TMPDIR:-/tmp}/kendali-restart.XXXXXX")
-	keep_work=0
-fi
+bench_workdir restart
 
 server_pid=
 probe_pid=
@@ -110,11 +101,6 @@ kept_dbs=()
 db_url=
 key_ids=()
 
-psql_at() {
-	local url=$1
-	shift
-	PGOPTIONS=--client-min-messages=warning psql "$url" -X -q -v ON_ERROR_STOP=1 "$@"
-}
 psql_q() { psql_at "$db_url" "$@"; }
 
 stop_server() {
@@ -171,13 +157,7 @@ trap 'exit 143' TERM
 # ---- the PostgreSQL ----
 
 if [[ -z ${DATABASE_URL:-} ]]; then
-	[[ -x $root/scripts/pg.sh ]] ||
-		die "set DATABASE_URL to a PostgreSQL where this role may create databases (no scripts/pg.sh to start one)"
-	if ! "$root/scripts/pg.sh" status >/dev/null 2>&1; then
-		started_pg=1
-	fi
-	admin_url=$("$root/scripts/pg.sh" start | tail -n 1)
-	[[ $admin_url == postgres*://* ]] || die "scripts/pg.sh start printed no DATABASE_URL"
+	bench_private_pg
 	say "using the private PostgreSQL of scripts/pg.sh"
 else
 	admin_url=$DATABASE_URL
@@ -1056,19 +1036,6 @@ EOF
 
 # name=value lines of a probe's result (or .exit) file.
 rget() { sed -n "s/^$2=//p" "$1" | head -n 1; }
-
-# A free port: one that nothing answers on.
-free_port() {
-	local p
-	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	die "found no free port"
-}
 
 # start_server NAME [PRE]: starts the server under the probe, waits for
 # the probe's figures (in $work/NAME.res).

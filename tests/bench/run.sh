@@ -51,11 +51,9 @@ load_rate=${BENCH_LOAD_RATE:-2000}
 publish_ms=${BENCH_PUBLISH_MS:-250}
 scratch_db=kendali_bench
 
-say() { echo "bench: $*" >&2; }
-die() {
-	echo "bench: error: $*" >&2
-	exit 1
-}
+bench_prefix=bench
+# shellcheck source=tests/bench/lib.sh
+. "$here/lib.sh"
 
 for v in duration warmup; do
 	[[ ${!v} =~ ^[0-9]+([.][0-9]+)?$ ]] || die "BENCH_${v^^}=${!v} is not a number of seconds"
@@ -69,14 +67,7 @@ for tool in psql curl awk; do
 	command -v "$tool" >/dev/null || die "$tool is needed and not on PATH"
 done
 
-if [[ -n ${BENCH_OUT:-} ]]; then
-	work=$BENCH_OUT
-	mkdir -p "$work"
-	keep_work=1
-else
-	work=$(mktemp -d "${TMPDIR:-/tmp}/kendali-bench.XXXXXX")
-	keep_work=0
-fi
+bench_workdir bench
 
 server_pid=
 ref_pid=
@@ -85,12 +76,6 @@ made_db=0
 admin_url=
 key_id=
 
-# psql without ~/.psqlrc and without notices ("does not exist, skipping").
-psql_at() {
-	local url=$1
-	shift
-	PGOPTIONS=--client-min-messages=warning psql "$url" -X -q -v ON_ERROR_STOP=1 "$@"
-}
 psql_q() { psql_at "$DATABASE_URL" "$@"; }
 
 # Stops a process with SIGTERM, SIGKILL after 15 s.
@@ -144,13 +129,7 @@ trap 'exit 143' TERM
 # ---- the database ----
 
 if [[ -z ${DATABASE_URL:-} ]]; then
-	[[ -x $root/scripts/pg.sh ]] ||
-		die "set DATABASE_URL to a database migrated by 'kendali migrate' (no scripts/pg.sh to start one)"
-	if ! "$root/scripts/pg.sh" status >/dev/null 2>&1; then
-		started_pg=1
-	fi
-	admin_url=$("$root/scripts/pg.sh" start | tail -n 1)
-	[[ $admin_url == postgres*://* ]] || die "scripts/pg.sh start printed no DATABASE_URL"
+	bench_private_pg
 	# A database of its own, so that the benchmark's events never land
 	# among the development data; it is dropped at the end.
 	DATABASE_URL=$(printf '%s\n' "$admin_url" | sed -E "s#^(postgres(ql)?://[^/]*/)[^?]*#\\1$scratch_db#")
@@ -172,19 +151,6 @@ key_id=${key_id%%_*}
 export KENDALI_KEY=$key
 
 # ---- the server ----
-
-# A free port: one that nothing answers on.
-free_port() {
-	local p
-	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	die "found no free port"
-}
 
 # Waits until $1/readyz answers 200 while process $2 lives (log $3).
 wait_ready() {

@@ -1,0 +1,55 @@
+# Shared by tests/bench/run.sh and tests/bench/restart.sh; sourced, not run.
+#
+#   bench_prefix=NAME     the word before the scripts' messages
+#   say MSG / die MSG     a message on stderr / and exit 1
+#   psql_at URL ARGS      psql without ~/.psqlrc, notices or a partial run
+#   free_port             a port of 127.0.0.1 nothing answers on
+#   bench_workdir KIND    sets work (BENCH_OUT, else a new temporary
+#                         directory) and keep_work
+#   bench_private_pg      starts the private PostgreSQL of scripts/pg.sh
+#                         when needed: sets admin_url and started_pg
+
+say() { echo "$bench_prefix: $*" >&2; }
+die() {
+	echo "$bench_prefix: error: $*" >&2
+	exit 1
+}
+
+psql_at() {
+	local url=$1
+	shift
+	PGOPTIONS=--client-min-messages=warning psql "$url" -X -q -v ON_ERROR_STOP=1 "$@"
+}
+
+free_port() {
+	local p
+	for _ in $(seq 50); do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	die "found no free port"
+}
+
+bench_workdir() {
+	if [[ -n ${BENCH_OUT:-} ]]; then
+		work=$BENCH_OUT
+		mkdir -p "$work"
+		keep_work=1
+	else
+		work=$(mktemp -d "${TMPDIR:-/tmp}/kendali-$1.XXXXXX")
+		keep_work=0
+	fi
+}
+
+bench_private_pg() {
+	[[ -x $root/scripts/pg.sh ]] ||
+		die "set DATABASE_URL (no scripts/pg.sh to start a PostgreSQL)"
+	if ! "$root/scripts/pg.sh" status >/dev/null 2>&1; then
+		started_pg=1
+	fi
+	admin_url=$("$root/scripts/pg.sh" start | tail -n 1)
+	[[ $admin_url == postgres*://* ]] || die "scripts/pg.sh start printed no DATABASE_URL"
+}
