@@ -833,7 +833,9 @@ static void metrics(struct http_req *r)
 {
 	struct app *a = r->app;
 	struct buf b = {0};
+	uint64_t pushes, push_us;
 
+	pub_push_time(a->pub, &pushes, &push_us);
 	buf_printf(&b,
 		   "# TYPE kendali_events_accepted_total counter\n"
 		   "kendali_events_accepted_total %llu\n"
@@ -851,6 +853,9 @@ static void metrics(struct http_req *r)
 		   "kendali_ws_messages_total %llu\n"
 		   "# TYPE kendali_ws_snapshots_total counter\n"
 		   "kendali_ws_snapshots_total %llu\n"
+		   "# TYPE kendali_ws_push_seconds summary\n"
+		   "kendali_ws_push_seconds_sum %.6f\n"
+		   "kendali_ws_push_seconds_count %llu\n"
 		   "# TYPE kendali_calls_held gauge\n"
 		   "kendali_calls_held %zu\n"
 		   "# TYPE kendali_tickets_held gauge\n"
@@ -864,6 +869,7 @@ static void metrics(struct http_req *r)
 		   store_pending(a->store), pub_clients(a->pub),
 		   (unsigned long long)pub_messages_sent(a->pub),
 		   (unsigned long long)pub_snapshots_sent(a->pub),
+		   (double)push_us / 1e6, (unsigned long long)pushes,
 		   kpi_calls_held(a->kpi), kpi_tickets_held(a->kpi),
 		   store_ready(a->store) ? 1 : 0);
 	http_respond(r, 200, "text/plain; version=0.0.4", b.p ? b.p : "",

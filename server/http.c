@@ -22,6 +22,7 @@ struct http {
 	struct lws_protocols protocols[3];
 	lws_retry_bo_t retry;
 	struct app *app;
+	struct pub *pub;
 	/* Open connections by peer address, and the address of each
 	 * connection by its socket (for --max-conns-per-ip). */
 	struct hmap conns_by_ip;   /* of struct ip_conns */
@@ -719,9 +720,11 @@ struct http *http_new(uv_loop_t *loop, struct app *app,
 	};
 	/* Pings find dead screens: a ping after ws_ping_s (20 s) of
 	 * silence, and the connection dropped if nothing at all arrives for
-	 * three times as long. */
-	h->retry.secs_since_valid_ping = (uint16_t)cfg->ws_ping_s;
-	h->retry.secs_since_valid_hangup = (uint16_t)(3 * cfg->ws_ping_s);
+	 * three times as long.  pub sends them; lws' own validity timers,
+	 * which its default policy arms on every connection, stay off (see
+	 * pub_tick). */
+	memset(&h->retry, 0, sizeof(h->retry));
+	pub_set_ping(pub, cfg->ws_ping_s);
 
 	memset(&info, 0, sizeof(info));
 	info.options = LWS_SERVER_OPTION_LIBUV |
@@ -763,12 +766,15 @@ struct http *http_new(uv_loop_t *loop, struct app *app,
 		free(h);
 		return NULL;
 	}
-	pub_set_context(pub, h->ctx, &h->protocols[1]);
+	pub_set_context(pub, h->ctx, loop);
+	h->pub = pub;
 	return h;
 }
 
 void http_close(struct http *h)
 {
+	if (h && h->pub)
+		pub_set_context(h->pub, NULL, NULL);
 	if (h && h->ctx)
 		lws_context_destroy(h->ctx);
 }

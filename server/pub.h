@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 #include <libwebsockets.h>
+#include <uv.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,8 +31,8 @@ struct pub;
 
 struct pub *pub_new(void);
 void pub_free(struct pub *p);
-void pub_set_context(struct pub *p, struct lws_context *ctx,
-		     const struct lws_protocols *protocol);
+/* Screens are served through ctx, on loop; NULL, NULL when it closes. */
+void pub_set_context(struct pub *p, struct lws_context *ctx, uv_loop_t *loop);
 
 /*
  * Publishes the state as evaluated at time at (in the tenant's zone): kpis
@@ -43,12 +44,16 @@ void pub_set_context(struct pub *p, struct lws_context *ctx,
 void pub_state(struct pub *p, json_t *kpis, json_t *changed, const char *at);
 
 /*
- * Called at every tick: drops screens that have taken nothing for 30 s and
+ * Called at every tick: drops screens that have taken nothing for 30 s or
+ * sent nothing for three ping intervals, pings screens silent for one, and
  * sends a heartbeat (a kpis message with no keys) to screens that have
  * been sent nothing for PUB_HEARTBEAT_US.
  */
 #define PUB_HEARTBEAT_US (5 * INT64_C(1000000))
 void pub_tick(struct pub *p);
+
+/* The ping interval, in seconds (0: no pings). */
+void pub_set_ping(struct pub *p, int seconds);
 
 /*
  * Says whether the state on the screens is current.  up false: the
@@ -85,6 +90,10 @@ size_t pub_clients(const struct pub *p);
 /* Per-session data size for the lws protocol entry. */
 size_t pub_session_size(void);
 uint64_t pub_messages_sent(const struct pub *p);
+/* Fan-outs of a message to every screen, and their total time from the
+ * message to the last screen's turn (a screen whose socket is full gets it
+ * later, when it reads). */
+void pub_push_time(const struct pub *p, uint64_t *pushes, uint64_t *us);
 uint64_t pub_snapshots_sent(const struct pub *p);
 
 /* The lws protocol callback; the protocol's user pointer is the pub. */

@@ -10,6 +10,7 @@ narrow the stream.
 
 import asyncio
 import json
+import re
 import time
 from datetime import timedelta
 
@@ -297,3 +298,79 @@ def test_server_stop_closes_screens_with_1001(fresh_database, make_server):
         assert c.close_code == 1001, f"close code {c.close_code} (1006: no close frame) when the server stopped"
     finally:
         c.close()
+
+
+def test_fan_out_to_many_screens(fresh_database, make_server):
+    """A message goes out to screens a chunk at a time (256 a loop turn),
+    written at once where the socket has room.  With 600 screens and
+    messages that come while a fan-out is under way (a reading that
+    crosses a threshold pushes its alert and its kpis change close
+    together), every screen still gets every message in order (seq without
+    gaps) and ends with the API's count and the alert; /metrics counts the
+    fan-outs and their time."""
+    import websockets
+    from harness import create_key
+    screens, calls = 600, 12
+    srv = make_server(fresh_database, "--max-conns-per-ip", "0", "--publish-ms", "50")
+    api = srv.http(key=create_key(fresh_database, "ops-console", ["call", "sensor"]))
+    r = api.put(f"/api/v1/sensors/{GAUGE}", sensor_body("Kali Sringin - Terboyo", {"siaga": 140, "awas": 190},
+                                                         3600, district="Genuk"))
+    assert r.status in (200, 201, 204), r
+
+    def metric(name):
+        http = srv.http()
+        try:
+            text = http.get("/metrics").raw.decode()
+        finally:
+            http.close()
+        return float(re.search(rf"^{name} (\S+)$", text, re.M).group(1))
+
+    async def screen(ready, done):
+        async with websockets.connect(srv.ws_url, subprotocols=[SUBPROTOCOL], open_timeout=30,
+                                      max_size=None, ping_interval=None, close_timeout=2) as ws:
+            first = json.loads(await ws.recv())
+            assert first["type"] == "snapshot", first
+            state, seqs, alerts = dict(first["kpis"]), [first["seq"]], 0
+            ready.release()
+            while True:
+                try:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                except asyncio.TimeoutError:
+                    return state, seqs, alerts
+                seqs.append(m["seq"])
+                if m["type"] == "kpis":
+                    state.update(m["kpis"])
+                elif m["type"] == "alert" and m["alert"].get("sensor_id") == GAUGE:
+                    alerts += 1
+                if done.is_set() and alerts and state.get("calls.received_today") == calls:
+                    return state, seqs, alerts
+
+    async def run():
+        ready, done = asyncio.Semaphore(0), asyncio.Event()
+        tasks = [asyncio.create_task(screen(ready, done)) for _ in range(screens)]
+        for _ in range(screens):
+            await asyncio.wait_for(ready.acquire(), 60)
+        before = metric("kendali_ws_push_seconds_count")
+        for _ in range(calls):
+            r = await asyncio.to_thread(api.post_events, [ev_call(at=ago(seconds=30))])
+            assert r.status == 202, r
+            await asyncio.sleep(0.02)
+        r = await asyncio.to_thread(api.post_events, [ev_reading(GAUGE, 250, at=ago(seconds=5))])
+        assert r.status == 202, r
+        done.set()
+        return before, await asyncio.gather(*tasks)
+
+    try:
+        before, results = asyncio.run(asyncio.wait_for(run(), 120))
+        assert api.kpis()["kpis"]["calls.received_today"] == calls
+        gaps = [s for _, s, _ in results if s != list(range(s[0], s[0] + len(s)))]
+        assert not gaps, f"{len(gaps)} screens saw seq gaps, e.g. {gaps[0]}"
+        behind = [st.get("calls.received_today") for st, _, _ in results
+                  if st.get("calls.received_today") != calls]
+        assert not behind, f"{len(behind)} of {screens} screens did not reach {calls} calls: {behind[:10]}"
+        no_alert = sum(1 for _, _, a in results if a != 1)
+        assert not no_alert, f"{no_alert} of {screens} screens did not get the alert exactly once"
+        assert metric("kendali_ws_push_seconds_count") > before
+        assert metric("kendali_ws_push_seconds_sum") > 0
+    finally:
+        api.close()
