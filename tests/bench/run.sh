@@ -442,6 +442,8 @@ table() {
 			"$(jget screens-idle reach_all_p50_ms)" "$(jget screens-idle reach_all_p99_ms)" \
 			"$(jget screens-idle reach_all_max_ms)"
 		printf '  %-56s %s ms\n' "first to last screen of a push, p50" "$(jget screens-idle spread_p50_ms)"
+		printf '  %-56s %s ms\n' "  the server's own fan-out to them all, mean" \
+			"$(jget screens-idle server_fan_out_mean_ms)"
 		printf '  %-56s %s / %s / %s ms\n' \
 			"event-to-screen at $load_rate ev/s, $load_screens screens ($stalled stalled)" \
 			"$(jget screens-load delay_p50_ms)" "$(jget screens-load delay_p99_ms)" \

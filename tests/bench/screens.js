@@ -663,17 +663,25 @@ async function main() {
 	await sleep(o.settle * 1000);
 	const rssConnected = rssKiB(o.serverPid);
 	// kendali counts its screens in /metrics (from this machine).
-	async function serverScreens() {
+	async function serverMetric(name) {
 		if (kind !== 'kendali') return null;
 		try {
 			const m = await request(o, 'GET', '/metrics');
-			const x = /^kendali_ws_clients (\d+)/m.exec(m.body);
+			const x = new RegExp(`^${name} (\\S+)`, 'm').exec(m.body);
 			return x ? Number(x[1]) : null;
 		} catch {
 			return null;
 		}
 	}
+	const serverScreens = () => serverMetric('kendali_ws_clients');
+	// kendali times its own fan-outs: from a message to the last screen's
+	// turn (heartbeat and ping rounds included).
+	const fanOut = async () => ({
+		s: await serverMetric('kendali_ws_push_seconds_sum'),
+		n: await serverMetric('kendali_ws_push_seconds_count'),
+	});
 	const serverClients = await serverScreens();
+	const fanOutMark = await fanOut();
 
 	// ---- probes ----
 	for (const e of workers) e.worker.postMessage({ type: 'mark' });
@@ -726,6 +734,9 @@ async function main() {
 	const rssAfter = rssKiB(o.serverPid);
 	const serverCpu = cpuSeconds(o.serverPid) - serverCpuMark;
 	const serverClientsEnd = await serverScreens();
+	const fanOutEnd = await fanOut();
+	const fanOuts = fanOutEnd.n !== null && fanOutMark.n !== null ? fanOutEnd.n - fanOutMark.n : 0;
+	const fanOutMeanMs = fanOuts > 0 ? (1000 * (fanOutEnd.s - fanOutMark.s)) / fanOuts : null;
 
 	// ---- results ----
 	const results = await Promise.all(workers.map((e) => new Promise((resolve) => {
@@ -782,6 +793,7 @@ async function main() {
 		screens: o.screens, stalled: o.stalled, workers: o.workers,
 		connected: ready, connect_failed: failed, connect_s: r3(connectS),
 		server_ws_clients: serverClients, server_ws_clients_end: serverClientsEnd,
+		server_fan_outs: fanOuts, server_fan_out_mean_ms: fanOutMeanMs === null ? null : r3(fanOutMeanMs),
 		rss_before_kib: r3(rssBefore), rss_connected_kib: r3(rssConnected), rss_after_kib: r3(rssAfter),
 		kib_per_connection: r3(perConn(rssBefore, rssConnected)),
 		kib_per_connection_after: r3(perConn(rssBefore, rssAfter)),
@@ -821,6 +833,8 @@ async function main() {
 	];
 	if (serverClients !== null)
 		lines.splice(3, 0, `  server's screen count    ${f(serverClients)} connected, ${f(serverClientsEnd)} at the end`);
+	if (fanOutMeanMs !== null)
+		lines.push(`  server's fan-out, mean   ${f(r3(fanOutMeanMs))} ms over ${fanOuts} fan-outs (its own clock)`);
 	if (!o.serverPid) lines.splice(1, 2); // no RSS to show
 	if (Number.isFinite(serverCpu))
 		lines.push(`  server CPU               ${r3(serverCpu)} s (${(100 * serverCpu / runS).toFixed(0)}% of one core)`);
