@@ -18,10 +18,15 @@ Fixtures of the integration suite.
 The server binary is $KENDALI_BIN or <repo>/build/server/kendali; a test that
 needs it fails (never skips) when it is missing.  When a test fails, the
 tail of every running server's stderr is attached to its report.
+
+A run stopped by SIGTERM or SIGHUP (a time limit, `timeout`, a closed
+terminal) is treated like Ctrl-C, so that the fixtures' teardown still stops
+the servers and the PostgreSQL cluster instead of leaving them running.
 """
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -32,6 +37,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
 from harness import PgCluster, Server, create_key, kendali_cli, require_binary  # noqa: E402
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
+def pytest_configure(config):
+    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGHUP, _interrupted)
 
 
 @pytest.hookimpl(hookwrapper=True)
