@@ -44,10 +44,10 @@ void pub_set_context(struct pub *p, struct lws_context *ctx, uv_loop_t *loop);
 void pub_state(struct pub *p, json_t *kpis, json_t *changed, const char *at);
 
 /*
- * Called at every tick: drops screens that have taken nothing for 30 s or
- * sent nothing for three ping intervals, pings screens silent for one, and
- * sends a heartbeat (a kpis message with no keys) to screens that have
- * been sent nothing for PUB_HEARTBEAT_US.
+ * Called at every tick, scans the screens every 500 ms at most: drops screens
+ * that have taken nothing for 30 s or sent nothing for three ping intervals,
+ * pings screens silent for one, and sends a heartbeat (a kpis message with no
+ * keys) to screens that have been sent nothing for PUB_HEARTBEAT_US.
  */
 #define PUB_HEARTBEAT_US (5 * INT64_C(1000000))
 void pub_tick(struct pub *p);
