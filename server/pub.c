@@ -202,8 +202,9 @@ static int writeable(struct pub *p, struct sess *s);
  * waits for the screen's writable turn.  Writing at once spares each screen
  * an epoll round trip (asking for POLLOUT, waking, dropping it again),
  * which was most of the cost of a push to 10,000 screens.  A screen that
- * does not read fills its socket, is choked, and is left to the writable
- * turn that never comes, and to pub_tick.
+ * does not read fills its socket; lws keeps the rest of that one message,
+ * and the screen is then left to the writable turn that never comes, and
+ * to pub_tick.
  */
 static void offer(struct pub *p, struct sess *s)
 {
