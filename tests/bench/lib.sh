@@ -8,6 +8,9 @@
 #                         directory) and keep_work
 #   bench_private_pg      starts the private PostgreSQL of scripts/pg.sh
 #                         when needed: sets admin_url and started_pg
+#   bench_traps FN        FN on exit; INT and TERM exit 130 and 143
+#   bench_release         the end of FN: stops the PostgreSQL started
+#                         here, removes the work directory unless kept
 
 say() { echo "$bench_prefix: $*" >&2; }
 die() {
@@ -52,4 +55,22 @@ bench_private_pg() {
 	fi
 	admin_url=$("$root/scripts/pg.sh" start | tail -n 1)
 	[[ $admin_url == postgres*://* ]] || die "scripts/pg.sh start printed no DATABASE_URL"
+}
+
+bench_traps() {
+	# shellcheck disable=SC2064 # the function named now
+	trap "$1" EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+bench_release() {
+	if ((started_pg)); then
+		"$root/scripts/pg.sh" stop || true
+	fi
+	if ((keep_work)); then
+		say "results kept in $work"
+	else
+		rm -rf "$work"
+	fi
 }

@@ -140,19 +140,10 @@ cleanup() {
 				say "could not drop database $db"
 		done
 	fi
-	if ((started_pg)); then
-		"$root/scripts/pg.sh" stop || true
-	fi
-	if ((keep_work)); then
-		say "results kept in $work"
-	else
-		rm -rf "$work"
-	fi
+	bench_release
 	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_traps cleanup
 
 # ---- the PostgreSQL ----
 
