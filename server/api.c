@@ -845,6 +845,8 @@ static void metrics(struct http_req *r)
 		   "kendali_requests_rejected_total %llu\n"
 		   "# TYPE kendali_commit_groups_total counter\n"
 		   "kendali_commit_groups_total %llu\n"
+		   "# TYPE kendali_commit_groups_rewritten_total counter\n"
+		   "kendali_commit_groups_rewritten_total %llu\n"
 		   "# TYPE kendali_store_pending_events gauge\n"
 		   "kendali_store_pending_events %zu\n"
 		   "# TYPE kendali_ws_clients gauge\n"
@@ -866,6 +868,7 @@ static void metrics(struct http_req *r)
 		   (unsigned long long)a->events_duplicate,
 		   (unsigned long long)a->rejected,
 		   (unsigned long long)store_groups(a->store),
+		   (unsigned long long)store_groups_rewritten(a->store),
 		   store_pending(a->store), pub_clients(a->pub),
 		   (unsigned long long)pub_messages_sent(a->pub),
 		   (unsigned long long)pub_snapshots_sent(a->pub),

@@ -28,6 +28,9 @@ struct pgc_job {
 	char *sql;
 	int nparams;
 	char **params;
+	int *lengths; /* of binary parameters; NULL when all are text */
+	int *formats;
+	int result_format;
 	pgc_result_cb cb;
 	void *arg;
 };
@@ -85,6 +88,8 @@ static void job_free(struct pgc_job *j)
 	for (int i = 0; i < j->nparams; i++)
 		free(j->params[i]);
 	free(j->params);
+	free(j->lengths);
+	free(j->formats);
 	free(j->sql);
 	free(j);
 }
@@ -311,15 +316,16 @@ static int send_job(struct pgc *c, struct pgc_job *j)
 	if (!j->name ||
 	    (!is_prepared(c, j->name) && c->nprepared == PGC_PREPARED_MAX))
 		return PQsendQueryParams(c->conn, j->sql, j->nparams, NULL,
-					 (const char *const *)j->params, NULL,
-					 NULL, 0);
+					 (const char *const *)j->params,
+					 j->lengths, j->formats,
+					 j->result_format);
 	j->preparing = !is_prepared(c, j->name);
 	if (j->preparing)
 		return PQsendPrepare(c->conn, j->name, j->sql, j->nparams,
 				     NULL);
 	return PQsendQueryPrepared(c->conn, j->name, j->nparams,
-				   (const char *const *)j->params, NULL, NULL,
-				   0);
+				   (const char *const *)j->params, j->lengths,
+				   j->formats, j->result_format);
 }
 
 static void run_next(struct pgc *c)
@@ -493,23 +499,64 @@ int pgc_query_prepared(struct pgc *c, const char *name, const char *sql,
 		       int nparams, const char *const *params, pgc_result_cb cb,
 		       void *arg)
 {
+	struct pgc_param p[nparams > 0 ? nparams : 1];
+
+	for (int i = 0; i < nparams; i++)
+		p[i] = (struct pgc_param){.value = params[i]};
+	return pgc_query_params(c, name, sql, nparams, p, false, cb, arg);
+}
+
+static char *memdup(const char *v, int len)
+{
+	size_t n = len > 0 ? (size_t)len : 0;
+	char *p = malloc(n + 1);
+
+	if (p)
+		memcpy(p, v, n);
+	return p;
+}
+
+int pgc_query_params(struct pgc *c, const char *name, const char *sql,
+		     int nparams, const struct pgc_param *params,
+		     bool binary_result, pgc_result_cb cb, void *arg)
+{
 	struct pgc_job *j;
+	bool binary = false;
 
 	if (c->state == PGC_WAITING || c->state == PGC_CLOSED ||
-	    c->queued >= c->max_queue)
+	    c->queued >= c->max_queue || nparams < 0)
 		return -1;
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return -1;
+	for (int i = 0; i < nparams; i++)
+		binary |= params[i].binary;
 	j->sql = strdup(sql);
 	j->params = nparams ? calloc((size_t)nparams, sizeof(char *)) : NULL;
-	if (!j->sql || (nparams && !j->params))
+	if (binary) {
+		j->lengths = calloc((size_t)nparams, sizeof(int));
+		j->formats = calloc((size_t)nparams, sizeof(int));
+	}
+	if (!j->sql || (nparams && !j->params) ||
+	    (binary && (!j->lengths || !j->formats)))
 		goto fail;
 	j->nparams = nparams;
 	for (int i = 0; i < nparams; i++) {
-		if (params[i] && !(j->params[i] = strdup(params[i])))
+		const struct pgc_param *p = &params[i];
+
+		if (!p->value)
+			continue;
+		if (p->binary) {
+			j->lengths[i] = p->length;
+			j->formats[i] = 1;
+			j->params[i] = memdup(p->value, p->length);
+		} else {
+			j->params[i] = strdup(p->value);
+		}
+		if (!j->params[i])
 			goto fail;
 	}
+	j->result_format = binary_result;
 	j->name = name;
 	j->cb = cb;
 	j->arg = arg;

@@ -75,6 +75,27 @@ int pgc_query_prepared(struct pgc *c, const char *name, const char *sql,
 		       void *arg) __attribute__((warn_unused_result));
 
 /*
+ * One parameter of pgc_query_params: text, NUL-terminated (length is then
+ * ignored), or length bytes in PostgreSQL's binary format for the
+ * parameter's type.  A NULL value is an SQL NULL.
+ */
+struct pgc_param {
+	const char *value;
+	int length;
+	bool binary;
+};
+
+/*
+ * Like pgc_query_prepared (name NULL: not prepared), with parameters in
+ * either format (copied) and, when binary_result, every column of the
+ * result in binary (pgbin.h reads them).
+ */
+int pgc_query_params(struct pgc *c, const char *name, const char *sql,
+		     int nparams, const struct pgc_param *params,
+		     bool binary_result, pgc_result_cb cb, void *arg)
+    __attribute__((warn_unused_result));
+
+/*
  * Calls cb for every notification the connection receives; the owner
  * issues the LISTEN (again after each reconnection, seen in the state
  * callback).

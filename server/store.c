@@ -3,6 +3,7 @@
 #include "buf.h"
 #include "hmap.h"
 #include "log.h"
+#include "pgbin.h"
 #include "pgconn.h"
 
 #include <math.h>
@@ -14,119 +15,172 @@
 #define WRITER_QUEUE 256       /* statements waiting on the connection */
 
 /*
- * One statement stores a group: the events (duplicates skipped), then the
- * merged summary of every call and ticket they touch.  Summaries merge with
- * order-independent rules (min, max, latest by kd_key), so events may come
- * late and out of order.  The statement returns what it stored and the new
- * summaries; a single statement is a single transaction, and its result
+ * One statement stores a group: the events, then the merged summary of
+ * every call and ticket they touch.  Summaries merge with order-independent
+ * rules (min, max, latest by kd_key), so events may come late and out of
+ * order.  A single statement is a single transaction, and its result
  * arrives after COMMIT.
+ *
+ * The events go in with a plain INSERT: a resent event (the client did not
+ * see its 202) then fails the whole statement on the primary key, and the
+ * group is written again by the careful statement, which skips duplicates
+ * (ON CONFLICT DO NOTHING) and merges only the events it stored.  Skipping
+ * costs: the speculative insertion of ON CONFLICT doubles the cost of an
+ * event's row, and the careful statement must read each event's order key
+ * back from what it stored.  So the plain one runs first, and the careful
+ * one alone for a while after a duplicate (CAREFUL_MS), since a client
+ * catching up resends many.
+ *
+ * Parameters and results are binary (pgbin.h): $1 tenant; per event
+ * poster, event_id, type, occurred_at, its order key (kd_key), subject,
+ * status, rank, category, district, agency, title, value, lat, lon; per
+ * request its poster, number of events and peer, for the audit.  Result
+ * rows: see enum out_col.
  */
-static const char INSERT_SQL[] =
-    "WITH aud AS ("
-    " INSERT INTO audit (tenant, actor, action, detail, peer)"
-    " SELECT $1, actor, 'events.post', jsonb_build_object('events', n),"
-    "  peer FROM unnest($16::text[], $17::int[], $18::text[])"
-    "  AS r(actor, n, peer)"
-    "), e AS ("
-    " SELECT * FROM unnest($2::text[], $3::text[], $4::text[],"
-    "  $5::int8[], $6::text[], $7::text[], $8::int2[], $9::text[],"
-    "  $10::text[], $11::text[], $12::text[], $13::float8[],"
-    "  $14::float8[], $15::float8[])"
-    " AS u(poster, event_id, type, occ, subject, status, rank, category,"
-    "  district, agency, title, value, lat, lon)"
-    "), ins AS ("
-    " INSERT INTO events (tenant, poster, event_id, type, occurred_at,"
-    "  subject, status, rank, category, district, agency, title, value,"
-    "  lat, lon)"
-    " SELECT $1, poster, event_id, type, kd_ts(occ), subject, status,"
-    "  rank, category, district, agency, title, value, lat, lon FROM e"
-    " ON CONFLICT DO NOTHING"
-    " RETURNING poster, event_id, type, subject, occurred_at, rank,"
-    "  status, category, district, agency, value"
-    "), k AS ("
-    " SELECT *, kd_key(occurred_at, rank) AS key FROM ins"
-    "), cn AS ("
-    " SELECT subject,"
-    "  min(occurred_at) FILTER (WHERE status = 'received') AS recv_min,"
-    "  min(occurred_at) AS first_at, max(key) AS status_key,"
-    "  max(key) FILTER (WHERE category IS NOT NULL) AS category_key,"
-    "  (array_agg(category ORDER BY key DESC, category DESC)"
-    "   FILTER (WHERE category IS NOT NULL))[1] AS category,"
-    "  min(occurred_at) FILTER (WHERE status = 'answered') AS answered_at,"
-    "  min(occurred_at) FILTER (WHERE status = 'abandoned') AS abandoned_at"
-    " FROM k WHERE type = 'call' GROUP BY subject"
-    "), cu AS ("
-    " INSERT INTO calls AS c (tenant, call_id, recv_min, first_at,"
-    "  status_key, category_key, category, answered_at, abandoned_at)"
-    " SELECT $1, subject, recv_min, first_at, status_key, category_key,"
-    "  category, answered_at, abandoned_at FROM cn"
-    " ON CONFLICT (tenant, call_id) DO UPDATE SET"
-    "  recv_min = LEAST(c.recv_min, EXCLUDED.recv_min),"
-    "  first_at = LEAST(c.first_at, EXCLUDED.first_at),"
-    "  status_key = GREATEST(c.status_key, EXCLUDED.status_key),"
-    "  category = CASE WHEN kd_newer(EXCLUDED.category_key,"
-    "   EXCLUDED.category, c.category_key, c.category)"
-    "   THEN EXCLUDED.category ELSE c.category END,"
-    "  category_key = GREATEST(c.category_key, EXCLUDED.category_key),"
-    "  answered_at = LEAST(c.answered_at, EXCLUDED.answered_at),"
-    "  abandoned_at = LEAST(c.abandoned_at, EXCLUDED.abandoned_at)"
-    " RETURNING call_id, received_at, status, category, answered_at,"
-    "  abandoned_at"
-    "), tn AS ("
-    " SELECT subject,"
-    "  min(occurred_at) FILTER (WHERE status = 'received') AS recv_min,"
-    "  min(occurred_at) AS first_at, max(key) AS status_key,"
-    "  max(key) FILTER (WHERE category IS NOT NULL) AS category_key,"
-    "  (array_agg(category ORDER BY key DESC, category DESC)"
-    "   FILTER (WHERE category IS NOT NULL))[1] AS category,"
-    "  max(key) FILTER (WHERE district IS NOT NULL) AS district_key,"
-    "  (array_agg(district ORDER BY key DESC, district DESC)"
-    "   FILTER (WHERE district IS NOT NULL))[1] AS district,"
-    "  max(key) FILTER (WHERE agency IS NOT NULL) AS agency_key,"
-    "  (array_agg(agency ORDER BY key DESC, agency DESC)"
-    "   FILTER (WHERE agency IS NOT NULL))[1] AS agency,"
-    "  bool_or(status = 'dispatched') AS dispatched,"
-    "  max(occurred_at) FILTER (WHERE status = 'resolved') AS resolved_at"
-    " FROM k WHERE type = 'report' GROUP BY subject"
-    "), tu AS ("
-    " INSERT INTO tickets AS t (tenant, ticket, recv_min, first_at,"
-    "  status_key, category_key, category, district_key, district,"
-    "  agency_key, agency, dispatched, resolved_at)"
-    " SELECT $1, subject, recv_min, first_at, status_key, category_key,"
-    "  category, district_key, district, agency_key, agency, dispatched,"
-    "  resolved_at FROM tn"
-    " ON CONFLICT (tenant, ticket) DO UPDATE SET"
-    "  recv_min = LEAST(t.recv_min, EXCLUDED.recv_min),"
-    "  first_at = LEAST(t.first_at, EXCLUDED.first_at),"
-    "  status_key = GREATEST(t.status_key, EXCLUDED.status_key),"
-    "  category = CASE WHEN kd_newer(EXCLUDED.category_key,"
-    "   EXCLUDED.category, t.category_key, t.category)"
-    "   THEN EXCLUDED.category ELSE t.category END,"
-    "  category_key = GREATEST(t.category_key, EXCLUDED.category_key),"
-    "  district = CASE WHEN kd_newer(EXCLUDED.district_key,"
-    "   EXCLUDED.district, t.district_key, t.district)"
-    "   THEN EXCLUDED.district ELSE t.district END,"
-    "  district_key = GREATEST(t.district_key, EXCLUDED.district_key),"
-    "  agency = CASE WHEN kd_newer(EXCLUDED.agency_key,"
-    "   EXCLUDED.agency, t.agency_key, t.agency)"
-    "   THEN EXCLUDED.agency ELSE t.agency END,"
-    "  agency_key = GREATEST(t.agency_key, EXCLUDED.agency_key),"
-    "  dispatched = t.dispatched OR EXCLUDED.dispatched,"
-    "  resolved_at = GREATEST(t.resolved_at, EXCLUDED.resolved_at)"
-    " RETURNING ticket, received_at, status, category, district, agency,"
-    "  dispatched, resolved_at"
-    ")"
-    " SELECT 'e', poster, event_id, type, subject,"
-    "  kd_us(occurred_at)::text, value::text, NULL::text, NULL::text"
-    " FROM ins"
-    " UNION ALL SELECT 'c', call_id, kd_us(received_at)::text,"
-    "  status::text, category, kd_us(answered_at)::text,"
-    "  kd_us(abandoned_at)::text, NULL, NULL FROM cu"
-    " UNION ALL SELECT 't', ticket, kd_us(received_at)::text,"
-    "  status::text, category, district, agency, dispatched::text,"
-    "  kd_us(resolved_at)::text FROM tu";
+#define SQL_EVENTS                                                             \
+	"WITH aud AS ("                                                        \
+	" INSERT INTO audit (tenant, actor, action, detail, peer)"             \
+	" SELECT $1, actor, 'events.post', jsonb_build_object('events', n),"   \
+	"  peer FROM unnest($17::text[], $18::int4[], $19::text[])"            \
+	"  AS r(actor, n, peer)"                                               \
+	"), e AS ("                                                            \
+	" SELECT * FROM unnest($2::text[], $3::text[], $4::text[],"            \
+	"  $5::timestamptz[], $6::int8[], $7::text[], $8::text[],"             \
+	"  $9::int2[], $10::text[], $11::text[], $12::text[], $13::text[],"    \
+	"  $14::float8[], $15::float8[], $16::float8[])"                       \
+	" AS u(poster, event_id, type, occurred_at, key, subject, status,"     \
+	"  rank, category, district, agency, title, value, lat, lon)"          \
+	"), ins AS ("                                                          \
+	" INSERT INTO events (tenant, poster, event_id, type, occurred_at,"    \
+	"  subject, status, rank, category, district, agency, title, value,"   \
+	"  lat, lon)"                                                          \
+	" SELECT $1, poster, event_id, type, occurred_at, subject, status,"    \
+	"  rank, category, district, agency, title, value, lat, lon FROM e"
 
-#define NCOLS 14
+/* The summaries of the calls and tickets in stored events src. */
+#define SQL_SUMMARIES(src)                                                     \
+	"), cn AS ("                                                           \
+	" SELECT subject,"                                                     \
+	"  min(occurred_at) FILTER (WHERE status = 'received') AS recv_min,"   \
+	"  min(occurred_at) AS first_at, max(key) AS status_key,"              \
+	"  max(key) FILTER (WHERE category IS NOT NULL) AS category_key,"      \
+	"  (array_agg(category ORDER BY key DESC, category DESC)"              \
+	"   FILTER (WHERE category IS NOT NULL))[1] AS category,"              \
+	"  min(occurred_at) FILTER (WHERE status = 'answered') AS "            \
+	"answered_at,"                                                         \
+	"  min(occurred_at) FILTER (WHERE status = 'abandoned')"               \
+	"  AS abandoned_at"                                                    \
+	" FROM " src " WHERE type = 'call' GROUP BY subject"                   \
+	"), cu AS ("                                                           \
+	" INSERT INTO calls AS c (tenant, call_id, recv_min, first_at,"        \
+	"  status_key, category_key, category, answered_at, abandoned_at)"     \
+	" SELECT $1, subject, recv_min, first_at, status_key, category_key,"   \
+	"  category, answered_at, abandoned_at FROM cn"                        \
+	" ON CONFLICT (tenant, call_id) DO UPDATE SET"                         \
+	"  recv_min = LEAST(c.recv_min, EXCLUDED.recv_min),"                   \
+	"  first_at = LEAST(c.first_at, EXCLUDED.first_at),"                   \
+	"  status_key = GREATEST(c.status_key, EXCLUDED.status_key),"          \
+	"  category = CASE WHEN kd_newer(EXCLUDED.category_key,"               \
+	"   EXCLUDED.category, c.category_key, c.category)"                    \
+	"   THEN EXCLUDED.category ELSE c.category END,"                       \
+	"  category_key = GREATEST(c.category_key, EXCLUDED.category_key),"    \
+	"  answered_at = LEAST(c.answered_at, EXCLUDED.answered_at),"          \
+	"  abandoned_at = LEAST(c.abandoned_at, EXCLUDED.abandoned_at)"        \
+	" RETURNING call_id, received_at, status, category, answered_at,"      \
+	"  abandoned_at"                                                       \
+	"), tn AS ("                                                           \
+	" SELECT subject,"                                                     \
+	"  min(occurred_at) FILTER (WHERE status = 'received') AS recv_min,"   \
+	"  min(occurred_at) AS first_at, max(key) AS status_key,"              \
+	"  max(key) FILTER (WHERE category IS NOT NULL) AS category_key,"      \
+	"  (array_agg(category ORDER BY key DESC, category DESC)"              \
+	"   FILTER (WHERE category IS NOT NULL))[1] AS category,"              \
+	"  max(key) FILTER (WHERE district IS NOT NULL) AS district_key,"      \
+	"  (array_agg(district ORDER BY key DESC, district DESC)"              \
+	"   FILTER (WHERE district IS NOT NULL))[1] AS district,"              \
+	"  max(key) FILTER (WHERE agency IS NOT NULL) AS agency_key,"          \
+	"  (array_agg(agency ORDER BY key DESC, agency DESC)"                  \
+	"   FILTER (WHERE agency IS NOT NULL))[1] AS agency,"                  \
+	"  bool_or(status = 'dispatched') AS dispatched,"                      \
+	"  max(occurred_at) FILTER (WHERE status = 'resolved') AS resolved_at" \
+	" FROM " src " WHERE type = 'report' GROUP BY subject"                 \
+	"), tu AS ("                                                           \
+	" INSERT INTO tickets AS t (tenant, ticket, recv_min, first_at,"       \
+	"  status_key, category_key, category, district_key, district,"        \
+	"  agency_key, agency, dispatched, resolved_at)"                       \
+	" SELECT $1, subject, recv_min, first_at, status_key, category_key,"   \
+	"  category, district_key, district, agency_key, agency, dispatched,"  \
+	"  resolved_at FROM tn"                                                \
+	" ON CONFLICT (tenant, ticket) DO UPDATE SET"                          \
+	"  recv_min = LEAST(t.recv_min, EXCLUDED.recv_min),"                   \
+	"  first_at = LEAST(t.first_at, EXCLUDED.first_at),"                   \
+	"  status_key = GREATEST(t.status_key, EXCLUDED.status_key),"          \
+	"  category = CASE WHEN kd_newer(EXCLUDED.category_key,"               \
+	"   EXCLUDED.category, t.category_key, t.category)"                    \
+	"   THEN EXCLUDED.category ELSE t.category END,"                       \
+	"  category_key = GREATEST(t.category_key, EXCLUDED.category_key),"    \
+	"  district = CASE WHEN kd_newer(EXCLUDED.district_key,"               \
+	"   EXCLUDED.district, t.district_key, t.district)"                    \
+	"   THEN EXCLUDED.district ELSE t.district END,"                       \
+	"  district_key = GREATEST(t.district_key, EXCLUDED.district_key),"    \
+	"  agency = CASE WHEN kd_newer(EXCLUDED.agency_key,"                   \
+	"   EXCLUDED.agency, t.agency_key, t.agency)"                          \
+	"   THEN EXCLUDED.agency ELSE t.agency END,"                           \
+	"  agency_key = GREATEST(t.agency_key, EXCLUDED.agency_key),"          \
+	"  dispatched = t.dispatched OR EXCLUDED.dispatched,"                  \
+	"  resolved_at = GREATEST(t.resolved_at, EXCLUDED.resolved_at)"        \
+	" RETURNING ticket, received_at, status, category, district, agency,"  \
+	"  dispatched, resolved_at"                                            \
+	")"                                                                    \
+	" SELECT 'c'::text, call_id, NULL::text, NULL::text, NULL::text,"      \
+	"  received_at, NULL::float8, status, category, NULL::text,"           \
+	"  NULL::text, NULL::bool, answered_at, abandoned_at FROM cu"          \
+	" UNION ALL SELECT 't', ticket, NULL, NULL, NULL, received_at, NULL,"  \
+	"  status, category, district, agency, dispatched, resolved_at, NULL"  \
+	" FROM tu"
+
+/* Columns of a result row; kind 'c' is a call, 't' a ticket, 'e' an event
+ * the careful statement stored. */
+enum out_col {
+	OUT_KIND,
+	OUT_ID,	     /* call_id, ticket or event_id */
+	OUT_POSTER,  /* e */
+	OUT_TYPE,    /* e */
+	OUT_SUBJECT, /* e */
+	OUT_AT,	     /* c, t: received_at; e: occurred_at */
+	OUT_VALUE,   /* e */
+	OUT_STATUS,  /* c, t */
+	OUT_CATEGORY,
+	OUT_DISTRICT, /* t */
+	OUT_AGENCY,   /* t */
+	OUT_DISPATCHED,
+	OUT_DONE_AT, /* c: answered_at; t: resolved_at */
+	OUT_ABANDONED_AT
+};
+
+static const char FAST_SQL[] = SQL_EVENTS SQL_SUMMARIES("e");
+
+/* The careful statement's insert skips what is stored and says what it
+ * stored, with each event's order key read back from it. */
+#define SQL_SKIP_STORED                                                        \
+	" ON CONFLICT DO NOTHING"                                              \
+	" RETURNING poster, event_id, type, subject, occurred_at, rank,"       \
+	"  status, category, district, agency, value"                          \
+	"), k AS ("                                                            \
+	" SELECT *, kd_key(occurred_at, rank) AS key FROM ins"
+
+#define SQL_STORED_ROWS                                                        \
+	" UNION ALL SELECT 'e', event_id, poster, type, subject, occurred_at," \
+	"  value, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ins"
+
+static const char CAREFUL_SQL[] =
+    SQL_EVENTS SQL_SKIP_STORED SQL_SUMMARIES("k") SQL_STORED_ROWS;
+
+/* After a duplicate, how long groups go to the careful statement first. */
+#define CAREFUL_MS 1000
+
+#define NCOLS 15 /* per event */
+#define NPARAMS (1 + NCOLS + 3)
 
 struct job {
 	struct job *next;
@@ -143,6 +197,7 @@ struct group {
 	struct store *s;
 	struct job *jobs;
 	size_t events;
+	bool careful;
 };
 
 struct store {
@@ -154,7 +209,8 @@ struct store {
 	struct job *head, *tail;
 	size_t pending_events, max_pending_events;
 	bool in_flight;
-	uint64_t groups, written;
+	uint64_t careful_until; /* uv_now: careful statement first till then */
+	uint64_t groups, written, rewritten;
 };
 
 static void flush(struct store *s);
@@ -171,69 +227,43 @@ static void job_done(struct job *j, enum store_status st, const char *error)
 	free(j);
 }
 
-/* Appends one element of a PostgreSQL array literal. */
-static void arr_text(struct buf *b, const char *v)
+static const uint32_t col_types[NCOLS] = {
+    PGBIN_TEXT, PGBIN_TEXT, PGBIN_TEXT,	  PGBIN_TIMESTAMPTZ, PGBIN_INT8,
+    PGBIN_TEXT, PGBIN_TEXT, PGBIN_INT2,	  PGBIN_TEXT,	     PGBIN_TEXT,
+    PGBIN_TEXT, PGBIN_TEXT, PGBIN_FLOAT8, PGBIN_FLOAT8,	     PGBIN_FLOAT8};
+
+static void float_or_null(struct pgbin_arr *a, double v, bool null)
 {
-	if (b->len > 1)
-		buf_add(b, ",", 1);
-	if (!v) {
-		buf_str(b, "NULL");
-		return;
-	}
-	buf_add(b, "\"", 1);
-	for (const char *p = v; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			buf_add(b, "\\", 1);
-		buf_add(b, p, 1);
-	}
-	buf_add(b, "\"", 1);
+	if (null)
+		pgbin_arr_null(a);
+	else
+		pgbin_arr_float8(a, v);
 }
 
-static void arr_num(struct buf *b, double v, bool null)
-{
-	char tmp[40];
-
-	if (null) {
-		arr_text(b, NULL);
-		return;
-	}
-	snprintf(tmp, sizeof(tmp), "%.17g", v);
-	if (b->len > 1)
-		buf_add(b, ",", 1);
-	buf_str(b, tmp);
-}
-
-static void arr_int(struct buf *b, long long v)
-{
-	char tmp[24];
-
-	snprintf(tmp, sizeof(tmp), "%lld", v);
-	if (b->len > 1)
-		buf_add(b, ",", 1);
-	buf_str(b, tmp);
-}
-
-static void add_event(struct buf *col, const char *poster,
+static void add_event(struct pgbin_arr *col, const char *poster,
 		      const struct ev_event *e)
 {
-	arr_text(&col[0], poster);
-	arr_text(&col[1], e->id);
-	arr_text(&col[2], ev_type_name(e->type));
-	arr_int(&col[3], (long long)e->occurred_us);
-	arr_text(&col[4], e->subject);
-	arr_text(&col[5], e->type == EV_SENSOR
-			      ? NULL
-			      : ev_status_name(e->type, e->status));
-	arr_int(&col[6], e->type == EV_SENSOR ? 0 : e->status);
-	arr_text(&col[7], e->category >= 0
-			      ? ev_category_name(e->type, e->category)
-			      : NULL);
-	arr_text(&col[8], e->district);
-	arr_text(&col[9], e->agency);
-	arr_text(&col[10], e->title);
-	arr_num(&col[11], e->value, e->type != EV_SENSOR);
-	arr_num(&col[12], e->lat, !e->has_location);
-	arr_num(&col[13], e->lon, !e->has_location);
+	int rank = e->type == EV_SENSOR ? 0 : e->status;
+
+	pgbin_arr_text(&col[0], poster);
+	pgbin_arr_text(&col[1], e->id);
+	pgbin_arr_text(&col[2], ev_type_name(e->type));
+	pgbin_arr_timestamptz(&col[3], e->occurred_us);
+	pgbin_arr_int8(&col[4], e->occurred_us * 8 + rank); /* kd_key */
+	pgbin_arr_text(&col[5], e->subject);
+	pgbin_arr_text(&col[6], e->type == EV_SENSOR
+				    ? NULL
+				    : ev_status_name(e->type, e->status));
+	pgbin_arr_int2(&col[7], (int16_t)rank);
+	pgbin_arr_text(&col[8], e->category >= 0
+				    ? ev_category_name(e->type, e->category)
+				    : NULL);
+	pgbin_arr_text(&col[9], e->district);
+	pgbin_arr_text(&col[10], e->agency);
+	pgbin_arr_text(&col[11], e->title);
+	float_or_null(&col[12], e->value, e->type != EV_SENSOR);
+	float_or_null(&col[13], e->lat, !e->has_location);
+	float_or_null(&col[14], e->lon, !e->has_location);
 }
 
 static int64_t parse_us(const char *v)
@@ -256,36 +286,102 @@ static const char *col(PGresult *r, int row, int c)
 	return PQgetisnull(r, row, c) ? NULL : PQgetvalue(r, row, c);
 }
 
-static void row_call(const struct store_sink *sink, PGresult *r, int i, int o)
+static void row_call(const struct store_sink *sink, PGresult *r, int i)
 {
 	struct kpi_call c = {
-	    .call_id = col(r, i, o),
-	    .received_us = parse_us(col(r, i, o + 1)),
-	    .status = atoi(col(r, i, o + 2)),
-	    .category = category_of(EV_CALL, col(r, i, o + 3)),
-	    .answered_us = parse_us(col(r, i, o + 4)),
-	    .abandoned_us = parse_us(col(r, i, o + 5)),
+	    .call_id = col(r, i, 0),
+	    .received_us = parse_us(col(r, i, 1)),
+	    .status = atoi(col(r, i, 2)),
+	    .category = category_of(EV_CALL, col(r, i, 3)),
+	    .answered_us = parse_us(col(r, i, 4)),
+	    .abandoned_us = parse_us(col(r, i, 5)),
 	};
 	sink->call(sink->arg, &c);
 }
 
-static void row_ticket(const struct store_sink *sink, PGresult *r, int i, int o)
+static void row_ticket(const struct store_sink *sink, PGresult *r, int i)
 {
-	const char *disp = col(r, i, o + 6);
+	const char *disp = col(r, i, 6);
 	struct kpi_ticket t = {
-	    .ticket = col(r, i, o),
-	    .received_us = parse_us(col(r, i, o + 1)),
-	    .status = atoi(col(r, i, o + 2)),
-	    .category = category_of(EV_REPORT, col(r, i, o + 3)),
-	    .district = col(r, i, o + 4),
-	    .agency = col(r, i, o + 5),
+	    .ticket = col(r, i, 0),
+	    .received_us = parse_us(col(r, i, 1)),
+	    .status = atoi(col(r, i, 2)),
+	    .category = category_of(EV_REPORT, col(r, i, 3)),
+	    .district = col(r, i, 4),
+	    .agency = col(r, i, 5),
 	    .dispatched = disp && (disp[0] == 't'),
-	    .resolved_us = parse_us(col(r, i, o + 7)),
+	    .resolved_us = parse_us(col(r, i, 7)),
 	};
 	sink->ticket(sink->arg, &t);
 }
 
-/* Credits each stored event to the first request of the group that sent it. */
+/* A timestamptz column of a binary result, in microseconds since 1970. */
+static int64_t out_us(PGresult *r, int row, enum out_col c)
+{
+	return PQgetisnull(r, row, c)
+		   ? KPI_NONE
+		   : pgbin_timestamptz(PQgetvalue(r, row, c));
+}
+
+/* Passes a group's result rows (enum out_col) on to the sink. */
+static void apply_rows(struct store *s, PGresult *r)
+{
+	for (int i = 0; i < PQntuples(r); i++) {
+		char kind = PQgetvalue(r, i, OUT_KIND)[0];
+		int status =
+		    kind == 'e' ? 0 : pgbin_int2(PQgetvalue(r, i, OUT_STATUS));
+
+		if (kind == 'c') {
+			struct kpi_call c = {
+			    .call_id = PQgetvalue(r, i, OUT_ID),
+			    .received_us = out_us(r, i, OUT_AT),
+			    .status = status,
+			    .category =
+				category_of(EV_CALL, col(r, i, OUT_CATEGORY)),
+			    .answered_us = out_us(r, i, OUT_DONE_AT),
+			    .abandoned_us = out_us(r, i, OUT_ABANDONED_AT),
+			};
+			s->sink.call(s->sink.arg, &c);
+		} else if (kind == 't') {
+			struct kpi_ticket t = {
+			    .ticket = PQgetvalue(r, i, OUT_ID),
+			    .received_us = out_us(r, i, OUT_AT),
+			    .status = status,
+			    .category =
+				category_of(EV_REPORT, col(r, i, OUT_CATEGORY)),
+			    .district = col(r, i, OUT_DISTRICT),
+			    .agency = col(r, i, OUT_AGENCY),
+			    .dispatched =
+				pgbin_bool(PQgetvalue(r, i, OUT_DISPATCHED)),
+			    .resolved_us = out_us(r, i, OUT_DONE_AT),
+			};
+			s->sink.ticket(s->sink.arg, &t);
+		} else if (strcmp(PQgetvalue(r, i, OUT_TYPE), "sensor") == 0) {
+			s->sink.reading(
+			    s->sink.arg, PQgetvalue(r, i, OUT_SUBJECT),
+			    out_us(r, i, OUT_AT),
+			    pgbin_float8(PQgetvalue(r, i, OUT_VALUE)));
+		}
+	}
+}
+
+/* The readings of a group the plain statement stored: all of them. */
+static void apply_readings(struct store *s, const struct group *g)
+{
+	for (const struct job *j = g->jobs; j; j = j->next)
+		for (size_t i = 0; i < j->batch.n; i++) {
+			const struct ev_event *e = &j->batch.events[i];
+
+			if (e->type == EV_SENSOR)
+				s->sink.reading(s->sink.arg, e->subject,
+						e->occurred_us, e->value);
+		}
+}
+
+/*
+ * Credits each event the careful statement stored to the first request of
+ * the group that sent it.
+ */
 static int credit(struct group *g, PGresult *r)
 {
 	struct hmap first = {0};
@@ -321,11 +417,11 @@ static int credit(struct group *g, PGresult *r)
 		}
 	struct buf key = {0};
 	for (int i = 0; i < PQntuples(r); i++) {
-		if (strcmp(PQgetvalue(r, i, 0), "e") != 0)
+		if (PQgetvalue(r, i, OUT_KIND)[0] != 'e')
 			continue;
 		buf_reset(&key);
-		buf_printf(&key, "%s\x1f%s", PQgetvalue(r, i, 1),
-			   PQgetvalue(r, i, 2));
+		buf_printf(&key, "%s\x1f%s", PQgetvalue(r, i, OUT_POSTER),
+			   PQgetvalue(r, i, OUT_ID));
 		struct job *j = key.oom ? NULL : hmap_get(&first, key.p);
 		if (j)
 			j->accepted++;
@@ -337,22 +433,6 @@ out:
 	free(offs);
 	free(owner);
 	return rc;
-}
-
-static void apply_rows(struct store *s, PGresult *r)
-{
-	for (int i = 0; i < PQntuples(r); i++) {
-		const char *kind = PQgetvalue(r, i, 0);
-
-		if (kind[0] == 'c')
-			row_call(&s->sink, r, i, 1);
-		else if (kind[0] == 't')
-			row_ticket(&s->sink, r, i, 1);
-		else if (strcmp(col(r, i, 3), "sensor") == 0)
-			s->sink.reading(s->sink.arg, col(r, i, 4),
-					parse_us(col(r, i, 5)),
-					strtod(col(r, i, 6), NULL));
-	}
 }
 
 /* Puts the jobs of a failed group back at the head, each to run alone. */
@@ -372,6 +452,18 @@ static void requeue_solo(struct store *s, struct job *jobs)
 		s->tail = last;
 }
 
+/* Whether the plain statement failed because an event was stored before. */
+static bool duplicate_event(PGresult *r)
+{
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	const char *constraint = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+
+	return state && strcmp(state, "23505") == 0 && constraint &&
+	       strcmp(constraint, "events_pkey") == 0;
+}
+
+static int send_group(struct group *g);
+
 static void group_cb(void *arg, PGresult *r, const char *error)
 {
 	struct group *g = arg;
@@ -384,6 +476,21 @@ static void group_cb(void *arg, PGresult *r, const char *error)
 			next = j->next;
 			job_done(j, STORE_UNAVAILABLE, error);
 		}
+	} else if (PQresultStatus(r) != PGRES_TUPLES_OK && !g->careful &&
+		   duplicate_event(r)) {
+		/* Nothing was stored: the same group goes again, carefully,
+		 * ahead of anything queued since. */
+		s->careful_until = uv_now(s->loop) + CAREFUL_MS;
+		s->rewritten++;
+		g->careful = true;
+		if (send_group(g) == 0) {
+			s->in_flight = true;
+			return;
+		}
+		for (j = g->jobs; j; j = next) {
+			next = j->next;
+			job_done(j, STORE_UNAVAILABLE, "database unavailable");
+		}
 	} else if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		const char *msg = PQresultErrorMessage(r);
 		if (g->jobs->next) {
@@ -395,6 +502,16 @@ static void group_cb(void *arg, PGresult *r, const char *error)
 			log_error("request of %zu events failed: %s", g->events,
 				  msg);
 			job_done(g->jobs, STORE_FAILED, msg);
+		}
+	} else if (!g->careful) {
+		s->groups++;
+		apply_rows(s, r);
+		apply_readings(s, g);
+		for (j = g->jobs; j; j = next) {
+			next = j->next;
+			j->accepted = j->batch.n;
+			s->written += j->accepted;
+			job_done(j, STORE_OK, NULL);
 		}
 	} else if (credit(g, r) < 0) {
 		/* Committed, but the counts cannot be told: the client
@@ -417,12 +534,49 @@ static void group_cb(void *arg, PGresult *r, const char *error)
 	flush(s);
 }
 
+/* Sends a group's statement: 0, or -1 when it could not be queued. */
+static int send_group(struct group *g)
+{
+	struct store *s = g->s;
+	struct pgbin_arr cols[NCOLS], req[3]; /* per request: actor, n, peer */
+	struct pgc_param params[NPARAMS] = {{.value = s->tenant}};
+	bool oom = false;
+	int rc;
+
+	for (int c = 0; c < NCOLS; c++)
+		pgbin_arr_start(&cols[c], col_types[c]);
+	pgbin_arr_start(&req[0], PGBIN_TEXT);
+	pgbin_arr_start(&req[1], PGBIN_INT4);
+	pgbin_arr_start(&req[2], PGBIN_TEXT);
+	for (const struct job *j = g->jobs; j; j = j->next) {
+		for (size_t i = 0; i < j->batch.n; i++)
+			add_event(cols, j->poster, &j->batch.events[i]);
+		pgbin_arr_text(&req[0], j->poster);
+		pgbin_arr_int4(&req[1], (int32_t)j->batch.n);
+		pgbin_arr_text(&req[2], j->peer);
+	}
+	for (int c = 0; c < NCOLS + 3; c++) {
+		struct pgbin_arr *a = c < NCOLS ? &cols[c] : &req[c - NCOLS];
+
+		oom |= pgbin_arr_end(a) < 0;
+		params[1 + c] = (struct pgc_param){
+		    .value = a->b.p, .length = (int)a->b.len, .binary = true};
+	}
+	rc = oom ? -1
+		 : pgc_query_params(
+		       s->conn, g->careful ? "kd_insert_careful" : "kd_insert",
+		       g->careful ? CAREFUL_SQL : FAST_SQL, NPARAMS, params,
+		       true, group_cb, g);
+	for (int c = 0; c < NCOLS; c++)
+		pgbin_arr_free(&cols[c]);
+	for (int c = 0; c < 3; c++)
+		pgbin_arr_free(&req[c]);
+	return rc;
+}
+
 /* Sends the next group if none is in flight. */
 static void flush(struct store *s)
 {
-	struct buf cols[NCOLS] = {0};
-	struct buf req[3] = {{0}}; /* per request: actor, events, peer */
-	const char *params[NCOLS + 4];
 	struct group *g;
 	struct job **tailp;
 
@@ -432,11 +586,8 @@ static void flush(struct store *s)
 	if (!g)
 		return;
 	g->s = s;
+	g->careful = uv_now(s->loop) < s->careful_until;
 	tailp = &g->jobs;
-	for (int c = 0; c < NCOLS; c++)
-		buf_add(&cols[c], "{", 1);
-	for (int c = 0; c < 3; c++)
-		buf_add(&req[c], "{", 1);
 	/* A job retried alone goes alone; others fill the group. */
 	while (s->head) {
 		struct job *j = s->head;
@@ -452,43 +603,19 @@ static void flush(struct store *s)
 		tailp = &j->next;
 		g->events += j->batch.n;
 		s->pending_events -= j->batch.n;
-		for (size_t i = 0; i < j->batch.n; i++)
-			add_event(cols, j->poster, &j->batch.events[i]);
-		arr_text(&req[0], j->poster);
-		arr_int(&req[1], (long long)j->batch.n);
-		arr_text(&req[2], j->peer);
 		if (j->solo)
 			break;
 	}
-	params[0] = s->tenant;
-	bool oom = false;
-	for (int c = 0; c < NCOLS; c++) {
-		buf_add(&cols[c], "}", 1);
-		oom |= cols[c].oom;
-		params[c + 1] = cols[c].p;
-	}
-	for (int c = 0; c < 3; c++) {
-		buf_add(&req[c], "}", 1);
-		oom |= req[c].oom;
-		params[NCOLS + 1 + c] = req[c].p;
-	}
-	if (oom || pgc_query_prepared(s->conn, "kd_insert", INSERT_SQL,
-				      NCOLS + 4, params, group_cb, g) < 0) {
+	if (send_group(g) < 0) {
 		struct job *j, *next;
 		for (j = g->jobs; j; j = next) {
 			next = j->next;
-			job_done(j, STORE_UNAVAILABLE,
-				 oom ? "out of memory"
-				     : "database unavailable");
+			job_done(j, STORE_UNAVAILABLE, "database unavailable");
 		}
 		free(g);
 	} else {
 		s->in_flight = true;
 	}
-	for (int c = 0; c < NCOLS; c++)
-		buf_free(&cols[c]);
-	for (int c = 0; c < 3; c++)
-		buf_free(&req[c]);
 }
 
 /*
@@ -778,6 +905,11 @@ uint64_t store_groups(const struct store *s)
 	return s->groups;
 }
 
+uint64_t store_groups_rewritten(const struct store *s)
+{
+	return s->rewritten;
+}
+
 uint64_t store_events_written(const struct store *s)
 {
 	return s->written;
@@ -896,9 +1028,9 @@ static int load_rows(PGconn *conn, const char *sql, const char *tenant,
 		return -1;
 	for (int i = 0; i < PQntuples(r); i++) {
 		if (kind == 'c')
-			row_call(sink, r, i, 0);
+			row_call(sink, r, i);
 		else if (kind == 't')
-			row_ticket(sink, r, i, 0);
+			row_ticket(sink, r, i);
 		else
 			sink->reading(sink->arg, col(r, i, 0),
 				      parse_us(col(r, i, 1)),

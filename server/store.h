@@ -88,6 +88,8 @@ bool store_ready(const struct store *s);
 bool store_idle(const struct store *s);
 size_t store_pending(const struct store *s);
 uint64_t store_groups(const struct store *s);
+/* Groups written again by the careful statement after a duplicate. */
+uint64_t store_groups_rewritten(const struct store *s);
 uint64_t store_events_written(const struct store *s);
 /* Answers what is queued with STORE_UNAVAILABLE and closes the connection. */
 void store_close(struct store *s);

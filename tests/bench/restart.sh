@@ -168,7 +168,7 @@ url_of() { printf '%s\n' "$admin_url" | sed -E "s#^(postgres(ql)?://[^/]*/)[^?]*
 # part, the live part posts the events of its two hours through the server,
 # and a later run (RESTART_REUSE) inserts those in between.  Each call's and
 # ticket's summary row is computed from the same generated events, with the
-# rules of the server's merge (server/store.c, INSERT_SQL).
+# rules of the server's merge (server/store.c, SQL_SUMMARIES).
 
 sql_schema() {
 	cat <<'EOF'
