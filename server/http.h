@@ -26,10 +26,10 @@ struct lws;
 enum http_method { HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_PUT, HTTP_OTHER };
 
 enum http_phase {
-	HTTP_READING,	  /* request or body still arriving */
-	HTTP_WAITING,	  /* handed to the API, no response yet */
-	HTTP_READY,	  /* response set, headers not written */
-	HTTP_HEADERS_SENT /* body next */
+	HTTP_READING, /* request or body still arriving */
+	HTTP_WAITING, /* handed to the API, no response yet */
+	HTTP_READY,   /* response set, not written */
+	HTTP_SENT     /* written (a file: being sent) */
 };
 
 /*

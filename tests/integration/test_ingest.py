@@ -145,6 +145,28 @@ def test_resent_events_among_concurrent_requests(server, keys, database):
         api.close()
 
 
+def test_times_before_2000_and_resent_readings(api, keys, database):
+    """PostgreSQL counts time from 2000 (server/pgbin.c sends and reads it in
+    binary): a reading of 1995, to the microsecond, is stored and shown at its
+    time, by the plain write and, resent with a new one, by the careful one."""
+    sid = unique_id("SMG-OLD").upper()
+    r = api.put(f"/api/v1/sensors/{sid}", sensor_body("Lama", {"siaga": 100, "awas": 200}, 3600),
+                key=keys["sensors"])
+    assert r.status in (200, 201), r
+    old = ev_reading(sid, 12.5, at="1995-06-01T01:02:03.456789Z")
+    assert counts(api.post_events([old], key=keys["sensors"])) == (1, 0)
+    newer = ev_reading(sid, 50.25, at="1999-12-31T23:59:59.999999+07:00")
+    assert counts(api.post_events([old, newer], key=keys["sensors"])) == (1, 1)
+    stored = {row[0]: row[1] for row in database.rows(
+        "SELECT event_id, kd_us(occurred_at) FROM events WHERE subject = %s", (sid,))}
+    assert stored == {old["id"]: 801968523456789, newer["id"]: 946659599999999}, stored
+    latest = {x["sensor_id"]: x for x in api.kpis()["kpis"]["sensors.latest"]}[sid]
+    assert latest["value"] == 50.25 and latest["level"] == "normal", latest
+    # shown to the millisecond
+    shown = parse_time(newer["occurred_at"]).replace(microsecond=999000)
+    assert parse_time(latest["at"]) == shown, latest
+
+
 def test_ndjson_line_endings(api, keys):
     evs = calls_n(3)
     # CRLF line ends, and no newline after the last line
