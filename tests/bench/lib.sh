@@ -3,7 +3,8 @@
 #   bench_prefix=NAME     the word before the scripts' messages
 #   say MSG / die MSG     a message on stderr / and exit 1
 #   psql_at URL ARGS      psql without ~/.psqlrc, notices or a partial run
-#   free_port             a port of 127.0.0.1 nothing answers on
+#   free_port             a port of 127.0.0.1 nothing answers on, below
+#                         the ephemeral range
 #   bench_workdir KIND    sets work (BENCH_OUT, else a new temporary
 #                         directory) and keep_work
 #   bench_private_pg      starts the private PostgreSQL of scripts/pg.sh
@@ -25,9 +26,13 @@ psql_at() {
 }
 
 free_port() {
-	local p
+	# Below the ephemeral range: thousands of screens just closed leave
+	# their client ports there, in use though nothing listens on them.
+	local p low=32768
+	read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+	((low > 11000)) || die "the ephemeral port range starts at $low: no room below it"
 	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % (low - 10000)))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return 0
