@@ -12,6 +12,10 @@
 #   bench_traps FN        FN on exit; INT and TERM exit 130 and 143
 #   bench_release         the end of FN: stops the PostgreSQL started
 #                         here, removes the work directory unless kept
+#   stop_pid PID          SIGTERM, SIGKILL after 15 s, and wait
+#   wait_ready URL PID LOG  until URL/readyz answers while PID lives
+#   cpu_s PID / pg_cpu_s  CPU seconds of a process / of every local
+#                         PostgreSQL process together
 
 say() { echo "$bench_prefix: $*" >&2; }
 die() {
@@ -78,4 +82,47 @@ bench_release() {
 	else
 		rm -rf "$work"
 	fi
+}
+
+# Stops a process with SIGTERM, SIGKILL after 15 s.
+stop_pid() {
+	local pid=$1
+	[[ -n $pid ]] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 150); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		say "process $pid did not stop in 15 s; killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+# Waits until $1/readyz answers 200 while process $2 lives (log $3).
+wait_ready() {
+	for _ in $(seq 300); do
+		if ! kill -0 "$2" 2>/dev/null; then
+			tail -n 20 "$3" >&2
+			die "the server exited at start-up (log: $3)"
+		fi
+		if curl -sf -o /dev/null --max-time 2 "$1/readyz"; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	tail -n 20 "$3" >&2
+	die "the server was not ready after 30 s (log: $3)"
+}
+
+# CPU seconds (user + system) of a process, and of every local PostgreSQL
+# process together.
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+pg_cpu_s() {
+	local p sum=0
+	for p in $(pgrep -x postgres) $(pgrep '^postgres:' 2>/dev/null); do
+		sum=$(awk -v a="$sum" -v b="$(cpu_s "$p")" 'BEGIN { printf "%.2f", a + b }')
+	done
+	echo "$sum"
 }
