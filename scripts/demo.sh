@@ -37,26 +37,9 @@ die() {
 	printf 'demo: error: %s\n' "$*" >&2
 	exit 1
 }
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
-# Stops a child: SIGTERM, then SIGKILL if it has not gone after $2 seconds.
-stop_child() {
-	local pid=$1 grace=$2 i
-	[[ -n $pid ]] || return 0
-	kill -0 "$pid" 2>/dev/null || {
-		wait "$pid" 2>/dev/null || true
-		return 0
-	}
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < grace * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		say "pid $pid did not stop in ${grace} s; killing it"
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
 	local rc=$?

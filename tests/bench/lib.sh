@@ -1,4 +1,5 @@
-# Shared by tests/bench/run.sh and tests/bench/restart.sh; sourced, not run.
+# Shared by tests/bench/run.sh, restart.sh and ab.sh; sourced, not run;
+# root is the tree's top.
 #
 #   bench_prefix=NAME     the word before the scripts' messages
 #   say MSG / die MSG     a message on stderr / and exit 1
@@ -13,11 +14,15 @@
 #   bench_release         the end of FN: stops the PostgreSQL started
 #                         here, removes the work directory unless kept
 #   stop_pid PID          SIGTERM, SIGKILL after 15 s, and wait
+#                         (stop_child of scripts/lib.sh)
 #   wait_ready URL PID LOG  until URL/readyz answers while PID lives
 #   cpu_s PID / pg_cpu_s  CPU seconds of a process / of every local
 #                         PostgreSQL process together
 
 say() { echo "$bench_prefix: $*" >&2; }
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
+stop_pid() { stop_child "$1" 15; }
 die() {
 	echo "$bench_prefix: error: $*" >&2
 	exit 1
@@ -84,21 +89,6 @@ bench_release() {
 	fi
 }
 
-# Stops a process with SIGTERM, SIGKILL after 15 s.
-stop_pid() {
-	local pid=$1
-	[[ -n $pid ]] || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 150); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		say "process $pid did not stop in 15 s; killing it"
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-}
 
 # Waits until $1/readyz answers 200 while process $2 lives (log $3).
 wait_ready() {

@@ -50,6 +50,8 @@ die() {
 	printf 'soak: error: %s\n' "$*" >&2
 	exit 1
 }
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 usage() {
 	sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
 	exit "${1:-0}"
@@ -109,23 +111,6 @@ free_port() {
 	die "found no free port"
 }
 
-# Stops a child: SIGTERM, then SIGKILL if it has not gone after $2 seconds.
-# Leaves its exit status in stopped_rc.
-stopped_rc=
-stop_child() {
-	local pid=$1 grace=$2 i
-	stopped_rc=
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < grace * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		say "pid $pid did not stop in $grace s; killing it"
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null && stopped_rc=0 || stopped_rc=$?
-}
 
 cleanup() {
 	local rc=$?
