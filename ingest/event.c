@@ -610,11 +610,20 @@ static json_t *member(const json_t *obj, const char *key)
 	return json_is_null(v) ? NULL : v;
 }
 
+/* "prefix.key", cut to 63 bytes; built for every nested field read, so
+ * without snprintf. */
 static const char *path_of(char buf[64], const char *prefix, const char *key)
 {
+	size_t p, k;
+
 	if (!prefix)
 		return key;
-	snprintf(buf, 64, "%s.%s", prefix, key);
+	p = strnlen(prefix, 62);
+	k = strnlen(key, 62 - p);
+	memcpy(buf, prefix, p);
+	buf[p] = '.';
+	memcpy(buf + p + 1, key, k);
+	buf[p + 1 + k] = '\0';
 	return buf;
 }
 
@@ -710,10 +719,11 @@ static int get_enum(const json_t *obj, const char *prefix, const char *key,
 	*out = -1;
 	if (!v && !required)
 		return 0;
-	join_names(allowed, sizeof allowed, names, n);
-	if (!v)
+	if (!v) {
+		join_names(allowed, sizeof allowed, names, n);
 		return invalid(err, path, "%s is missing; use one of %s.", path,
 			       allowed);
+	}
 	if (json_is_string(v)) {
 		const char *s = json_string_value(v);
 		size_t len = json_string_length(v);
@@ -728,6 +738,7 @@ static int get_enum(const json_t *obj, const char *prefix, const char *key,
 		}
 	}
 	describe(got, sizeof got, v);
+	join_names(allowed, sizeof allowed, names, n);
 	return invalid(err, path, "%s must be one of %s; got %s.", path,
 		       allowed, got);
 }
@@ -829,16 +840,39 @@ static int get_time(const json_t *obj, int64_t now_us, int64_t *out,
 	return 0;
 }
 
+/* Whether a "\u0000" is anywhere in v. */
+static bool has_nul(const json_t *v)
+{
+	if (json_is_string(v))
+		return strlen(json_string_value(v)) != json_string_length(v);
+	if (json_is_object(v)) {
+		const char *key;
+		json_t *m;
+
+		json_object_foreach((json_t *)v, key, m)
+		{
+			if (has_nul(m))
+				return true;
+		}
+	} else if (json_is_array(v)) {
+		for (size_t i = 0; i < json_array_size(v); i++)
+			if (has_nul(json_array_get(v, i)))
+				return true;
+	}
+	return false;
+}
+
 /*
  * Rejects a "\u0000" anywhere in the event, also in fields this code ignores:
  * PostgreSQL can store it neither in text nor in jsonb, so an event carrying
- * one could never be stored whole.  path (size 256) is the value's path.
+ * one could never be stored whole.  path (size 256) is the value's path,
+ * built only down to the value that has one: every event is checked.
  */
 static int check_nul(const json_t *v, char *path, size_t plen,
 		     struct ev_error *err)
 {
 	if (json_is_string(v)) {
-		if (strlen(json_string_value(v)) == json_string_length(v))
+		if (!has_nul(v))
 			return 0;
 		return invalid(err, path,
 			       "%s contains the character U+0000, which cannot "
@@ -853,23 +887,23 @@ static int check_nul(const json_t *v, char *path, size_t plen,
 		{
 			struct text t = {path, 256, plen, false};
 
+			if (!has_nul(m))
+				continue;
 			if (plen)
 				text_put(&t, ".", 1);
 			text_clean(&t, key, strlen(key), 256, false);
-			if (check_nul(m, path, t.len, err))
-				return -1;
-			path[plen] = '\0';
+			return check_nul(m, path, t.len, err);
 		}
 	} else if (json_is_array(v)) {
 		for (size_t i = 0; i < json_array_size(v); i++) {
+			if (!has_nul(json_array_get(v, i)))
+				continue;
 			int n = snprintf(path + plen, 256 - plen, "[%zu]", i);
 
 			if (n < 0 || (size_t)n >= 256 - plen)
 				n = 0;
-			if (check_nul(json_array_get(v, i), path, plen + n,
-				      err))
-				return -1;
-			path[plen] = '\0';
+			return check_nul(json_array_get(v, i), path, plen + n,
+					 err);
 		}
 	}
 	return 0;
