@@ -57,6 +57,20 @@
 	" SELECT $1, poster, event_id, type, occurred_at, subject, status,"    \
 	"  rank, category, district, agency, title, value, lat, lon FROM e"
 
+/*
+ * A call's and a ticket's result row (enum out_col) from a relation with the
+ * columns of calls or tickets, followed by its name: the writer's statements
+ * and the start-up load both give their rows to apply_rows.
+ */
+#define SQL_CALL_ROW                                                           \
+	" SELECT 'c'::text, call_id, NULL::text, NULL::text, NULL::text,"      \
+	"  received_at, NULL::float8, status, category, NULL::text,"           \
+	"  NULL::text, NULL::bool, answered_at, abandoned_at FROM "
+#define SQL_TICKET_ROW                                                         \
+	" SELECT 't'::text, ticket, NULL::text, NULL::text, NULL::text,"       \
+	"  received_at, NULL::float8, status, category, district, agency,"     \
+	"  dispatched, resolved_at, NULL::timestamptz FROM "
+
 /* The summaries of the calls and tickets in stored events src. */
 #define SQL_SUMMARIES(src)                                                     \
 	"), cn AS ("                                                           \
@@ -131,13 +145,7 @@
 	"  resolved_at = GREATEST(t.resolved_at, EXCLUDED.resolved_at)"        \
 	" RETURNING ticket, received_at, status, category, district, agency,"  \
 	"  dispatched, resolved_at"                                            \
-	")"                                                                    \
-	" SELECT 'c'::text, call_id, NULL::text, NULL::text, NULL::text,"      \
-	"  received_at, NULL::float8, status, category, NULL::text,"           \
-	"  NULL::text, NULL::bool, answered_at, abandoned_at FROM cu"          \
-	" UNION ALL SELECT 't', ticket, NULL, NULL, NULL, received_at, NULL,"  \
-	"  status, category, district, agency, dispatched, resolved_at, NULL"  \
-	" FROM tu"
+	")" SQL_CALL_ROW "cu UNION ALL" SQL_TICKET_ROW "tu"
 
 /* Columns of a result row; kind 'c' is a call, 't' a ticket, 'e' an event
  * the careful statement stored. */
@@ -286,35 +294,6 @@ static const char *col(PGresult *r, int row, int c)
 	return PQgetisnull(r, row, c) ? NULL : PQgetvalue(r, row, c);
 }
 
-static void row_call(const struct store_sink *sink, PGresult *r, int i)
-{
-	struct kpi_call c = {
-	    .call_id = col(r, i, 0),
-	    .received_us = parse_us(col(r, i, 1)),
-	    .status = atoi(col(r, i, 2)),
-	    .category = category_of(EV_CALL, col(r, i, 3)),
-	    .answered_us = parse_us(col(r, i, 4)),
-	    .abandoned_us = parse_us(col(r, i, 5)),
-	};
-	sink->call(sink->arg, &c);
-}
-
-static void row_ticket(const struct store_sink *sink, PGresult *r, int i)
-{
-	const char *disp = col(r, i, 6);
-	struct kpi_ticket t = {
-	    .ticket = col(r, i, 0),
-	    .received_us = parse_us(col(r, i, 1)),
-	    .status = atoi(col(r, i, 2)),
-	    .category = category_of(EV_REPORT, col(r, i, 3)),
-	    .district = col(r, i, 4),
-	    .agency = col(r, i, 5),
-	    .dispatched = disp && (disp[0] == 't'),
-	    .resolved_us = parse_us(col(r, i, 7)),
-	};
-	sink->ticket(sink->arg, &t);
-}
-
 /* A timestamptz column of a binary result, in microseconds since 1970. */
 static int64_t out_us(PGresult *r, int row, enum out_col c)
 {
@@ -323,8 +302,8 @@ static int64_t out_us(PGresult *r, int row, enum out_col c)
 		   : pgbin_timestamptz(PQgetvalue(r, row, c));
 }
 
-/* Passes a group's result rows (enum out_col) on to the sink. */
-static void apply_rows(struct store *s, PGresult *r)
+/* Passes binary result rows (enum out_col) on to the sink. */
+static void apply_rows(const struct store_sink *sink, PGresult *r)
 {
 	for (int i = 0; i < PQntuples(r); i++) {
 		char kind = PQgetvalue(r, i, OUT_KIND)[0];
@@ -341,7 +320,7 @@ static void apply_rows(struct store *s, PGresult *r)
 			    .answered_us = out_us(r, i, OUT_DONE_AT),
 			    .abandoned_us = out_us(r, i, OUT_ABANDONED_AT),
 			};
-			s->sink.call(s->sink.arg, &c);
+			sink->call(sink->arg, &c);
 		} else if (kind == 't') {
 			struct kpi_ticket t = {
 			    .ticket = PQgetvalue(r, i, OUT_ID),
@@ -355,10 +334,10 @@ static void apply_rows(struct store *s, PGresult *r)
 				pgbin_bool(PQgetvalue(r, i, OUT_DISPATCHED)),
 			    .resolved_us = out_us(r, i, OUT_DONE_AT),
 			};
-			s->sink.ticket(s->sink.arg, &t);
+			sink->ticket(sink->arg, &t);
 		} else if (strcmp(PQgetvalue(r, i, OUT_TYPE), "sensor") == 0) {
-			s->sink.reading(
-			    s->sink.arg, PQgetvalue(r, i, OUT_SUBJECT),
+			sink->reading(
+			    sink->arg, PQgetvalue(r, i, OUT_SUBJECT),
 			    out_us(r, i, OUT_AT),
 			    pgbin_float8(PQgetvalue(r, i, OUT_VALUE)));
 		}
@@ -505,7 +484,7 @@ static void group_cb(void *arg, PGresult *r, const char *error)
 		}
 	} else if (!g->careful) {
 		s->groups++;
-		apply_rows(s, r);
+		apply_rows(&s->sink, r);
 		apply_readings(s, g);
 		for (j = g->jobs; j; j = next) {
 			next = j->next;
@@ -516,14 +495,14 @@ static void group_cb(void *arg, PGresult *r, const char *error)
 	} else if (credit(g, r) < 0) {
 		/* Committed, but the counts cannot be told: the client
 		 * retries and gets duplicates, which loses nothing. */
-		apply_rows(s, r);
+		apply_rows(&s->sink, r);
 		for (j = g->jobs; j; j = next) {
 			next = j->next;
 			job_done(j, STORE_UNAVAILABLE, "out of memory");
 		}
 	} else {
 		s->groups++;
-		apply_rows(s, r);
+		apply_rows(&s->sink, r);
 		for (j = g->jobs; j; j = next) {
 			next = j->next;
 			s->written += j->accepted;
@@ -940,10 +919,12 @@ void store_close(struct store *s)
 
 /* ---- start-up ---- */
 
-static PGresult *query(PGconn *conn, const char *sql, int n,
-		       const char *const *p, char *err, size_t errlen)
+/* A query's rows in text (format 0) or binary (1); NULL with err set. */
+static PGresult *query_as(PGconn *conn, const char *sql, int n,
+			  const char *const *p, int format, char *err,
+			  size_t errlen)
 {
-	PGresult *r = PQexecParams(conn, sql, n, NULL, p, NULL, NULL, 0);
+	PGresult *r = PQexecParams(conn, sql, n, NULL, p, NULL, NULL, format);
 
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		snprintf(err, errlen, "%s", PQresultErrorMessage(r));
@@ -951,6 +932,12 @@ static PGresult *query(PGconn *conn, const char *sql, int n,
 		return NULL;
 	}
 	return r;
+}
+
+static PGresult *query(PGconn *conn, const char *sql, int n,
+		       const char *const *p, char *err, size_t errlen)
+{
+	return query_as(conn, sql, n, p, 0, err, errlen);
 }
 
 int store_tz_offset(PGconn *conn, const char *tenant, int *offset_s, char *err,
@@ -1017,25 +1004,16 @@ static int load_sensors(PGconn *conn, const char *tenant, struct kpi *k,
 	return 0;
 }
 
+/* Rows of the writer's result layout (enum out_col), to the sink. */
 static int load_rows(PGconn *conn, const char *sql, const char *tenant,
-		     const struct store_sink *sink, char kind, char *err,
-		     size_t errlen)
+		     const struct store_sink *sink, char *err, size_t errlen)
 {
 	const char *p[1] = {tenant};
-	PGresult *r = query(conn, sql, 1, p, err, errlen);
+	PGresult *r = query_as(conn, sql, 1, p, 1, err, errlen);
 
 	if (!r)
 		return -1;
-	for (int i = 0; i < PQntuples(r); i++) {
-		if (kind == 'c')
-			row_call(sink, r, i);
-		else if (kind == 't')
-			row_ticket(sink, r, i);
-		else
-			sink->reading(sink->arg, col(r, i, 0),
-				      parse_us(col(r, i, 1)),
-				      strtod(col(r, i, 2), NULL));
-	}
+	apply_rows(sink, r);
 	PQclear(r);
 	return 0;
 }
@@ -1089,39 +1067,35 @@ int store_load(PGconn *conn, const char *tenant, struct kpi *k,
 	 * Each arm has its own index.
 	 */
 	static const char calls_sql[] =
-	    "SELECT call_id, kd_us(received_at), status, category,"
-	    " kd_us(answered_at), kd_us(abandoned_at) FROM calls"
-	    " WHERE tenant = $1 AND received_at >= now() - interval '49 h'"
-	    " UNION SELECT call_id, kd_us(received_at), status, category,"
-	    " kd_us(answered_at), kd_us(abandoned_at) FROM calls"
-	    " WHERE tenant = $1 AND answered_at >= now() - interval '2 h'"
-	    " UNION SELECT call_id, kd_us(received_at), status, category,"
-	    " kd_us(answered_at), kd_us(abandoned_at) FROM calls"
-	    " WHERE tenant = $1 AND abandoned_at >= now() - interval '2 h'";
-	static const char tickets_sql[] =
-	    "SELECT ticket, kd_us(received_at), status, category, district,"
-	    " agency, dispatched::text, kd_us(resolved_at) FROM tickets"
-	    " WHERE tenant = $1 AND status NOT IN (3, 4)"
-	    " UNION SELECT ticket, kd_us(received_at), status, category,"
-	    " district, agency, dispatched::text, kd_us(resolved_at)"
-	    " FROM tickets WHERE tenant = $1 AND status = 3"
+	    SQL_CALL_ROW "calls WHERE tenant = $1"
+			 " AND received_at >= now() - interval '49 h'"
+			 " UNION" SQL_CALL_ROW "calls WHERE tenant = $1"
+			 " AND answered_at >= now() - interval '2 h'"
+			 " UNION" SQL_CALL_ROW "calls WHERE tenant = $1"
+			 " AND abandoned_at >= now() - interval '2 h'";
+	static const char tickets_sql[] = SQL_TICKET_ROW
+	    "tickets WHERE tenant = $1 AND status NOT IN (3, 4)"
+	    " UNION" SQL_TICKET_ROW "tickets WHERE tenant = $1 AND status = 3"
 	    " AND resolved_at >= now() - interval '31 days'"
-	    " UNION SELECT ticket, kd_us(received_at), status, category,"
-	    " district, agency, dispatched::text, kd_us(resolved_at)"
-	    " FROM tickets WHERE tenant = $1"
+	    " UNION" SQL_TICKET_ROW "tickets WHERE tenant = $1"
 	    " AND received_at >= now() - interval '49 h'";
+	/* Each gauge's latest reading, as the careful statement's rows of
+	 * stored readings. */
 	static const char readings_sql[] =
-	    "SELECT s.sensor_id, r.us, r.value FROM sensors s"
-	    " CROSS JOIN LATERAL (SELECT kd_us(e.occurred_at) AS us,"
-	    " e.value FROM events e WHERE e.tenant = s.tenant"
-	    " AND e.type = 'sensor' AND e.subject = s.sensor_id"
+	    "SELECT 'e'::text, NULL::text, NULL::text, 'sensor'::text,"
+	    " s.sensor_id, r.occurred_at, r.value, NULL::int2, NULL::text,"
+	    " NULL::text, NULL::text, NULL::bool, NULL::timestamptz,"
+	    " NULL::timestamptz FROM sensors s"
+	    " CROSS JOIN LATERAL (SELECT e.occurred_at, e.value FROM events e"
+	    " WHERE e.tenant = s.tenant AND e.type = 'sensor'"
+	    " AND e.subject = s.sensor_id"
 	    " ORDER BY e.occurred_at DESC, e.value DESC LIMIT 1) r"
 	    " WHERE s.tenant = $1";
 
 	if (load_sensors(conn, tenant, k, err, errlen) < 0 ||
-	    load_rows(conn, readings_sql, tenant, sink, 'r', err, errlen) < 0 ||
-	    load_rows(conn, calls_sql, tenant, sink, 'c', err, errlen) < 0 ||
-	    load_rows(conn, tickets_sql, tenant, sink, 't', err, errlen) < 0 ||
+	    load_rows(conn, readings_sql, tenant, sink, err, errlen) < 0 ||
+	    load_rows(conn, calls_sql, tenant, sink, err, errlen) < 0 ||
+	    load_rows(conn, tickets_sql, tenant, sink, err, errlen) < 0 ||
 	    load_alerts(conn, tenant, as, err, errlen) < 0)
 		return -1;
 	return 0;
