@@ -379,13 +379,20 @@ def kendali_cli(database, *args, check=True, timeout=60, input=None):
 KEY_RE = re.compile(r"^kd_([^_]+)_(.+)$")
 
 
-def create_key(database, poster, types):
-    """`kendali key create`; returns the key (alone on the last stdout line)."""
+def create_key(database, poster, types, server=None):
+    """`kendali key create`; returns the key (alone on the last stdout line).
+
+    server: a running Server; returns only once it accepts the key.  A
+    running server hears of a new key by NOTIFY and then reads the keys, so
+    for a few milliseconds (longer under ASan, or while the server is still
+    connecting its reader) the new key is unknown to it."""
     cp = kendali_cli(database, "key", "create", "--poster", poster, "--types", ",".join(types))
     lines = [ln.strip() for ln in cp.stdout.splitlines() if ln.strip()]
     assert lines, f"`key create` printed nothing on stdout (stderr: {cp.stderr})"
     key = lines[-1]
     assert KEY_RE.match(key), f"the last stdout line of `key create` is not a key: {key!r}"
+    if server is not None:
+        server.wait_key(key)
     return key
 
 
@@ -600,6 +607,24 @@ class Server:
 
     def http(self, **kw):
         return Http(self.host, self.port, **kw)
+
+    def wait_key(self, key, timeout=5.0):
+        """Waits until the server knows `key`: an empty batch posted with it
+        is refused for being empty, not for the key (401).  Nothing is
+        stored."""
+        http = self.http(key=key)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                r = http.post("/api/v1/events", "[]", fresh=True, content_type="application/json")
+                if r.status != 401:
+                    assert r.status < 500, f"an empty batch got {r}"
+                    return
+                assert time.monotonic() < deadline, \
+                    f"the server did not know a new key within {timeout} s: {r}"
+                time.sleep(0.02)
+        finally:
+            http.close()
 
 
 # --------------------------------------------------------------------------

@@ -60,8 +60,7 @@ def closed_within(sock, limit_s):
 
 def test_half_sent_requests_are_cut_off(fresh_database, make_server):
     srv = make_server(fresh_database, "--request-timeout", str(TIMEOUT_S))
-    key = create_key(fresh_database, "hostile", ["call"])
-    time.sleep(0.5)
+    key = create_key(fresh_database, "hostile", ["call"], server=srv)
     still_serving(srv, key)
     before = events_stored(fresh_database)
 
@@ -92,7 +91,7 @@ def test_half_sent_requests_are_cut_off(fresh_database, make_server):
 
 def test_screens_that_flood_or_overflow_are_closed(fresh_database, make_server):
     srv = make_server(fresh_database)
-    key = create_key(fresh_database, "hostile-ws", ["call"])
+    key = create_key(fresh_database, "hostile-ws", ["call"], server=srv)
 
     async def scenario():
         url = f"ws://127.0.0.1:{srv.port}/ws"

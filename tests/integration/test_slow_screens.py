@@ -120,7 +120,7 @@ def busy_server(fresh_database, make_server):
 def test_stalled_screens_do_not_delay_or_bloat(busy_server, fresh_database):
     from harness import create_key
     srv = busy_server
-    key = create_key(fresh_database, "lapor-hendi", ["report"])
+    key = create_key(fresh_database, "lapor-hendi", ["report"], server=srv)
     api = srv.http(key=key)
     pid = srv.proc.pid
 

@@ -128,7 +128,7 @@ def test_quiet_change_shows_at_once_busy_ones_coalesce(fresh_database, make_serv
     follow it wait until the interval since that message has passed."""
     from harness import create_key
     srv = make_server(fresh_database, "--publish-ms", "1000")
-    api = srv.http(key=create_key(fresh_database, "callcentre-112", ["call"]))
+    api = srv.http(key=create_key(fresh_database, "callcentre-112", ["call"], server=srv))
     c = WsClient(srv.ws_url).start()
     try:
         delays = []
@@ -312,7 +312,7 @@ def test_fan_out_to_many_screens(fresh_database, make_server):
     from harness import create_key
     screens, calls = 600, 12
     srv = make_server(fresh_database, "--max-conns-per-ip", "0", "--publish-ms", "50")
-    api = srv.http(key=create_key(fresh_database, "ops-console", ["call", "sensor"]))
+    api = srv.http(key=create_key(fresh_database, "ops-console", ["call", "sensor"], server=srv))
     r = api.put(f"/api/v1/sensors/{GAUGE}", sensor_body("Kali Sringin - Terboyo", {"siaga": 140, "awas": 190},
                                                          3600, district="Genuk"))
     assert r.status in (200, 201, 204), r
