@@ -40,7 +40,6 @@ die() {
 # shellcheck source=scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
 
-
 cleanup() {
 	local rc=$?
 	trap '' HUP INT TERM

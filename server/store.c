@@ -235,6 +235,15 @@ static void job_done(struct job *j, enum store_status st, const char *error)
 	free(j);
 }
 
+/* Ends every job of a list without storing it. */
+static void fail_jobs(struct job *jobs, const char *error)
+{
+	for (struct job *j = jobs, *next; j; j = next) {
+		next = j->next;
+		job_done(j, STORE_UNAVAILABLE, error);
+	}
+}
+
 static const uint32_t col_types[NCOLS] = {
     PGBIN_TEXT, PGBIN_TEXT, PGBIN_TEXT,	  PGBIN_TIMESTAMPTZ, PGBIN_INT8,
     PGBIN_TEXT, PGBIN_TEXT, PGBIN_INT2,	  PGBIN_TEXT,	     PGBIN_TEXT,
@@ -451,10 +460,7 @@ static void group_cb(void *arg, PGresult *r, const char *error)
 
 	s->in_flight = false;
 	if (!r) {
-		for (j = g->jobs; j; j = next) {
-			next = j->next;
-			job_done(j, STORE_UNAVAILABLE, error);
-		}
+		fail_jobs(g->jobs, error);
 	} else if (PQresultStatus(r) != PGRES_TUPLES_OK && !g->careful &&
 		   duplicate_event(r)) {
 		/* Nothing was stored: the same group goes again, carefully,
@@ -466,10 +472,7 @@ static void group_cb(void *arg, PGresult *r, const char *error)
 			s->in_flight = true;
 			return;
 		}
-		for (j = g->jobs; j; j = next) {
-			next = j->next;
-			job_done(j, STORE_UNAVAILABLE, "database unavailable");
-		}
+		fail_jobs(g->jobs, "database unavailable");
 	} else if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		const char *msg = PQresultErrorMessage(r);
 		if (g->jobs->next) {
@@ -482,32 +485,25 @@ static void group_cb(void *arg, PGresult *r, const char *error)
 				  msg);
 			job_done(g->jobs, STORE_FAILED, msg);
 		}
-	} else if (!g->careful) {
+	} else if (!g->careful || credit(g, r) == 0) {
+		/* The plain statement stored every event; the careful one
+		 * credited each request with what it stored. */
 		s->groups++;
 		apply_rows(&s->sink, r);
-		apply_readings(s, g);
+		if (!g->careful)
+			apply_readings(s, g);
 		for (j = g->jobs; j; j = next) {
 			next = j->next;
-			j->accepted = j->batch.n;
+			if (!g->careful)
+				j->accepted = j->batch.n;
 			s->written += j->accepted;
 			job_done(j, STORE_OK, NULL);
 		}
-	} else if (credit(g, r) < 0) {
+	} else {
 		/* Committed, but the counts cannot be told: the client
 		 * retries and gets duplicates, which loses nothing. */
 		apply_rows(&s->sink, r);
-		for (j = g->jobs; j; j = next) {
-			next = j->next;
-			job_done(j, STORE_UNAVAILABLE, "out of memory");
-		}
-	} else {
-		s->groups++;
-		apply_rows(&s->sink, r);
-		for (j = g->jobs; j; j = next) {
-			next = j->next;
-			s->written += j->accepted;
-			job_done(j, STORE_OK, NULL);
-		}
+		fail_jobs(g->jobs, "out of memory");
 	}
 	free(g);
 	flush(s);
@@ -586,11 +582,7 @@ static void flush(struct store *s)
 			break;
 	}
 	if (send_group(g) < 0) {
-		struct job *j, *next;
-		for (j = g->jobs; j; j = next) {
-			next = j->next;
-			job_done(j, STORE_UNAVAILABLE, "database unavailable");
-		}
+		fail_jobs(g->jobs, "database unavailable");
 		free(g);
 	} else {
 		s->in_flight = true;
@@ -904,12 +896,7 @@ static void check_closed_cb(uv_handle_t *h)
 
 void store_close(struct store *s)
 {
-	struct job *j, *next;
-
-	for (j = s->head; j; j = next) {
-		next = j->next;
-		job_done(j, STORE_UNAVAILABLE, "server shutting down");
-	}
+	fail_jobs(s->head, "server shutting down");
 	s->head = s->tail = NULL;
 	/* Fails the group in flight too, through group_cb. */
 	pgc_close(s->conn);
