@@ -697,7 +697,7 @@ static bool is_subject_char(char c)
 	       c == '-';
 }
 
-static bool is_subject(const char *s, size_t n)
+bool ev_subject_valid(const char *s, size_t n)
 {
 	if (n < 1 || n > EV_SUBJECT_MAX)
 		return false;
@@ -975,7 +975,7 @@ static int parse_sensor(const json_t *s, struct ev_event *ev,
 	if (get_string(s, "sensor", "sensor_id", EV_SUBJECT_MAX, true,
 		       &ev->subject, err))
 		return -1;
-	if (!is_subject(ev->subject, strlen(ev->subject))) {
+	if (!ev_subject_valid(ev->subject, strlen(ev->subject))) {
 		char got[256];
 
 		quote(got, sizeof got, ev->subject, strlen(ev->subject));
@@ -1354,7 +1354,7 @@ int ev_parse_sensor_def(const char *sensor_id, const char *body, size_t len,
 
 	if (!sensor_id)
 		sensor_id = "";
-	if (!is_subject(sensor_id, strlen(sensor_id))) {
+	if (!ev_subject_valid(sensor_id, strlen(sensor_id))) {
 		quote(got, sizeof got, sensor_id, strlen(sensor_id));
 		return fail(err, 422, "invalid_event", "sensor_id",
 			    "The sensor id in the URL must be 1 to 64 letters, "

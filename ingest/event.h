@@ -163,6 +163,13 @@ int ev_parse_sensor_def(const char *sensor_id, const char *body, size_t len,
 			struct ev_sensor_def *out, struct ev_error *err)
     __attribute__((warn_unused_result));
 
+/*
+ * Whether the n bytes at s are a valid subject (call_id, ticket, sensor_id):
+ * 1 to EV_SUBJECT_MAX letters, digits, '.', '_', ':' or '-'.  No comma, so
+ * a subject is never part of another in a comma-separated list.
+ */
+bool ev_subject_valid(const char *s, size_t n);
+
 /* Names as they appear on the wire; NULL for an out-of-range value. */
 const char *ev_type_name(enum ev_type t);
 const char *ev_status_name(enum ev_type t, int status);

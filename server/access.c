@@ -6,6 +6,7 @@
 #include "limit.h"
 #include "log.h"
 #include "pgconn.h"
+#include "reqtext.h"
 #include "store.h"
 
 #include <jansson.h>
@@ -16,9 +17,15 @@
 #include <string.h>
 #include <strings.h>
 
-#define TOKEN_COOKIE_S (400 * 24 * 3600) /* browsers' longest */
-#define USERNAME_MAX AUTH_NAME_MAX
+/*
+ * A screen's token cookie lasts 30 days and is renewed whenever the screen
+ * loads a page or asks who it is: a screen in use keeps it, a browser that
+ * was only handed one (by another site) loses it.
+ */
+#define TOKEN_COOKIE_S (30 * 24 * 3600)
+#define USERNAME_MAX REQTEXT_USERNAME_MAX
 #define PASSWORD_MAX 128
+#define LOGIN_BUSY_RETRY_S 1
 
 enum access_result access_identify(struct app *a, const struct http_client *c,
 				   struct identity *who)
@@ -127,18 +134,38 @@ static const char *page_path(const struct http_req *r)
 	return strncmp(r->path, "/mayor", 6) == 0 ? "/mayor" : "/";
 }
 
+/* A screen that shows itself with its cookie keeps it 30 more days. */
+static void renew_screen_cookie(struct http_req *r)
+{
+	if (r->who.kind == AUTH_SCREEN && !r->client.bearer[0] &&
+	    r->client.cookie[0])
+		set_cookie(r, r->client.cookie, TOKEN_COOKIE_S);
+}
+
 bool access_page(struct http_req *r, unsigned need)
 {
 	char token[AUTH_CREDENTIAL_LEN + 2], query[80], target[96], next[290];
 	const char *page = page_path(r);
 	const struct identity *w;
+	enum access_result known;
 
 	/* The page as asked, other arguments (?lang=en) kept. */
 	http_query_except(r, "token", query, sizeof(query));
 	snprintf(target, sizeof(target), "%s%s%s", page, query[0] ? "?" : "",
 		 query);
 	http_url_encode(target, strlen(target), next, sizeof(next));
+	known = access_identify(r->app, &r->client, &r->who);
 	if (http_arg(r, "token", token, sizeof(token))) {
+		/* A link may not replace a credential the browser holds:
+		 * another site could otherwise swap a person's session for a
+		 * screen token of its choosing. */
+		if (known == ACCESS_OK && r->who.kind != AUTH_ANONYMOUS) {
+			snprintf(r->location, sizeof(r->location), "%s",
+				 target);
+			http_respond(r, 303, "text/plain; charset=utf-8", "",
+				     0);
+			return false;
+		}
 		w = auth_check(r->app->auth, token, app_now());
 		if (!w || w->kind != AUTH_SCREEN) {
 			to_login(r, next, "&error=token");
@@ -153,10 +180,12 @@ bool access_page(struct http_req *r, unsigned need)
 		http_respond(r, 303, "text/plain; charset=utf-8", "", 0);
 		return false;
 	}
-	switch (access_identify(r->app, &r->client, &r->who)) {
+	switch (known) {
 	case ACCESS_OK:
-		if ((r->who.can & need) == need)
+		if ((r->who.can & need) == need) {
+			renew_screen_cookie(r);
 			return true;
+		}
 		to_login(r, next, "&denied=1");
 		return false;
 	default:
@@ -199,6 +228,7 @@ void access_actor(const struct identity *w, const char *name, char *out,
 
 struct login {
 	uv_work_t work;
+	struct app *app;
 	struct http_req *r;
 	char username[USERNAME_MAX + 1];
 	char password[PASSWORD_MAX + 1];
@@ -212,23 +242,50 @@ struct login {
 
 static void login_free(struct login *l)
 {
+	struct app *a = l->app;
+
+	a->logins_in_flight--;
 	OPENSSL_cleanse(l, sizeof(*l));
 	free(l);
 }
 
+static void failure_recorded(void *arg, PGresult *res, const char *error)
+{
+	(void)arg;
+	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+		log_warn("a failed login was not recorded: %s",
+			 error ? error : PQresultErrorMessage(res));
+}
+
+/*
+ * The failure counts against the name, on every server of the database
+ * (schema/008_login_backoff.sql): from the fifth in a row, the name waits
+ * 1, 2, 4, ... up to 30 s before its next attempt; attempts refused while
+ * it waits do not count.  The audit row goes with it, in one statement.
+ */
 static void login_failed(struct login *l)
 {
 	struct http_req *r = l->r;
-	json_t *d = json_pack("{s:s}", "reason",
-			      l->usable ? "password" : "unknown or disabled");
-	char *dt = json_dumps(d, JSON_COMPACT), actor[80];
+	struct app *a = l->app;
+	const char *p[4] = {a->cfg.tenant, l->username, r->client.peer,
+			    l->usable ? "password" : "unknown or disabled"};
 
-	l->who.kind = AUTH_USER;
-	access_actor(&l->who, l->username, actor, sizeof(actor));
-	store_audit(r->app->store, actor, "session.login_failed",
-		    dt ? dt : "{}", r->client.peer);
-	free(dt);
-	json_decref(d);
+	if (pgc_query(a->reader,
+		      "WITH f AS (INSERT INTO login_failures AS f (tenant,"
+		      " username, failures, last_at, wait_until)"
+		      " VALUES ($1, $2, 1, now(), now())"
+		      " ON CONFLICT (tenant, username) DO UPDATE SET"
+		      " failures = f.failures + 1, last_at = now(),"
+		      " wait_until = now() + CASE WHEN f.failures + 1 >= 5"
+		      " THEN least(30, 2 ^ least(f.failures - 4, 10))"
+		      " * interval '1 s' ELSE interval '0' END)"
+		      " INSERT INTO audit (tenant, actor, action, detail, peer)"
+		      " VALUES ($1, 'user:' || $2, 'session.login_failed',"
+		      " jsonb_build_object('reason', $4::text), $3)",
+		      4, p, failure_recorded, NULL) < 0)
+		log_warn("a failed login of %s was not recorded: database "
+			 "busy",
+			 l->username);
 	http_problem(r, 401, "login_failed", "Login failed",
 		     "The user name or the password is wrong.", NULL);
 	login_free(l);
@@ -238,7 +295,7 @@ static void session_stored(void *arg, PGresult *res, const char *error)
 {
 	struct login *l = arg;
 	struct http_req *r = l->r;
-	struct app *a = r->app;
+	struct app *a = l->app;
 
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK ||
 	    PQntuples(res) != 1) {
@@ -272,7 +329,7 @@ static void verify_done(uv_work_t *w, int status)
 {
 	struct login *l = w->data;
 	struct http_req *r = l->r;
-	struct app *a = r->app;
+	struct app *a = l->app;
 	char hours[16], digest_hex[2 + 64 + 1] = "\\x";
 
 	OPENSSL_cleanse(l->password, sizeof(l->password));
@@ -302,7 +359,9 @@ static void verify_done(uv_work_t *w, int status)
 		      " a AS (INSERT INTO audit (tenant, actor, action,"
 		      " detail, peer) VALUES ($2, 'user:' || $3,"
 		      " 'session.login', jsonb_build_object('session', $1),"
-		      " $6))"
+		      " $6)),"
+		      " f AS (DELETE FROM login_failures"
+		      " WHERE tenant = $2 AND username = $3)"
 		      " SELECT kd_us(expires_at) FROM s",
 		      6, p, session_stored, l) < 0)
 		session_stored(l, NULL, "database unavailable");
@@ -312,8 +371,10 @@ static void user_read(void *arg, PGresult *res, const char *error)
 {
 	struct login *l = arg;
 	struct http_req *r = l->r;
+	int wait_s;
 
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK ||
+	    PQntuples(res) != 1) {
 		log_warn("login of %s: %s", l->username,
 			 error ? error : PQresultErrorMessage(res));
 		http_unavailable(r, "The database cannot check logins now; try "
@@ -321,30 +382,43 @@ static void user_read(void *arg, PGresult *res, const char *error)
 		login_free(l);
 		return;
 	}
+	/* A name that failed too often waits, whether or not it is a
+	 * user's: the answer tells nothing about which accounts exist. */
+	wait_s = PQgetisnull(res, 0, 3) ? 0 : atoi(PQgetvalue(res, 0, 3));
+	if (wait_s > 0) {
+		char detail[160];
+		snprintf(detail, sizeof(detail),
+			 "Too many failed logins for this user name. Try "
+			 "again in %d s.",
+			 wait_s);
+		r->retry_after_s = wait_s;
+		http_problem(r, 429, "rate_limited", "Too many requests",
+			     detail, NULL);
+		login_free(l);
+		return;
+	}
 	/* An unknown or disabled user costs the same scrypt as a known
 	 * one: the answer's time tells nothing. */
-	l->usable = PQntuples(res) == 1 && PQgetvalue(res, 0, 2)[0] == 'f' &&
+	l->usable = !PQgetisnull(res, 0, 0) &&
+		    PQgetvalue(res, 0, 2)[0] == 'f' &&
 		    (l->role = auth_role_parse(PQgetvalue(res, 0, 1))) >= 0;
 	snprintf(l->stored, sizeof(l->stored), "%s",
-		 PQntuples(res) == 1 ? PQgetvalue(res, 0, 0)
-				     : auth_password_dummy());
+		 !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0)
+					 : auth_password_dummy());
 	l->work.data = l;
-	if (uv_queue_work(r->app->loop, &l->work, verify_work, verify_done) <
+	if (uv_queue_work(l->app->loop, &l->work, verify_work, verify_done) <
 	    0) {
 		login_failed(l);
 	}
 }
 
-static void login(struct http_req *r)
+bool access_login_begin(struct http_req *r)
 {
 	struct app *a = r->app;
-	json_error_t jerr;
-	json_t *body, *u, *pw;
-	struct login *l;
 	int wait_s;
 
 	if (!same_site(r))
-		return;
+		return false;
 	if ((wait_s = limit_take(a->login_limiter, r->client.peer, app_now())) >
 	    0) {
 		char detail[160];
@@ -355,22 +429,46 @@ static void login(struct http_req *r)
 		r->retry_after_s = wait_s;
 		http_problem(r, 429, "rate_limited", "Too many requests",
 			     detail, NULL);
-		return;
+		return false;
 	}
+	return true;
+}
+
+void access_login(struct http_req *r)
+{
+	struct app *a = r->app;
+	json_error_t jerr;
+	json_t *body, *u, *pw;
+	struct login *l;
+
 	body = json_loadb(r->body.p ? r->body.p : "", r->body.len,
 			  JSON_REJECT_DUPLICATES, &jerr);
+	buf_free(&r->body);
 	u = json_object_get(body, "username");
 	pw = json_object_get(body, "password");
 	if (!json_is_object(body) || !json_is_string(u) ||
-	    !json_is_string(pw) || json_string_length(u) < 1 ||
-	    json_string_length(u) > USERNAME_MAX ||
+	    !json_is_string(pw) ||
+	    !reqtext_username_valid(json_string_value(u),
+				    json_string_length(u)) ||
 	    json_string_length(pw) > PASSWORD_MAX ||
-	    strlen(json_string_value(u)) != json_string_length(u) ||
 	    strlen(json_string_value(pw)) != json_string_length(pw)) {
 		json_decref(body);
 		http_problem(r, 422, "invalid_login", "Invalid login",
-			     "Send {\"username\": \"<1..64 characters>\", "
-			     "\"password\": \"<up to 128>\"} as JSON.",
+			     "Send {\"username\": \"<1 to 64 letters, digits, "
+			     "'.', '_', '@' or '-'>\", \"password\": \"<up "
+			     "to 128 characters>\"} as JSON.",
+			     NULL);
+		return;
+	}
+	/* Each login holds a thread of the pool for its scrypt: beyond the
+	 * cap, a flood is turned away at once instead of making every login
+	 * wait behind it until it times out. */
+	if (a->logins_in_flight >= a->cfg.max_logins) {
+		json_decref(body);
+		r->retry_after_s = LOGIN_BUSY_RETRY_S;
+		http_problem(r, 503, "unavailable", "Service unavailable",
+			     "The server is checking too many logins at once; "
+			     "try again in a moment.",
 			     NULL);
 		return;
 	}
@@ -380,15 +478,22 @@ static void login(struct http_req *r)
 			     "Out of memory.", NULL);
 		return;
 	}
+	a->logins_in_flight++;
+	l->app = a;
 	l->r = r;
 	snprintf(l->username, sizeof(l->username), "%s", json_string_value(u));
 	snprintf(l->password, sizeof(l->password), "%s", json_string_value(pw));
 	json_decref(body);
 	const char *p[2] = {a->cfg.tenant, l->username};
-	if (pgc_query(a->reader,
-		      "SELECT password_hash, role, disabled_at IS NOT NULL"
-		      " FROM users WHERE tenant = $1 AND username = $2",
-		      2, p, user_read, l) < 0)
+	if (pgc_query(
+		a->reader,
+		"SELECT u.password_hash, u.role, u.disabled_at IS NOT NULL,"
+		" ceil(extract(epoch FROM f.wait_until - now()))::int"
+		" FROM (SELECT 1) AS one"
+		" LEFT JOIN users u ON u.tenant = $1 AND u.username = $2"
+		" LEFT JOIN login_failures f"
+		"  ON f.tenant = $1 AND f.username = $2",
+		2, p, user_read, l) < 0)
 		user_read(l, NULL, "database unavailable");
 }
 
@@ -416,7 +521,7 @@ static void logout_done(void *arg, PGresult *res, const char *error)
 	free(o);
 }
 
-static void logout(struct http_req *r)
+void access_logout(struct http_req *r)
 {
 	struct app *a = r->app;
 	struct logout *o;
@@ -450,54 +555,57 @@ static void logout(struct http_req *r)
 		logout_done(o, NULL, "database unavailable");
 }
 
-bool access_route(struct http_req *r)
+void access_whoami(struct http_req *r)
 {
-	if (strcmp(r->path, "/api/v1/session") == 0) {
-		if (r->method == HTTP_POST) {
-			login(r);
-		} else if (r->method == HTTP_GET || r->method == HTTP_HEAD) {
-			if (access_allow(r, 0))
-				http_respond_json(
-				    r, 200, identity_json(r->app, &r->who));
-		} else {
-			http_problem(r, 405, "method_not_allowed",
-				     "Method not allowed",
-				     "Use GET (who am I) or POST (log in) at "
-				     "this address.",
-				     NULL);
-		}
-		return true;
-	}
-	if (strcmp(r->path, "/api/v1/logout") == 0) {
-		if (r->method == HTTP_POST)
-			logout(r);
-		else
-			http_problem(r, 405, "method_not_allowed",
-				     "Method not allowed",
-				     "Use POST at this address.", NULL);
-		return true;
-	}
-	return false;
+	if (!access_allow(r, 0))
+		return;
+	renew_screen_cookie(r);
+	http_respond_json(r, 200, identity_json(r->app, &r->who));
 }
 
 /* ---- the websocket ---- */
 
+int access_ws_allow(struct app *a, const struct http_client *c, char *id,
+		    size_t len, char *detail, size_t dlen)
+{
+	struct identity who;
+
+	if (!http_same_origin(c)) {
+		snprintf(detail, dlen,
+			 "This websocket was opened from another web site "
+			 "(Origin header); use the command centre's own "
+			 "pages.");
+		return 403;
+	}
+	switch (access_identify(a, c, &who)) {
+	case ACCESS_OK:
+		if (who.can & CAN_READ) {
+			if (id)
+				snprintf(id, len, "%s", who.id);
+			return 0;
+		}
+		snprintf(detail, dlen,
+			 "The role \"%s\" may not watch the screens.",
+			 auth_identity_role(&who));
+		return 403;
+	case ACCESS_API_KEY:
+		snprintf(detail, dlen,
+			 "An agency's API key posts events; the websocket "
+			 "needs a screen token or a login.");
+		return 403;
+	default:
+		snprintf(detail, dlen,
+			 "Log in at /login, or send a screen token as "
+			 "\"Authorization: Bearer st_...\".");
+		return 401;
+	}
+}
+
 bool access_ws_admit(struct app *a, struct lws *wsi, char *id, size_t len)
 {
 	struct http_client c;
-	struct identity who;
+	char detail[200];
 
 	http_client_of(wsi, &c);
-	if (!http_same_origin(&c)) {
-		log_info("websocket from %s refused: Origin %s", c.peer,
-			 c.origin);
-		return false;
-	}
-	if (access_identify(a, &c, &who) != ACCESS_OK ||
-	    !(who.can & CAN_READ)) {
-		log_debug("websocket from %s refused: no identity", c.peer);
-		return false;
-	}
-	snprintf(id, len, "%s", who.id);
-	return true;
+	return access_ws_allow(a, &c, id, len, detail, sizeof(detail)) == 0;
 }

@@ -50,13 +50,31 @@ bool access_page(struct http_req *r, unsigned need);
 void access_actor(const struct identity *w, const char *name, char *out,
 		  size_t len);
 
-/* Handles /api/v1/session and /api/v1/logout; false for other paths. */
-bool access_route(struct http_req *r);
+/*
+ * A login (POST /api/v1/session) from its headers: whether its body may be
+ * read (from this site, within the address's rate).  Otherwise it has been
+ * answered (403, 429).
+ */
+bool access_login_begin(struct http_req *r);
+/*
+ * The login with its body: 200 and the session's cookie, 401, 422, 429
+ * while the name waits after failures, 503 beyond --max-logins logins in
+ * flight.
+ */
+void access_login(struct http_req *r);
+/* POST /api/v1/logout. */
+void access_logout(struct http_req *r);
+/* GET /api/v1/session: who is asking. */
+void access_whoami(struct http_req *r);
 
 /*
  * Whether a websocket upgrade may proceed (a read identity, from this
- * site); the credential's id (empty when anonymous) goes into id.
+ * site): 0, with the credential's id (empty when anonymous) in id unless id
+ * is NULL; else the status to refuse it with (401, 403) and why in detail.
  */
+int access_ws_allow(struct app *a, const struct http_client *c, char *id,
+		    size_t len, char *detail, size_t dlen);
+/* access_ws_allow for an upgrade's headers: whether it may proceed. */
 bool access_ws_admit(struct app *a, struct lws *wsi, char *id, size_t len);
 
 #endif

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "pgconn.h"
 #include "pub.h"
+#include "reqtext.h"
 #include "store.h"
 
 #include <ctype.h>
@@ -37,17 +38,31 @@ static void method_not_allowed(struct http_req *r, const char *allowed)
 		     NULL);
 }
 
+static void unauthorized_key(struct http_req *r)
+{
+	http_problem(r, 401, "unauthorized", "Unauthorized",
+		     r->client.bearer[0]
+			 ? "The API key is unknown or revoked. Ask the command "
+			   "centre for a valid key."
+			 : "Send the agency's API key as \"Authorization: "
+			   "Bearer <key>\".",
+		     NULL);
+}
+
 /*
  * The key of the request, allowed by its rate; NULL when the request has
- * been answered (401 or 429).
+ * been answered (401 or 429).  Called once per request, from its headers.
  */
 static const struct key_info *authorize(struct http_req *r)
 {
 	const struct key_info *k = keys_check(r->app->keys, r->client.bearer);
 	int wait_s;
 
-	if (k &&
-	    (wait_s = limit_take(r->app->limiter, k->key_id, app_now())) > 0) {
+	if (!k) {
+		unauthorized_key(r);
+		return NULL;
+	}
+	if ((wait_s = limit_take(r->app->limiter, k->key_id, app_now())) > 0) {
 		char detail[160];
 
 		snprintf(detail, sizeof(detail),
@@ -60,15 +75,19 @@ static const struct key_info *authorize(struct http_req *r)
 			     detail, NULL);
 		return NULL;
 	}
+	return k;
+}
+
+/*
+ * The key again once the body is in: the keys may have been read again
+ * meanwhile (a revocation), and the one found before is not kept.
+ */
+static const struct key_info *key_after_body(struct http_req *r)
+{
+	const struct key_info *k = keys_check(r->app->keys, r->client.bearer);
 
 	if (!k)
-		http_problem(r, 401, "unauthorized", "Unauthorized",
-			     r->client.bearer[0]
-				 ? "The API key is unknown or revoked. Ask "
-				   "the command centre for a valid key."
-				 : "Send the agency's API key as "
-				   "\"Authorization: Bearer <key>\".",
-			     NULL);
+		unauthorized_key(r);
 	return k;
 }
 
@@ -144,7 +163,7 @@ static void post_events(struct http_req *r)
 	struct ev_error err = {0};
 	char detail[200];
 
-	if (!(key = authorize(r)))
+	if (!(key = key_after_body(r)))
 		return;
 	if (media_is(r->content_type, "application/json")) {
 		fmt = EV_FORMAT_JSON;
@@ -158,8 +177,12 @@ static void post_events(struct http_req *r)
 			     NULL);
 		return;
 	}
-	if (ev_parse_batch(r->body.p ? r->body.p : "", r->body.len, fmt,
-			   app_now(), &lim, &batch, &err) < 0) {
+	int parsed = ev_parse_batch(r->body.p ? r->body.p : "", r->body.len,
+				    fmt, app_now(), &lim, &batch, &err);
+	/* The events hold their own copies: the body's memory is not kept
+	 * while they wait for the database. */
+	buf_free(&r->body);
+	if (parsed < 0) {
 		a->rejected++;
 		problem_from(r, &err);
 		return;
@@ -287,24 +310,62 @@ static void sensor_stored(void *arg, bool ok, bool created,
 	free(ps);
 }
 
-static void put_sensor(struct http_req *r, const char *id)
+static void out_of_scope(struct http_req *r)
+{
+	http_problem(r, 403, "forbidden", "Forbidden",
+		     "This key may not register this sensor; ask for a key "
+		     "that lists it.",
+		     NULL);
+}
+
+/*
+ * PUT /api/v1/sensors/{id} from its headers: the key, then the id, then the
+ * key's scope, which is only ever asked about a valid id.
+ */
+static bool put_sensor_begin(struct http_req *r)
+{
+	const struct key_info *key;
+	char id[EV_SUBJECT_MAX + 1];
+
+	if (!(key = authorize(r)))
+		return false;
+	if (!(key->types & (1u << EV_SENSOR))) {
+		http_problem(r, 403, "forbidden", "Forbidden",
+			     "This key may not register sensors; ask for a "
+			     "key with the sensor type.",
+			     NULL);
+		return false;
+	}
+	if (!ev_subject_valid(r->route.param, r->route.param_len)) {
+		http_problem(r, 422, "invalid_event", "Invalid event",
+			     "The sensor id in the URL must be 1 to 64 "
+			     "letters, digits, '.', '_', ':' or '-'.",
+			     json_pack("{s:s}", "field", "sensor_id"));
+		return false;
+	}
+	memcpy(id, r->route.param, r->route.param_len);
+	id[r->route.param_len] = '\0';
+	if (!keys_sensor_allowed(key, id)) {
+		out_of_scope(r);
+		return false;
+	}
+	return true;
+}
+
+static void put_sensor(struct http_req *r)
 {
 	const struct key_info *key;
 	struct ev_error err = {0};
 	struct put_sensor *ps;
+	char id[EV_SUBJECT_MAX + 1];
 
-	if (!(key = authorize(r)))
+	/* put_sensor_begin checked the id and the scope. */
+	snprintf(id, sizeof(id), "%.*s", (int)r->route.param_len,
+		 r->route.param);
+	if (!(key = key_after_body(r)))
 		return;
-	if (!(key->types & (1u << EV_SENSOR)) ||
-	    !keys_sensor_allowed(key, id)) {
-		http_problem(
-		    r, 403, "forbidden", "Forbidden",
-		    key->types & (1u << EV_SENSOR)
-			? "This key may not register this sensor; ask "
-			  "for a key that lists it."
-			: "This key may not register sensors; ask for a "
-			  "key with the sensor type.",
-		    NULL);
+	if (!keys_sensor_allowed(key, id)) {
+		out_of_scope(r);
 		return;
 	}
 	if (!media_is(r->content_type, "application/json")) {
@@ -320,8 +381,10 @@ static void put_sensor(struct http_req *r, const char *id)
 		return;
 	}
 	ps->r = r;
-	if (ev_parse_sensor_def(id, r->body.p ? r->body.p : "", r->body.len,
-				&ps->def, &err) < 0) {
+	int parsed = ev_parse_sensor_def(id, r->body.p ? r->body.p : "",
+					 r->body.len, &ps->def, &err);
+	buf_free(&r->body);
+	if (parsed < 0) {
 		free(ps);
 		problem_from(r, &err);
 		return;
@@ -442,37 +505,7 @@ static void get_kpis(struct http_req *r)
 				    app_snapshot(a, now)));
 }
 
-/* "90s", "5m", "24h", "30d" or plain seconds; 0 when malformed. */
-static int64_t parse_duration(const char *s)
-{
-	char *end;
-	long long v;
-
-	if (!s || !isdigit((unsigned char)s[0]))
-		return 0;
-	v = strtoll(s, &end, 10);
-	if (v <= 0 || v > 1000000000LL)
-		return 0;
-	switch (*end) {
-	case '\0':
-	case 's':
-		break;
-	case 'm':
-		v *= 60;
-		break;
-	case 'h':
-		v *= 3600;
-		break;
-	case 'd':
-		v *= 86400;
-		break;
-	default:
-		return 0;
-	}
-	if (*end && end[1])
-		return 0;
-	return (int64_t)v * 1000000;
-}
+#define MAX_WINDOW_S (30 * 24 * 3600)
 
 enum series_kind { SERIES_COUNT, SERIES_SENSOR, SERIES_SLA };
 
@@ -559,8 +592,10 @@ static void get_series(struct http_req *r)
 	const char *nm = http_arg(r, "name", name, sizeof(name));
 	const char *w = http_arg(r, "window", window, sizeof(window));
 	const char *st = http_arg(r, "step", step, sizeof(step));
-	int64_t win_us = w ? parse_duration(w) : 24 * 3600 * INT64_C(1000000);
-	int64_t step_us = st ? parse_duration(st) : 5 * MIN_US;
+	int64_t win_us = w ? reqtext_duration_us(w, MAX_WINDOW_S)
+			   : 24 * 3600 * INT64_C(1000000);
+	int64_t step_us =
+	    st ? reqtext_duration_us(st, MAX_WINDOW_S) : 5 * MIN_US;
 	int64_t off_us = (int64_t)a->tz_offset_s * 1000000, now = app_now();
 	const char *sql;
 	char p2[24], p3[24], p4[24];
@@ -574,8 +609,7 @@ static void get_series(struct http_req *r)
 			     NULL);
 		return;
 	}
-	if (!win_us || !step_us || step_us < MIN_US ||
-	    win_us > 30 * 24 * 3600 * INT64_C(1000000) || step_us > win_us ||
+	if (!win_us || !step_us || step_us < MIN_US || step_us > win_us ||
 	    (win_us + step_us - 1) / step_us > MAX_BUCKETS) {
 		http_problem(r, 400, "bad_request", "Bad request",
 			     "window must be at most 30d, step at least 1m and "
@@ -747,18 +781,24 @@ static void get_alerts(struct http_req *r)
 		    r, "The database cannot answer now; retry later.");
 }
 
-static void ack_alert(struct http_req *r, const char *id_text)
+static void ack_alert(struct http_req *r)
 {
 	struct app *a = r->app;
-	char *end;
-	long long id = strtoll(id_text, &end, 10);
+	char id_text[24], *end;
+	long long id;
 	struct alert *al;
 	json_error_t jerr;
 	json_t *body;
 	const char *by, *note;
 
-	if (end == id_text || *end || id <= 0 ||
-	    !(al = alerts_find(a->alerts, id))) {
+	if (!access_allow(r, CAN_ACK))
+		return;
+	snprintf(id_text, sizeof(id_text), "%.*s",
+		 (int)(r->route.param_len < 23 ? r->route.param_len : 23),
+		 r->route.param);
+	id = strtoll(id_text, &end, 10);
+	if (r->route.param_len > 19 || !isdigit((unsigned char)id_text[0]) ||
+	    *end || id <= 0 || !(al = alerts_find(a->alerts, id))) {
 		http_problem(r, 404, "not_found", "Unknown alert",
 			     "No active alert has this id; see GET "
 			     "/api/v1/alerts.",
@@ -767,6 +807,7 @@ static void ack_alert(struct http_req *r, const char *id_text)
 	}
 	body = json_loadb(r->body.p ? r->body.p : "", r->body.len,
 			  JSON_REJECT_DUPLICATES, &jerr);
+	buf_free(&r->body);
 	if (!body) {
 		char detail[200];
 		snprintf(detail, sizeof(detail),
@@ -885,67 +926,106 @@ static void metrics(struct http_req *r)
 	buf_free(&b);
 }
 
-void api_route(struct http_req *r)
+static unsigned method_bit(enum http_method m)
 {
-	const char *p = r->path;
-	bool get = r->method == HTTP_GET || r->method == HTTP_HEAD;
+	switch (m) {
+	case HTTP_GET:
+	case HTTP_HEAD:
+		return ROUTE_GET;
+	case HTTP_POST:
+		return ROUTE_POST;
+	case HTTP_PUT:
+		return ROUTE_PUT;
+	default:
+		return 0;
+	}
+}
+
+bool api_begin(struct http_req *r)
+{
+	const struct route *rt = &r->route;
+	unsigned m = method_bit(r->method);
 
 	r->app->requests++;
-	if (access_route(r))
-		return;
-	if (strcmp(p, "/api/v1/events") == 0) {
-		if (r->method == HTTP_POST)
-			post_events(r);
-		else
-			method_not_allowed(r, "POST");
-	} else if (strcmp(p, "/api/v1/kpis") == 0) {
-		if (!get)
-			method_not_allowed(r, "GET");
-		else if (access_allow(r, CAN_READ))
+	if (rt->id == ROUTE_NONE) {
+		not_found(r);
+		return false;
+	}
+	if (!(rt->methods & m)) {
+		method_not_allowed(r, rt->allowed);
+		return false;
+	}
+	switch (rt->id) {
+	/* Writes: the caller is known, and may, before the body is read. */
+	case ROUTE_EVENTS:
+		return authorize(r) != NULL;
+	case ROUTE_SENSOR:
+		return put_sensor_begin(r);
+	case ROUTE_ALERT_ACK:
+		return access_allow(r, CAN_ACK);
+	case ROUTE_LOGOUT:
+		return access_allow(r, 0);
+	case ROUTE_SESSION:
+		if (m == ROUTE_POST)
+			return access_login_begin(r);
+		access_whoami(r);
+		return false;
+	/* Reads: answered now. */
+	case ROUTE_KPIS:
+		if (access_allow(r, CAN_READ))
 			get_kpis(r);
-	} else if (strcmp(p, "/api/v1/sensors") == 0) {
-		if (!get)
-			method_not_allowed(r, "GET");
-		else if (sensor_reader(r))
+		return false;
+	case ROUTE_SENSORS:
+		if (sensor_reader(r))
 			get_sensors(r);
-	} else if (strncmp(p, "/api/v1/sensors/", 16) == 0) {
-		if (r->method == HTTP_PUT)
-			put_sensor(r, p + 16);
-		else
-			method_not_allowed(r, "PUT");
-	} else if (strcmp(p, "/api/v1/series") == 0) {
-		if (!get)
-			method_not_allowed(r, "GET");
-		else if (access_allow(r, CAN_READ))
+		return false;
+	case ROUTE_SERIES:
+		if (access_allow(r, CAN_READ))
 			get_series(r);
-	} else if (strcmp(p, "/api/v1/alerts") == 0) {
-		if (!get)
-			method_not_allowed(r, "GET");
-		else if (access_allow(r, CAN_READ))
+		return false;
+	case ROUTE_ALERTS:
+		if (access_allow(r, CAN_READ))
 			get_alerts(r);
-	} else if (strncmp(p, "/api/v1/alerts/", 15) == 0 && strlen(p) > 19 &&
-		   strcmp(p + strlen(p) - 4, "/ack") == 0) {
-		char id[32];
-		size_t n = strlen(p + 15) - 4;
-		if (r->method != HTTP_POST) {
-			method_not_allowed(r, "POST");
-			return;
-		}
-		if (!access_allow(r, CAN_ACK))
-			return;
-		snprintf(id, sizeof(id), "%.*s", (int)(n < 31 ? n : 31),
-			 p + 15);
-		ack_alert(r, id);
-	} else if (strcmp(p, "/healthz") == 0) {
+		return false;
+	case ROUTE_HEALTHZ:
 		http_respond_json(r, 200, json_pack("{s:s}", "status", "ok"));
-	} else if (strcmp(p, "/readyz") == 0) {
+		return false;
+	case ROUTE_READYZ:
 		readyz(r);
-	} else if (strcmp(p, "/metrics") == 0) {
+		return false;
+	case ROUTE_METRICS:
 		/* Scraped from the machine itself, or with an admin's
 		 * token from elsewhere. */
 		if (r->client.loopback || access_allow(r, CAN_ADMIN))
 			metrics(r);
-	} else {
+		return false;
+	case ROUTE_NONE:
+		break;
+	}
+	not_found(r);
+	return false;
+}
+
+void api_body(struct http_req *r)
+{
+	switch (r->route.id) {
+	case ROUTE_EVENTS:
+		post_events(r);
+		return;
+	case ROUTE_SENSOR:
+		put_sensor(r);
+		return;
+	case ROUTE_ALERT_ACK:
+		ack_alert(r);
+		return;
+	case ROUTE_SESSION:
+		access_login(r);
+		return;
+	case ROUTE_LOGOUT:
+		access_logout(r);
+		return;
+	default:
+		/* api_begin reads no body for the other routes. */
 		not_found(r);
 	}
 }

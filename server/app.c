@@ -249,13 +249,20 @@ static void keys_loaded(void *arg, PGresult *r, const char *error)
 		 r ? PQresultErrorMessage(r) : error);
 }
 
+/*
+ * A re-read that cannot be queued now (the reader's queue is full, or the
+ * database is away) is owed, and tried again at every tick until it is:
+ * a revocation must never wait for the next periodic refresh.
+ */
 static void refresh_keys(struct app *a)
 {
 	const char *p[1] = {a->cfg.tenant};
 
 	a->last_keys_us = app_now();
-	if (pgc_query(a->reader, KEYS_SELECT_SQL, 1, p, keys_loaded, a) < 0)
-		log_debug("keys not refreshed: database unavailable");
+	a->keys_owed =
+	    pgc_query(a->reader, KEYS_SELECT_SQL, 1, p, keys_loaded, a) < 0;
+	if (a->keys_owed)
+		log_debug("keys not refreshed yet: reader busy or away");
 }
 
 /* Websockets of credentials revoked or expired are closed. */
@@ -287,8 +294,10 @@ static void refresh_auth(struct app *a)
 {
 	const char *p[1] = {a->cfg.tenant};
 
-	if (pgc_query(a->reader, AUTH_SELECT_SQL, 1, p, auth_loaded, a) < 0)
-		log_debug("sessions not refreshed: database unavailable");
+	a->auth_owed =
+	    pgc_query(a->reader, AUTH_SELECT_SQL, 1, p, auth_loaded, a) < 0;
+	if (a->auth_owed)
+		log_debug("sessions not refreshed yet: reader busy or away");
 }
 
 static void listened(void *arg, PGresult *r, const char *error)
@@ -346,13 +355,18 @@ static void sessions_pruned(void *arg, PGresult *r, const char *error)
 			 r ? PQresultErrorMessage(r) : error);
 }
 
-/* Sessions over for a month are of no use; the audit keeps the trail. */
+/*
+ * Sessions over for a month are of no use, nor failed logins a day old;
+ * the audit keeps the trail.
+ */
 static void prune_sessions(struct app *a)
 {
 	const char *p[1] = {a->cfg.tenant};
 
 	if (pgc_query(a->reader,
-		      "DELETE FROM sessions WHERE tenant = $1"
+		      "WITH f AS (DELETE FROM login_failures WHERE tenant = $1"
+		      " AND last_at < now() - interval '1 day')"
+		      " DELETE FROM sessions WHERE tenant = $1"
 		      " AND coalesce(ended_at, expires_at)"
 		      " < now() - interval '30 days'",
 		      1, p, sessions_pruned, a) < 0)
@@ -417,6 +431,11 @@ static void tick_cb(uv_timer_t *t)
 	if (now - a->last_keys_us >= KEYS_REFRESH_US) {
 		refresh_keys(a);
 		refresh_auth(a);
+	} else {
+		if (a->keys_owed)
+			refresh_keys(a);
+		if (a->auth_owed)
+			refresh_auth(a);
 	}
 	if (now - a->last_expiry_us >= EXPIRY_CHECK_US) {
 		/* Sessions end by the clock, without any NOTIFY. */
@@ -595,6 +614,8 @@ int app_serve(const struct config *cfg)
 	    .tls_cert = cfg->tls_cert,
 	    .tls_key = cfg->tls_key,
 	    .max_conns_per_ip = cfg->max_conns_per_ip,
+	    .host_names = cfg->host_names,
+	    .n_host_names = cfg->n_host_names,
 	};
 	a->http = http_new(&loop, a, &hc, a->pub, err, sizeof(err));
 	if (!a->http) {

@@ -33,6 +33,9 @@ struct config {
 	int max_conns_per_ip;	 /* 0: no limit */
 	int ws_ping_s;		 /* screens: ping when silent, drop at 3x */
 	int db_timeout_s;	 /* a database unanswered this long is lost */
+	int max_logins;		 /* logins checked at once; beyond, 503 */
+	const char *const *host_names; /* --host-name, besides addresses */
+	size_t n_host_names;
 };
 
 struct app {
@@ -47,6 +50,7 @@ struct app {
 	struct auth *auth; /* screen tokens and sessions */
 	struct limiter *limiter;
 	struct limiter *login_limiter; /* per client address */
+	int logins_in_flight;	       /* from the body read to the answer */
 	struct pub *pub;
 	struct http *http;
 	uv_timer_t tick;
@@ -54,8 +58,9 @@ struct app {
 	bool publish_armed;
 	uv_signal_t sigint, sigterm;
 	bool stopping;
-	bool reader_listening; /* LISTEN issued on the current connection */
-	int64_t stop_us;       /* when the stop began */
+	bool reader_listening;	   /* LISTEN issued on the current connection */
+	bool keys_owed, auth_owed; /* a re-read not queued yet: retry */
+	int64_t stop_us;	   /* when the stop began */
 
 	json_t *published;     /* the last snapshot sent to screens */
 	uint64_t seq;	       /* state version: +1 per publication */

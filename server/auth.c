@@ -1,5 +1,7 @@
 #include "auth.h"
 
+#include "reqtext.h"
+
 #include "hmap.h"
 
 #include <openssl/crypto.h>
@@ -317,11 +319,7 @@ bool auth_password_verify(const char *password, const char *stored)
 
 static bool good_name(const char *s)
 {
-	size_t n = strlen(s);
-
-	return n >= 1 && n <= AUTH_NAME_MAX &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyz"
-			 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@") == n;
+	return reqtext_username_valid(s, strlen(s));
 }
 
 static int db_error(PGresult *r)

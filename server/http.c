@@ -74,8 +74,9 @@ void http_respond_json(struct http_req *r, int status, json_t *body)
 	free(text);
 }
 
-void http_problem(struct http_req *r, int status, const char *code,
-		  const char *title, const char *detail, json_t *extra)
+/* The text of a problem (RFC 9457); extra is merged in (ownership taken). */
+static char *problem_text(int status, const char *code, const char *title,
+			  const char *detail, json_t *extra)
 {
 	char type[96];
 	json_t *p;
@@ -89,6 +90,14 @@ void http_problem(struct http_req *r, int status, const char *code,
 	json_decref(extra);
 	text = p ? json_dumps(p, JSON_DUMP_FLAGS) : NULL;
 	json_decref(p);
+	return text;
+}
+
+void http_problem(struct http_req *r, int status, const char *code,
+		  const char *title, const char *detail, json_t *extra)
+{
+	char *text = problem_text(status, code, title, detail, extra);
+
 	if (!text) {
 		http_respond(r, 500, "text/plain", "out of memory", 13);
 		return;
@@ -173,7 +182,14 @@ const char *http_arg(struct http_req *r, const char *name, char *buf, int len)
 			return NULL;
 		if ((size_t)fl > n && strncmp(frag, name, n) == 0 &&
 		    frag[n] == '=') {
-			snprintf(buf, (size_t)len, "%s", frag + n + 1);
+			/* A value cut short would be another value: one that
+			 * does not fit reads as empty, which no argument
+			 * accepts. */
+			if (fl - (int)n - 1 >= len ||
+			    fl >= (int)sizeof(frag) - 1)
+				buf[0] = '\0';
+			else
+				snprintf(buf, (size_t)len, "%s", frag + n + 1);
 			return buf;
 		}
 	}
@@ -188,29 +204,24 @@ static void copy_header(struct lws *wsi, enum lws_token_indexes t, char *dst,
 		dst[0] = '\0';
 }
 
-/* The value of the session cookie, if it is there and has a sane form. */
-static void session_cookie(const char *header, char *out, size_t len)
-{
-	const size_t n = strlen(HTTP_SESSION_COOKIE);
+/*
+ * A Cookie header may carry other sites' cookies of the same host: it is read
+ * whole, up to the limit of all headers.
+ */
+#define COOKIE_HEADER_MAX 4096
 
-	out[0] = '\0';
-	for (const char *p = header; (p = strstr(p, HTTP_SESSION_COOKIE));
-	     p += n) {
-		if ((p == header || p[-1] == ' ' || p[-1] == ';') &&
-		    p[n] == '=') {
-			size_t v = strcspn(p + n + 1, "; ");
-			if (v < len) {
-				memcpy(out, p + n + 1, v);
-				out[v] = '\0';
-			}
-			return;
-		}
-	}
+/* Headers a proxy adds: the peer is then the proxy, not the client. */
+static bool proxied(struct lws *wsi)
+{
+	return lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR) > 0 ||
+	       lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_X_REAL_IP) > 0 ||
+	       lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_VIA) > 0 ||
+	       lws_hdr_custom_length(wsi, "forwarded:", 10) > 0;
 }
 
 void http_client_of(struct lws *wsi, struct http_client *c)
 {
-	char auth[sizeof(c->bearer)], cookie[1024];
+	char auth[sizeof(c->bearer)], *cookie;
 	const char *b = auth;
 	struct in_addr in;
 
@@ -221,29 +232,39 @@ void http_client_of(struct lws *wsi, struct http_client *c)
 			;
 		memmove(c->bearer, b, strlen(b) + 1);
 	}
-	copy_header(wsi, WSI_TOKEN_HTTP_COOKIE, cookie, sizeof(cookie));
-	session_cookie(cookie, c->cookie, sizeof(c->cookie));
+	c->cookie[0] = '\0';
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE) > 0 &&
+	    (cookie = malloc(COOKIE_HEADER_MAX + 1))) {
+		copy_header(wsi, WSI_TOKEN_HTTP_COOKIE, cookie,
+			    COOKIE_HEADER_MAX + 1);
+		if (reqtext_cookie(cookie, HTTP_SESSION_COOKIE, c->cookie,
+				   sizeof(c->cookie)) < 0)
+			c->cookie[0] = '\0';
+		free(cookie);
+	}
 	copy_header(wsi, WSI_TOKEN_ORIGIN, c->origin, sizeof(c->origin));
 	copy_header(wsi, WSI_TOKEN_HOST, c->host, sizeof(c->host));
 	lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
-	c->loopback = inet_pton(AF_INET, c->peer, &in) == 1 &&
+	c->tls = lws_is_ssl(wsi);
+	c->proxied = proxied(wsi);
+	c->loopback = !c->proxied && inet_pton(AF_INET, c->peer, &in) == 1 &&
 		      (ntohl(in.s_addr) >> 24) == 127;
 }
 
 bool http_same_origin(const struct http_client *c)
 {
-	const char *o = c->origin;
-
-	if (!o[0])
-		return true; /* not a browser's cross-site request */
-	if (strncmp(o, "http://", 7) == 0)
-		o += 7;
-	else if (strncmp(o, "https://", 8) == 0)
-		o += 8;
-	else
-		return false;
-	return c->host[0] && strcasecmp(o, c->host) == 0;
+	return reqtext_same_origin(c->origin, c->host, c->tls);
 }
+
+static bool host_allowed(const struct http *h, const struct http_client *c)
+{
+	return reqtext_host_allowed(c->host, h->cfg.host_names,
+				    h->cfg.n_host_names);
+}
+
+#define UNKNOWN_HOST_DETAIL                                                    \
+	"This server does not answer to this host name; use its address, or "  \
+	"the name its operators gave with --host-name."
 
 /* ---- connections per address ---- */
 
@@ -421,9 +442,12 @@ static int serve_static(struct http *h, struct http_req *r)
 	    "frame-ancestors 'none'\x0d\x0a";
 	static const char tls_headers[] =
 	    "strict-transport-security: max-age=31536000\x0d\x0a";
-	char all[sizeof(headers) + sizeof(tls_headers)];
-	snprintf(all, sizeof(all), "%s%s", headers,
-		 h->cfg.tls_cert ? tls_headers : "");
+	char all[sizeof(headers) + sizeof(tls_headers) + sizeof(r->set_cookie) +
+		 16];
+	snprintf(all, sizeof(all), "%s%s%s%s%s", headers,
+		 h->cfg.tls_cert ? tls_headers : "",
+		 r->set_cookie[0] ? "set-cookie: " : "", r->set_cookie,
+		 r->set_cookie[0] ? "\x0d\x0a" : "");
 	r->phase = HTTP_SENT;
 	n = lws_serve_http_file(r->wsi, file, mime, all, (int)strlen(all));
 	if (n < 0 || (n > 0 && lws_http_transaction_completed(r->wsi)))
@@ -432,13 +456,6 @@ static int serve_static(struct http *h, struct http_req *r)
 }
 
 /* ---- the protocol callback ---- */
-
-static bool is_api(const char *path)
-{
-	return strncmp(path, "/api/", 5) == 0 ||
-	       strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
-	       strcmp(path, "/metrics") == 0;
-}
 
 static enum http_method method_of(struct lws *wsi)
 {
@@ -453,11 +470,17 @@ static enum http_method method_of(struct lws *wsi)
 	return HTTP_OTHER;
 }
 
+/*
+ * Everything is decided from the request line and headers before a byte of
+ * a body is read: the host, the route, the caller's credential and the
+ * route's limit.  A request refused then is answered at once and its
+ * connection closed after the answer, since its body was never read.
+ */
 static int begin(struct http *h, struct lws *wsi, struct http_pss *pss,
 		 const char *path, size_t len)
 {
 	struct http_req *r = calloc(1, sizeof(*r));
-	char cl[32];
+	char cl[32], *end;
 
 	if (!r)
 		return -1;
@@ -466,6 +489,16 @@ static int begin(struct http *h, struct lws *wsi, struct http_pss *pss,
 	r->app = h->app;
 	r->method = method_of(wsi);
 	r->content_length = -1;
+	copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof(cl));
+	if (cl[0]) {
+		long long v = strtoll(cl, &end, 10);
+		r->content_length = end != cl && !*end && v >= 0 ? v : -1;
+	}
+	/* A body announced but not read would be taken for the next
+	 * request: any answer given before it closes the connection. */
+	r->close_after = r->content_length != 0 &&
+			 (r->method == HTTP_POST || r->method == HTTP_PUT ||
+			  r->content_length > 0);
 	if (len >= sizeof(r->path)) {
 		http_problem(r, 414, "uri_too_long", "URI too long",
 			     "The address is longer than 255 bytes.", NULL);
@@ -476,58 +509,66 @@ static int begin(struct http *h, struct lws *wsi, struct http_pss *pss,
 	copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, r->content_type,
 		    sizeof(r->content_type));
 	http_client_of(wsi, &r->client);
-	copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof(cl));
-	if (cl[0])
-		r->content_length = strtoll(cl, NULL, 10);
-
-	if (r->method == HTTP_POST || r->method == HTTP_PUT) {
-		if (r->content_length > (int64_t)h->cfg.max_body) {
-			char detail[160];
-			snprintf(detail, sizeof(detail),
-				 "The body is %lld bytes; the limit is %zu "
-				 "bytes. Send fewer events per request.",
-				 (long long)r->content_length, h->cfg.max_body);
-			r->close_after = true;
-			http_problem(r, 413, "too_large", "Request too large",
-				     detail, NULL);
-			return 0;
-		}
-		if (r->content_length < 0) {
-			r->close_after = true;
-			http_problem(
-			    r, 411, "length_required", "Length required",
-			    "Send the body with a Content-Length header; "
-			    "chunked uploads are not accepted.",
-			    NULL);
-			return 0;
-		}
-		if (r->content_length == 0)
-			goto route; /* no body is coming */
-		/* lws clears the timeout once the body is in; until then
-		 * a slow sender is bounded by this. */
-		lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
-				h->cfg.request_timeout_s);
+	if (!host_allowed(h, &r->client)) {
+		http_problem(r, 421, "unknown_host", "Unknown host",
+			     UNKNOWN_HOST_DETAIL, NULL);
 		return 0;
 	}
-route:
+	/* Handled from here on: a request waiting on the database outlives
+	 * its connection (detach). */
 	r->phase = HTTP_WAITING;
-	if (is_api(r->path)) {
-		api_route(r);
-		return 0;
-	}
-	if (r->method != HTTP_GET && r->method != HTTP_HEAD) {
+	if (!route_is_api(r->path)) {
+		if (r->method == HTTP_GET || r->method == HTTP_HEAD)
+			return serve_static(h, r);
 		http_problem(r, 405, "method_not_allowed", "Method not allowed",
 			     "Pages are read with GET.", NULL);
 		return 0;
 	}
-	return serve_static(h, r);
+	r->route = route_match(r->path);
+	if (!api_begin(r))
+		return 0;
+	r->phase = HTTP_READING;
+	r->body_max = r->route.body_max == ROUTE_BODY_CONFIG
+			  ? h->cfg.max_body
+			  : r->route.body_max;
+	if (r->content_length > (int64_t)r->body_max) {
+		char detail[160];
+		snprintf(
+		    detail, sizeof(detail),
+		    "The body is %lld bytes; the limit here is %zu bytes.%s",
+		    (long long)r->content_length, r->body_max,
+		    r->route.id == ROUTE_EVENTS
+			? " Send fewer events per request."
+			: "");
+		http_problem(r, 413, "too_large", "Request too large", detail,
+			     NULL);
+		return 0;
+	}
+	if (r->content_length < 0) {
+		http_problem(r, 411, "length_required", "Length required",
+			     "Send the body with a Content-Length header; "
+			     "chunked uploads are not accepted.",
+			     NULL);
+		return 0;
+	}
+	r->close_after = false;
+	if (r->content_length == 0) {
+		r->phase = HTTP_WAITING;
+		api_body(r);
+		return 0;
+	}
+	/* lws clears the timeout once the body is in; until then a slow
+	 * sender is bounded by this. */
+	lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+			h->cfg.request_timeout_s);
+	return 0;
 }
 
-static int body(struct http *h, struct http_req *r, const void *in, size_t len)
+static int body(struct http_req *r, const void *in, size_t len)
 {
 	if (r->too_large)
 		return 0;
-	if (r->body.len + len > h->cfg.max_body) {
+	if (r->body.len + len > r->body_max) {
 		r->too_large = true;
 		buf_free(&r->body);
 		return 0;
@@ -540,8 +581,8 @@ static int body_done(struct http *h, struct http_req *r)
 {
 	char detail[128];
 
-	/* lws reports the end of an empty body too, after begin() routed
-	 * the request already: route each request once. */
+	/* lws reports the end of an empty body too, after begin() handled
+	 * the request already: handle each request once. */
 	if (r->phase != HTTP_READING)
 		return 0;
 	r->phase = HTTP_WAITING;
@@ -550,19 +591,13 @@ static int body_done(struct http *h, struct http_req *r)
 			h->cfg.request_timeout_s);
 	if (r->too_large || r->body.oom) {
 		snprintf(detail, sizeof(detail),
-			 "The body is larger than the limit of %zu bytes. "
-			 "Send fewer events per request.",
-			 h->cfg.max_body);
+			 "The body is larger than the limit of %zu bytes.",
+			 r->body_max);
 		http_problem(r, 413, "too_large", "Request too large", detail,
 			     NULL);
 		return 0;
 	}
-	if (!is_api(r->path)) {
-		http_problem(r, 404, "not_found", "Not found",
-			     "There is no API at this address.", NULL);
-		return 0;
-	}
-	api_route(r);
+	api_body(r);
 	return 0;
 }
 
@@ -652,6 +687,96 @@ static void detach(struct http_pss *pss)
 		req_free(r);
 }
 
+/* ---- websocket upgrades ---- */
+
+/*
+ * Answers a refused upgrade with a problem and hangs up: the request was
+ * read whole, and the answer fits one write.
+ */
+static int refuse_upgrade(struct lws *wsi, const char *peer, int status,
+			  const char *code, const char *title,
+			  const char *detail)
+{
+	unsigned char buf[LWS_PRE + 1536], *start = buf + LWS_PRE, *p = start;
+	unsigned char *end = buf + sizeof(buf);
+	char *text = problem_text(status, code, title, detail, NULL);
+	size_t n = text ? strlen(text) : 0;
+
+	log_info("websocket upgrade from %s refused: %d %s", peer, status,
+		 code);
+	if (text && n < 1024 &&
+	    !lws_add_http_common_headers(wsi, (unsigned)status,
+					 "application/problem+json", n, &p,
+					 end - n) &&
+	    !lws_add_http_header_by_name(
+		wsi, (const unsigned char *)"connection:",
+		(const unsigned char *)"close", 5, &p, end - n) &&
+	    !lws_finalize_http_header(wsi, &p, end - n)) {
+		memcpy(p, text, n);
+		p += n;
+		lws_write(wsi, start, (size_t)(p - start),
+			  LWS_WRITE_HTTP_FINAL);
+	}
+	free(text);
+	return -1;
+}
+
+/* Whether Sec-WebSocket-Protocol lists name. */
+static bool offers(struct lws *wsi, const char *name)
+{
+	char list[256];
+	size_t n = strlen(name);
+
+	if (lws_hdr_copy(wsi, list, sizeof(list), WSI_TOKEN_PROTOCOL) <= 0)
+		return false;
+	for (const char *p = list; *p;) {
+		size_t len;
+
+		p += strspn(p, " \t,");
+		len = strcspn(p, " \t,");
+		if (len == n && strncmp(p, name, n) == 0)
+			return true;
+		p += len;
+	}
+	return false;
+}
+
+/*
+ * Every upgrade is decided here, with a status when refused: only the
+ * screens' protocol, at /ws, with a credential that may read, from this
+ * site.  (lws would otherwise hand an upgrade naming no subprotocol, or
+ * "http", to the plain HTTP protocol.)
+ */
+static int confirm_upgrade(struct http *h, struct lws *wsi, const char *upgrade)
+{
+	struct http_client c;
+	char uri[16], detail[200];
+	int status;
+
+	http_client_of(wsi, &c);
+	if (!host_allowed(h, &c))
+		return refuse_upgrade(wsi, c.peer, 421, "unknown_host",
+				      "Unknown host", UNKNOWN_HOST_DETAIL);
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
+	    strcmp(uri, "/ws") != 0)
+		return refuse_upgrade(
+		    wsi, c.peer, 404, "not_found", "Not found",
+		    "The websocket of the screens is at /ws.");
+	if (!upgrade || strcasecmp(upgrade, "websocket") != 0 ||
+	    !offers(wsi, PUB_PROTOCOL))
+		return refuse_upgrade(
+		    wsi, c.peer, 400, "bad_upgrade", "Bad upgrade",
+		    "Open a websocket asking for the subprotocol "
+		    "situation.v1 (Sec-WebSocket-Protocol); see docs/api.md.");
+	status = access_ws_allow(h->app, &c, NULL, 0, detail, sizeof(detail));
+	if (status)
+		return refuse_upgrade(
+		    wsi, c.peer, status,
+		    status == 401 ? "unauthorized" : "forbidden",
+		    status == 401 ? "Unauthorized" : "Forbidden", detail);
+	return 0;
+}
+
 static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		   void *user, void *in, size_t len)
 {
@@ -674,11 +799,16 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		detach(pss);
 		return begin(h, wsi, pss, in, len);
 	case LWS_CALLBACK_HTTP_BODY:
-		return r ? body(h, r, in, len) : -1;
+		return r ? body(r, in, len) : -1;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		return r ? body_done(h, r) : -1;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return r ? write_response(wsi, r) : 0;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return confirm_upgrade(h, wsi, in);
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* Never a websocket of the plain HTTP protocol. */
+		return -1;
 	case LWS_CALLBACK_HTTP_FILE_COMPLETION:
 		return lws_http_transaction_completed(wsi) ? -1 : 0;
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:

@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "buf.h"
+#include "reqtext.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -43,7 +44,9 @@ struct http_client {
 	char origin[128];
 	char host[128];
 	char peer[64];
-	bool loopback; /* the peer is 127.0.0.0/8 */
+	bool tls;      /* the connection is HTTPS or WSS */
+	bool proxied;  /* X-Forwarded-For, Forwarded, X-Real-IP or Via */
+	bool loopback; /* the peer is 127.0.0.0/8 and not a proxy for another */
 };
 
 #define HTTP_SESSION_COOKIE "kendali_session"
@@ -52,9 +55,9 @@ struct http_client {
 void http_client_of(struct lws *wsi, struct http_client *c);
 
 /*
- * Whether the Origin header, if any, names this server (the host of the
- * Host header, by http or https).  Browsers send it on cross-site requests
- * and on every websocket upgrade.
+ * Whether the Origin header, if any, names this server: the Host header's
+ * host, by the scheme the connection uses.  Browsers send it on cross-site
+ * requests and on every websocket upgrade.
  */
 bool http_same_origin(const struct http_client *c);
 
@@ -66,8 +69,10 @@ struct http_req {
 	char path[256];
 	char content_type[128];
 	struct http_client client; /* credential, origin, peer */
+	struct route route;	   /* of an API path (reqtext.h) */
 	struct identity who;	   /* set by the API's access checks */
 	int64_t content_length;	   /* -1 when not given */
+	size_t body_max;	   /* the route's limit, in bytes */
 	struct buf body;
 	bool too_large;
 	bool close_after; /* the body was not read: close after replying */
@@ -89,6 +94,10 @@ struct http_config {
 	const char *tls_key;
 	int max_conns_per_ip; /* 0: no limit */
 	int ws_ping_s;	      /* ping a silent screen after this; drop at 3x */
+	/* Host names the server answers to besides IP addresses and
+	 * "localhost" (--host-name); others are refused (DNS rebinding). */
+	const char *const *host_names;
+	size_t n_host_names;
 };
 
 struct http;

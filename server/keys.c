@@ -27,7 +27,7 @@ static void clear(struct hmap *m)
 	size_t pos = 0;
 
 	while (hmap_next(m, &pos, &k, &v)) {
-		free(((struct key_info *)v)->sensors);
+		idset_free(&((struct key_info *)v)->sensors);
 		free(v);
 	}
 	hmap_free(m);
@@ -72,19 +72,15 @@ int keys_replace(struct keys *ks, PGresult *r)
 		snprintf(k->poster, sizeof(k->poster), "%s",
 			 PQgetvalue(r, i, 1));
 		k->types = parse_types(PQgetvalue(r, i, 2));
-		if (!PQgetisnull(r, i, 4)) {
-			size_t n = strlen(PQgetvalue(r, i, 4));
-			k->sensors = malloc(n + 3);
-			if (!k->sensors) {
-				free(k);
-				goto fail;
-			}
-			snprintf(k->sensors, n + 3, ",%s,",
-				 PQgetvalue(r, i, 4));
+		k->scoped = !PQgetisnull(r, i, 4);
+		if (k->scoped &&
+		    idset_parse(&k->sensors, PQgetvalue(r, i, 4)) < 0) {
+			free(k);
+			goto fail;
 		}
 		if (auth_hex_decode(PQgetvalue(r, i, 3), k->sha256, 32) < 0 ||
 		    hmap_put(&next, k->key_id, k) < 0) {
-			free(k->sensors);
+			idset_free(&k->sensors);
 			free(k);
 			goto fail;
 		}
@@ -119,15 +115,7 @@ const struct key_info *keys_check(const struct keys *ks, const char *key)
 
 bool keys_sensor_allowed(const struct key_info *k, const char *sensor_id)
 {
-	size_t n = strlen(sensor_id);
-
-	if (!k->sensors)
-		return true;
-	/* Sensor ids hold no commas (ingest/event.h), so ",id," is exact. */
-	for (const char *p = k->sensors; (p = strstr(p, sensor_id)); p++)
-		if (p[-1] == ',' && p[n] == ',')
-			return true;
-	return false;
+	return !k->scoped || idset_has(&k->sensors, sensor_id);
 }
 
 int keys_count(const struct keys *ks)

@@ -10,6 +10,8 @@
 #ifndef KENDALI_KEYS_H
 #define KENDALI_KEYS_H
 
+#include "idset.h"
+
 #include <libpq-fe.h>
 #include <stdbool.h>
 
@@ -18,8 +20,9 @@
 struct key_info {
 	char key_id[KEY_ID_LEN + 1];
 	char poster[65];
-	unsigned types; /* bit (1 << enum ev_type) per allowed type */
-	char *sensors;	/* ",ID,ID," of the sensors allowed, NULL for all */
+	unsigned types;	      /* bit (1 << enum ev_type) per allowed type */
+	bool scoped;	      /* limited to the sensors below */
+	struct idset sensors; /* the sensors allowed, when scoped */
 	unsigned char sha256[32];
 };
 
@@ -45,7 +48,10 @@ int keys_replace(struct keys *ks, PGresult *r)
 const struct key_info *keys_check(const struct keys *ks, const char *key);
 int keys_count(const struct keys *ks);
 
-/* Whether the key may post readings of, and register, this sensor. */
+/*
+ * Whether the key may post readings of, and register, this sensor: an
+ * unscoped key any, a scoped key exactly the ids it lists.
+ */
 bool keys_sensor_allowed(const struct key_info *k, const char *sensor_id);
 
 /*

@@ -87,6 +87,13 @@ static void help(FILE *f)
 	    "(demo)\n"
 	    "  --max-conns-per-ip N   open connections per client address\n"
 	    "                         (default 256; 0: no limit)\n"
+	    "  --max-logins N         logins checked at once; more get 503 "
+	    "(default 8)\n"
+	    "  --host-name NAME       a host name browsers use for this "
+	    "server\n"
+	    "                         (repeatable; IP addresses and "
+	    "localhost always\n"
+	    "                         work, other names are refused)\n"
 	    "  --tls-cert FILE        serve HTTPS and WSS with this "
 	    "certificate (PEM)\n"
 	    "  --tls-key FILE         and this private key (PEM)\n"
@@ -152,9 +159,22 @@ static int parse_sla(const char *s, struct config *cfg)
 	return -1;
 }
 
+#define HOST_NAMES_MAX 16
+
+/* A DNS name: letters, digits, '-' and '.', at most 253 bytes. */
+static bool host_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= 253 &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyz"
+			 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") == n;
+}
+
 static int serve(int argc, char **argv, struct config *cfg)
 {
 	static char host[256];
+	static const char *host_names[HOST_NAMES_MAX];
 	bool ok = true;
 
 	for (int i = 0; i < argc; i++) {
@@ -198,6 +218,16 @@ static int serve(int argc, char **argv, struct config *cfg)
 		} else if (strcmp(o, "--max-conns-per-ip") == 0) {
 			cfg->max_conns_per_ip =
 			    (int)parse_long(v, 0, 1000000, &ok);
+		} else if (strcmp(o, "--max-logins") == 0) {
+			cfg->max_logins = (int)parse_long(v, 1, 1000, &ok);
+		} else if (strcmp(o, "--host-name") == 0) {
+			if (!host_name_ok(v) ||
+			    cfg->n_host_names >= HOST_NAMES_MAX)
+				return bad("--host-name (a DNS name, at most "
+					   "16 of them)",
+					   v);
+			host_names[cfg->n_host_names++] = v;
+			cfg->host_names = host_names;
 		} else if (strcmp(o, "--db-timeout") == 0) {
 			cfg->db_timeout_s = (int)parse_long(v, 1, 3600, &ok);
 		} else if (strcmp(o, "--ws-ping") == 0) {
@@ -305,6 +335,7 @@ int main(int argc, char **argv)
 	    .migrate = true,
 	    .session_hours = 12,
 	    .max_conns_per_ip = 256,
+	    .max_logins = 8,
 	};
 
 	for (int c = 0; c < EV_RC_COUNT; c++)

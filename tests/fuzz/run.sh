@@ -5,7 +5,7 @@
 #   tests/fuzz/run.sh [-t SECONDS] [TARGET...]
 #
 # TARGET is the part of tests/fuzz/fuzz_TARGET.c after "fuzz_" (ingest,
-# wsmsg); without one, every target runs.  SECONDS (default 30, or
+# wsmsg, request); without one, every target runs.  SECONDS (default 30, or
 # $FUZZ_SECONDS) is each target's time.  The binaries go to build-fuzz/.
 # When a target crashes, the input is printed in hex with the report, and
 # kept as build-fuzz/artifacts/TARGET/crash-* (rerun it with
@@ -74,11 +74,14 @@ for t in "${targets[@]}"; do
 		continue
 	fi
 
-	# shellcheck disable=SC2086 # pkg-config's words are separate flags
+	# A target that reaches into server/ names its files in a line
+	# " * fuzz-sources: FILE..." of its opening comment.
+	extra=$(sed -n 's/^ \* fuzz-sources: //p' "$src")
+	# shellcheck disable=SC2086 # pkg-config's and extra's words are separate
 	if ! "$cc" -g -O1 -Wall -Wextra -Wno-unused-parameter \
 		-fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined -Iingest \
-		ingest/*.c "$src" $jansson -lm -o "$bin"; then
+		-fno-sanitize-recover=undefined -Iingest -Iserver \
+		ingest/*.c $extra "$src" $jansson -lm -o "$bin"; then
 		echo "fuzz: $t FAILED (build)"
 		failed=1
 		continue

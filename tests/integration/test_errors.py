@@ -425,12 +425,16 @@ def test_invalid_sensor_registration(api, keys, database):
 
 def test_order_of_checks(server, api, keys, nothing_stored):
     """A request always gets the same error, whatever else is wrong with it
-    (docs/api.md 3.6: size, key, content type, syntax, count, fields,
+    (docs/api.md 3.6: key, size, content type, syntax, count, fields,
     permission)."""
     with nothing_stored:
         r = raw_request(server.host, server.port, "POST", "/api/v1/events",
                         {"Content-Type": "text/plain"}, padded_body(MiB + 1))
-        assert_problem(r, 413, "too_large")                         # size before the key
+        assert_problem(r, 401, "unauthorized")                      # key before the size
+        r = raw_request(server.host, server.port, "POST", "/api/v1/events",
+                        {"Content-Type": "text/plain", "Authorization": f"Bearer {keys['calls']}"},
+                        padded_body(MiB + 1))
+        assert_problem(r, 413, "too_large")                         # size before content type
         r = api.post("/api/v1/events", "{oops", key="kd_000000000000_00", content_type="text/plain",
                      fresh=True)
         assert_problem(r, 401, "unauthorized")                      # key before content type
