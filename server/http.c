@@ -216,7 +216,24 @@ static bool proxied(struct lws *wsi)
 	return lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR) > 0 ||
 	       lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_X_REAL_IP) > 0 ||
 	       lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_VIA) > 0 ||
-	       lws_hdr_custom_length(wsi, "forwarded:", 10) > 0;
+	       lws_hdr_custom_length(wsi, "forwarded:", 10) > 0 ||
+	       lws_hdr_custom_length(wsi, "x-forwarded-proto:", 18) > 0;
+}
+
+/*
+ * Whether the browser reached us over TLS: our own, or a proxy's in front
+ * that says so.  The header only chooses which scheme an Origin must have;
+ * a page of another site cannot add it to a request (no CORS here).
+ */
+static bool over_tls(struct lws *wsi)
+{
+	char proto[8];
+
+	if (lws_is_ssl(wsi))
+		return true;
+	return lws_hdr_custom_copy(wsi, proto, sizeof(proto),
+				   "x-forwarded-proto:", 18) == 5 &&
+	       strncasecmp(proto, "https", 5) == 0;
 }
 
 void http_client_of(struct lws *wsi, struct http_client *c)
@@ -245,7 +262,7 @@ void http_client_of(struct lws *wsi, struct http_client *c)
 	copy_header(wsi, WSI_TOKEN_ORIGIN, c->origin, sizeof(c->origin));
 	copy_header(wsi, WSI_TOKEN_HOST, c->host, sizeof(c->host));
 	lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
-	c->tls = lws_is_ssl(wsi);
+	c->tls = over_tls(wsi);
 	c->proxied = proxied(wsi);
 	c->loopback = !c->proxied && inet_pton(AF_INET, c->peer, &in) == 1 &&
 		      (ntohl(in.s_addr) >> 24) == 127;
