@@ -568,6 +568,21 @@ def test_tls_upgrade_from_a_plain_http_origin_is_forbidden(tls_server):
                     headers=dict(bearer(token), Origin=f"https://127.0.0.1:{port}"))
 
 
+def test_origin_scheme_follows_a_tls_proxy(world):
+    """Behind a proxy that serves TLS and says so (X-Forwarded-Proto:
+    https), the pages' Origin is https://: that one is the site's own, an
+    http:// one is not."""
+    port = world.srv.port
+    host = f"127.0.0.1:{port}"
+    via_tls = dict(bearer(world.wall), **{"X-Forwarded-Proto": "https"})
+    assert_upgraded(port, "an upgrade through a TLS proxy from its https:// Origin",
+                    headers=dict(via_tls, Origin=f"https://{host}"))
+    assert_upgrade_refused(port, 403, "an upgrade through a TLS proxy from an http:// Origin",
+                           headers=dict(via_tls, Origin=f"http://{host}"))
+    assert_upgrade_refused(port, 403, "a plain upgrade from an https:// Origin",
+                           headers=dict(bearer(world.wall), Origin=f"https://{host}"))
+
+
 # --------------------------------------------------------------------------
 # F. ?token= does not replace a person's session
 # --------------------------------------------------------------------------
