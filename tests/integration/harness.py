@@ -20,6 +20,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -1367,3 +1368,92 @@ def raw_ws_connect(host, port, path="/ws", rcvbuf=4096):
     status = head.split(b"\r\n", 1)[0]
     assert b" 101 " in status, f"websocket handshake refused: {head!r}"
     return s
+
+
+def wait_until(fn, timeout=3.0, what=""):
+    """Polls fn until it returns something true (which is returned), or
+    fails the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() > deadline:
+            assert v, f"not within {timeout} s: {what}"
+            return v
+        time.sleep(0.05)
+
+
+def self_signed(tmp_path):
+    """(certificate, key) of a fresh self-signed certificate for localhost."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise AssertionError("openssl is needed to make a test certificate (scripts/deps.sh installs it)")
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def insecure_context():
+    """A client TLS context that takes the test's self-signed certificate."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class TlsServer:
+    """`kendali serve` with TLS on a migrated database, as a context
+    manager giving its port; extra_args go to serve.  Its log is
+    tmp_path/server.log."""
+
+    def __init__(self, database, tmp_path, *extra_args):
+        self.database, self.tmp_path, self.extra_args = database, tmp_path, extra_args
+        self.port = free_port()
+
+    def __enter__(self):
+        cert, key = self_signed(self.tmp_path)
+        self.log = open(self.tmp_path / "server.log", "w")
+        self.proc = subprocess.Popen(
+            [str(require_binary()), "serve", "--listen", f"127.0.0.1:{self.port}",
+             "--tls-cert", str(cert), "--tls-key", str(key), *self.extra_args],
+            stdout=self.log, stderr=subprocess.STDOUT,
+            env=sanitized_env(DATABASE_URL=self.database.url))
+        try:
+            self._wait_ready()
+        except BaseException as e:
+            self.__exit__(type(e), e, None)
+            raise
+        return self.port
+
+    def _wait_ready(self):
+        ctx = insecure_context()
+        deadline = time.monotonic() + 15
+        while True:
+            assert self.proc.poll() is None, (self.tmp_path / "server.log").read_text()
+            try:
+                c = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=2, context=ctx)
+                c.request("GET", "/readyz")
+                r = c.getresponse()
+                r.read()
+                c.close()
+                if r.status == 200:
+                    return
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, (self.tmp_path / "server.log").read_text()
+            time.sleep(0.1)
+
+    def __exit__(self, exc_type, exc, tb):
+        self.proc.terminate()
+        try:
+            code = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            code = "killed after 10 s"
+        self.log.close()
+        # A clean stop exits 0; under the sanitizers a leak or error would not.
+        if exc_type is None:
+            assert code == 0, \
+                f"the server exited {code}: {(self.tmp_path / 'server.log').read_text()[-2000:]}"

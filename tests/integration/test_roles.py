@@ -46,7 +46,7 @@ import pytest
 
 from harness import (ROLES, Server, WsClient, ago, assert_problem, cookie_header,
                      create_token, create_user, ev_reading, kendali_cli, login, parse_time, sensor_body,
-                     session_set_cookie, token_id, utcnow, ws_handshake)
+                     session_set_cookie, token_id, utcnow, wait_until, ws_handshake)
 
 READS = ["/api/v1/kpis",
          "/api/v1/series?name=calls.received&window=24h&step=5m",
@@ -74,14 +74,6 @@ def next_source():
     return f"127.0.{n // 250}.{n % 250 + 2}"
 
 
-def wait_until(fn, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() > deadline:
-            assert v, f"not within {timeout} s: {what}"
-            return v
-        time.sleep(0.05)
 
 
 def audit_since(database, last_id, peer=None):

@@ -32,18 +32,16 @@ Tests that log in connect from addresses of their own in 127.0.0.0/8
 
 import http.client
 import itertools
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 import time
 
 import pytest
 
-from harness import (Resp, assert_problem, create_token, create_user, ev_reading, free_port,
-                     kendali_cli, login, require_binary, sanitized_env, sensor_body,
-                     session_set_cookie, token_id)
+from harness import (Resp, TlsServer, assert_problem, create_token, create_user, ev_reading,
+                     insecure_context, kendali_cli, login, sensor_body, session_set_cookie, token_id,
+                     wait_until)
 
 SUBPROTOCOL = "situation.v1"
 WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -67,14 +65,6 @@ def next_source():
     return f"127.1.{n // 250}.{n % 250 + 2}"
 
 
-def wait_until(fn, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() > deadline:
-            assert v, f"not within {timeout} s: {what}"
-            return v
-        time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------
@@ -506,57 +496,13 @@ def test_proxied_requests_are_not_loopback(anon_srv):
 # --------------------------------------------------------------------------
 
 
-def insecure_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
 @pytest.fixture
 def tls_server(fresh_database, tmp_path):
     """(port, wall token) of `kendali serve` with TLS, no anonymous access."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.fail("openssl is needed to make a test certificate (scripts/deps.sh installs it)")
-    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "2", "-subj", "/CN=localhost"],
-                   check=True, capture_output=True)
     kendali_cli(fresh_database, "migrate")
     token = create_token(fresh_database, "tls-wall", "wall")
-    port = free_port()
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([str(require_binary()), "serve", "--listen", f"127.0.0.1:{port}",
-                             "--tls-cert", str(cert), "--tls-key", str(key)],
-                            stdout=log, stderr=subprocess.STDOUT,
-                            env=sanitized_env(DATABASE_URL=fresh_database.url))
-    try:
-        ctx = insecure_context()
-        deadline = time.monotonic() + 15
-        while True:
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                c = http.client.HTTPSConnection("127.0.0.1", port, timeout=2, context=ctx)
-                c.request("GET", "/readyz")
-                r = c.getresponse()
-                r.read()
-                c.close()
-                if r.status == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-            time.sleep(0.1)
+    with TlsServer(fresh_database, tmp_path) as port:
         yield port, token
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_tls_upgrade_from_a_plain_http_origin_is_forbidden(tls_server):

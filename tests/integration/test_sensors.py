@@ -19,7 +19,7 @@ import pytest
 
 import reference
 from harness import (WsClient, compare_kpis, ev_reading, fmt_time, parse_time, sensor_body, utcnow,
-                     assert_problem)
+                     assert_problem, wait_until)
 
 S3 = "SMG-TEST-LADDER3"      # Normal / Siaga 200 / Awas 260
 S4 = "SMG-TEST-LADDER4"      # Waspada 150 / Siaga 220 / Awas 300
@@ -72,14 +72,6 @@ def wait_alert_msg(ctx, start, pred, what):
     return found[2]["alert"]
 
 
-def wait_until(fn, timeout=3.0, what=""):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() > deadline:
-            assert v, f"not within {timeout} s: {what}"
-            return v
-        time.sleep(0.1)
 
 
 def latest_of(ctx, sensor_id):
