@@ -136,7 +136,14 @@ say "starting the server on $LISTEN (log: .run/kendali.log)"
 # In a session of its own, so that Ctrl-C reaches only this script, which then
 # stops everything in order: the feed, the server, the database.  Browsers on
 # this machine need no login (--anonymous-loopback); others do.
-setsid "$BIN" serve --listen "$LISTEN" --anonymous-loopback >"$SERVER_LOG" 2>&1 </dev/null &
+# Browsers may also name this machine by its host name (addresses and
+# localhost always work; other names are refused, against DNS rebinding).
+names=()
+if host=$(hostname 2>/dev/null) && [[ $host =~ ^[A-Za-z0-9.-]+$ ]]; then
+	names=(--host-name "$host")
+fi
+setsid "$BIN" serve --listen "$LISTEN" --anonymous-loopback "${names[@]}" \
+	>"$SERVER_LOG" 2>&1 </dev/null &
 server_pid=$!
 
 # Waits for GET /readyz to answer 200.

@@ -133,7 +133,8 @@ size_t http_url_encode(const char *s, size_t n, char *out, size_t len)
 const char *http_query_except(struct http_req *r, const char *skip, char *buf,
 			      size_t len)
 {
-	char frag[512];
+	/* A fragment of the query is at most the 4 KiB of all headers. */
+	char frag[4097];
 	size_t o = 0, n = strlen(skip);
 
 	buf[0] = '\0';
@@ -168,7 +169,8 @@ void http_unavailable(struct http_req *r, const char *detail)
 
 const char *http_arg(struct http_req *r, const char *name, char *buf, int len)
 {
-	char frag[512];
+	/* A fragment of the query is at most the 4 KiB of all headers. */
+	char frag[4097];
 	size_t n = strlen(name);
 
 	if (!r->wsi)
