@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 struct http {
@@ -583,8 +584,21 @@ static int begin(struct http *h, struct lws *wsi, struct http_pss *pss,
 	return 0;
 }
 
+/*
+ * A request answered before its body (refused from its headers) has its
+ * body read and dropped, within these bounds, before the connection
+ * closes: a client that writes the whole body before it reads gets the
+ * answer rather than a reset (what nginx calls a lingering close).
+ */
+#define LINGER_MAX_BYTES (8 << 20)
+#define LINGER_S 5
+
 static int body(struct http_req *r, const void *in, size_t len)
 {
+	if (r->phase != HTTP_READING) {
+		r->dropped += len;
+		return r->dropped > LINGER_MAX_BYTES ? -1 : 0;
+	}
 	if (r->too_large)
 		return 0;
 	if (r->body.len + len > r->body_max) {
@@ -601,9 +615,12 @@ static int body_done(struct http *h, struct http_req *r)
 	char detail[128];
 
 	/* lws reports the end of an empty body too, after begin() handled
-	 * the request already: handle each request once. */
-	if (r->phase != HTTP_READING)
-		return 0;
+	 * the request already: handle each request once.  The end of a
+	 * dropped body ends its connection, once the answer is out. */
+	if (r->phase != HTTP_READING) {
+		r->body_ended = true;
+		return r->phase == HTTP_SENT && r->close_after ? -1 : 0;
+	}
 	r->phase = HTTP_WAITING;
 	/* Waiting on the database must not hold the request forever. */
 	lws_set_timeout(r->wsi, PENDING_TIMEOUT_HTTP_CONTENT,
@@ -662,6 +679,23 @@ static int add_headers(struct lws *wsi, const struct http_req *r,
 }
 
 /*
+ * After answering a request whose body was not read: closes now when no
+ * body is coming (or too much is), else tells the client it is done (FIN,
+ * when the answer has left whole) and drops the body as it comes, closing
+ * at its end or after LINGER_S.
+ */
+static int linger(struct lws *wsi, struct http_req *r)
+{
+	if (r->body_ended || r->content_length <= 0 ||
+	    r->content_length - (int64_t)r->dropped > LINGER_MAX_BYTES)
+		return -1;
+	if (!lws_is_ssl(wsi) && !lws_send_pipe_choked(wsi))
+		shutdown(lws_get_socket_fd(wsi), SHUT_WR);
+	lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, LINGER_S);
+	return 0;
+}
+
+/*
  * Writes the response, headers and body in one write: one send and one
  * segment on the wire rather than two, which on a busy ingest is a
  * syscall and a wake-up of the client fewer per request.  lws keeps what
@@ -688,8 +722,10 @@ static int write_response(struct lws *wsi, struct http_req *r)
 	r->phase = HTTP_SENT;
 	n = lws_write(wsi, start, (size_t)len, LWS_WRITE_HTTP_FINAL);
 	free(b);
-	if (n < len || r->close_after)
+	if (n < len)
 		return -1;
+	if (r->close_after)
+		return linger(wsi, r);
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 

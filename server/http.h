@@ -76,6 +76,8 @@ struct http_req {
 	struct buf body;
 	bool too_large;
 	bool close_after; /* the body was not read: close after replying */
+	size_t dropped;	  /* bytes of such a body read and dropped */
+	bool body_ended;  /* lws saw the end of the body */
 	int status;
 	const char *resp_type;
 	struct buf resp;

@@ -408,6 +408,30 @@ def test_small_endpoints_refuse_large_bodies_from_the_headers(world):
     assert cookie
 
 
+def post_whole_body(port, path, headers, length):
+    """POST a body of length bytes the way http.client does: all of it is
+    written before the answer is read."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    try:
+        c.request("POST", path, body=b"x" * length,
+                  headers=dict({"Content-Type": "application/json"}, **headers))
+        r = c.getresponse()
+        return Resp(r.status, r.msg, r.read())
+    finally:
+        c.close()
+
+
+def test_a_client_that_writes_its_body_first_still_gets_the_answer(world):
+    """Refused from its headers, a request's body is read and dropped
+    before the connection closes (a lingering close): a client that writes
+    its whole body before reading gets the problem, not a broken pipe."""
+    port = world.srv.port
+    assert_problem(post_whole_body(port, "/api/v1/events", {}, MIB), 401, "unauthorized")
+    assert_problem(post_whole_body(port, "/api/v1/events", bearer(world.key), 2 * MIB), 413, "too_large")
+    assert_problem(post_whole_body(port, "/api/v1/alerts/1/ack", {}, 64 * 1024), 401, "unauthorized")
+    assert_healthy(world.srv, world.key)
+
+
 def test_concurrent_password_checks_are_capped(fresh_database, make_server):
     kendali_cli(fresh_database, "migrate")
     password = create_user(fresh_database, "cap-op", "operator")
