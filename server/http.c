@@ -422,12 +422,15 @@ static bool safe_path(const char *p)
 	return true;
 }
 
-static int serve_static(struct http *h, struct http_req *r)
+/*
+ * The file of the static root at a page's or file's path ("/" is
+ * /index.html), and its type; NULL when there is none.
+ */
+static const char *static_file(const struct http *h, const char *path,
+			       char *file, size_t len, const char **mime)
 {
-	char file[1024];
-	const char *rel = r->path, *mime;
+	const char *rel = path;
 	struct stat st;
-	int n;
 
 	if (strcmp(rel, "/") == 0)
 		rel = "/index.html";
@@ -435,20 +438,36 @@ static int serve_static(struct http *h, struct http_req *r)
 		rel = "/mayor.html";
 	else if (strcmp(rel, "/login") == 0)
 		rel = "/login.html";
+	*mime = mime_of(rel);
+	snprintf(file, len, "%s%s", h->cfg.static_dir, rel);
+	if (!safe_path(rel) || !*mime || stat(file, &st) < 0 ||
+	    !S_ISREG(st.st_mode))
+		return NULL;
+	return rel;
+}
+
+static void no_page(struct http_req *r)
+{
+	http_problem(r, 404, "not_found", "Not found",
+		     "There is no page or file at this address.", NULL);
+}
+
+static int serve_static(struct http *h, struct http_req *r)
+{
+	char file[1024];
+	const char *rel, *mime;
+	int n;
+
+	if (!(rel = static_file(h, r->path, file, sizeof(file), &mime))) {
+		no_page(r);
+		return 0;
+	}
 	/* The pages with data need an identity that may see them; the
 	 * scripts, styles and the login page hold no data. */
 	if (strcmp(rel, "/index.html") == 0 && !access_page(r, CAN_WALL))
 		return 0;
 	if (strcmp(rel, "/mayor.html") == 0 && !access_page(r, CAN_MAYOR))
 		return 0;
-	mime = mime_of(rel);
-	snprintf(file, sizeof(file), "%s%s", h->cfg.static_dir, rel);
-	if (!safe_path(rel) || !mime || stat(file, &st) < 0 ||
-	    !S_ISREG(st.st_mode)) {
-		http_problem(r, 404, "not_found", "Not found",
-			     "There is no page or file at this address.", NULL);
-		return 0;
-	}
 	/* The pages load nothing but their own files and open the websocket
 	 * back to this server; the policy says exactly that. */
 	static const char headers[] =
@@ -538,10 +557,19 @@ static int begin(struct http *h, struct lws *wsi, struct http_pss *pss,
 	 * its connection (detach). */
 	r->phase = HTTP_WAITING;
 	if (!route_is_api(r->path)) {
+		char file[1024];
+		const char *mime;
+
 		if (r->method == HTTP_GET || r->method == HTTP_HEAD)
 			return serve_static(h, r);
-		http_problem(r, 405, "method_not_allowed", "Method not allowed",
-			     "Pages are read with GET.", NULL);
+		/* Another method: at an address with nothing, the answer
+		 * of any address with nothing. */
+		if (!static_file(h, r->path, file, sizeof(file), &mime))
+			no_page(r);
+		else
+			http_problem(r, 405, "method_not_allowed",
+				     "Method not allowed",
+				     "Pages are read with GET.", NULL);
 		return 0;
 	}
 	r->route = route_match(r->path);

@@ -89,6 +89,14 @@ def test_unknown_route_and_wrong_method_are_problems(api):
     assert r.status == 404 and r.content_type == "application/problem+json", r
     r = api.get("/api/v1/events")
     assert r.status == 405 and r.content_type == "application/problem+json", r
+    # Outside the API, any method at an address with nothing gets what a
+    # GET there gets; at a page, another method is a 405.
+    g = api.get("/no-such-page")
+    for method in ("POST", "PUT"):
+        r = api.request(method, "/no-such-page", "{}", content_type="application/json", fresh=True)
+        assert (r.status, r.json) == (g.status, g.json) == (404, g.json), f"{method}: {r} vs GET: {g}"
+    r = api.post("/mayor", "{}", content_type="application/json", fresh=True)
+    assert r.status == 405 and r.json["code"] == "method_not_allowed", r
 
 
 def test_sigterm_stops_cleanly(fresh_database, make_server):
