@@ -21,7 +21,7 @@
 #include <strings.h>
 
 #define MAX_BUCKETS 5000
-#define MIN_US INT64_C(60000000)
+#define MINUTE_US INT64_C(60000000)
 
 static void not_found(struct http_req *r)
 {
@@ -146,9 +146,9 @@ static void events_done(void *arg, enum store_status st, size_t accepted,
 	} else {
 		log_error("storing events failed: %s", error ? error : "?");
 		http_problem(r, 500, "internal", "Internal error",
-			     "The database refused this request; nothing of "
-			     "it was stored. The command centre has been "
-			     "logged the cause.",
+			     "This request could not be stored, and nothing "
+			     "of it was. The cause is in the command centre's "
+			     "log.",
 			     NULL);
 	}
 }
@@ -231,12 +231,11 @@ static void post_events(struct http_req *r)
 			return;
 		}
 	}
-	if (store_submit(a->store, key->poster, r->client.peer, &batch,
-			 events_done, r) < 0) {
+	int rc = store_submit(a->store, key->poster, r->client.peer, &batch,
+			      events_done, r);
+	if (rc < 0) {
 		ev_batch_free(&batch);
-		http_unavailable(r,
-				 "The database cannot take writes now; nothing "
-				 "of this request was stored. Retry later.");
+		events_done(r, (enum store_status)rc, 0, 0, "out of memory");
 	}
 }
 
@@ -595,7 +594,7 @@ static void get_series(struct http_req *r)
 	int64_t win_us = w ? reqtext_duration_us(w, MAX_WINDOW_S)
 			   : 24 * 3600 * INT64_C(1000000);
 	int64_t step_us =
-	    st ? reqtext_duration_us(st, MAX_WINDOW_S) : 5 * MIN_US;
+	    st ? reqtext_duration_us(st, MAX_WINDOW_S) : 5 * MINUTE_US;
 	int64_t off_us = (int64_t)a->tz_offset_s * 1000000, now = app_now();
 	const char *sql;
 	char p2[24], p3[24], p4[24];
@@ -609,7 +608,7 @@ static void get_series(struct http_req *r)
 			     NULL);
 		return;
 	}
-	if (!win_us || !step_us || step_us < MIN_US || step_us > win_us ||
+	if (!win_us || !step_us || step_us < MINUTE_US || step_us > win_us ||
 	    (win_us + step_us - 1) / step_us > MAX_BUCKETS) {
 		http_problem(r, 400, "bad_request", "Bad request",
 			     "window must be at most 30d, step at least 1m and "

@@ -589,11 +589,6 @@ bool pgc_connected(const struct pgc *c)
 	return c->state == PGC_IDLE || c->state == PGC_BUSY;
 }
 
-size_t pgc_queued(const struct pgc *c)
-{
-	return c->queued + (c->current ? 1 : 0);
-}
-
 void pgc_close(struct pgc *c)
 {
 	struct pgc_job *cur = c->current;

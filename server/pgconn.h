@@ -104,7 +104,6 @@ void pgc_on_notify(struct pgc *c, pgc_notify_cb cb, void *arg);
 
 enum pgc_state pgc_state(const struct pgc *c);
 bool pgc_connected(const struct pgc *c);
-size_t pgc_queued(const struct pgc *c);
 
 /*
  * Fails every queued query (callback with res NULL), closes the socket and

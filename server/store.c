@@ -616,7 +616,7 @@ int store_submit(struct store *s, const char *poster, const char *peer,
 		if (j)
 			free(j->poster);
 		free(j);
-		return STORE_UNAVAILABLE;
+		return STORE_FAILED; /* out of memory: a 500, not a 503 */
 	}
 	j->batch = *batch;
 	memset(batch, 0, sizeof(*batch));
@@ -879,11 +879,6 @@ uint64_t store_groups(const struct store *s)
 uint64_t store_groups_rewritten(const struct store *s)
 {
 	return s->rewritten;
-}
-
-uint64_t store_events_written(const struct store *s)
-{
-	return s->written;
 }
 
 static void check_closed_cb(uv_handle_t *h)

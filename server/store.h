@@ -52,9 +52,10 @@ struct store *store_new(uv_loop_t *loop, const char *conninfo,
  * Queues a request's events for the next group; the audit trail records
  * the poster, the number of events and the client's address (peer) in the
  * same transaction.  Takes ownership of the
- * batch's contents (the caller's *batch is emptied).  Returns 0, or
- * STORE_UNAVAILABLE when the database is unreachable or the queue is full;
- * then cb is never called and the batch is left with the caller.
+ * batch's contents (the caller's *batch is emptied).  Returns 0,
+ * STORE_UNAVAILABLE when the database is unreachable or the queue is full,
+ * or STORE_FAILED when out of memory; then cb is never called and the batch
+ * is left with the caller.
  */
 int store_submit(struct store *s, const char *poster, const char *peer,
 		 struct ev_batch *batch, store_done_cb cb, void *arg)
@@ -90,7 +91,6 @@ size_t store_pending(const struct store *s);
 uint64_t store_groups(const struct store *s);
 /* Groups written again by the careful statement after a duplicate. */
 uint64_t store_groups_rewritten(const struct store *s);
-uint64_t store_events_written(const struct store *s);
 /* Answers what is queued with STORE_UNAVAILABLE and closes the connection. */
 void store_close(struct store *s);
 
