@@ -367,6 +367,17 @@ static void verify_done(uv_work_t *w, int status)
 		session_stored(l, NULL, "database unavailable");
 }
 
+/* 429 with Retry-After: too many of what, wait_s seconds to wait. */
+static void too_many(struct http_req *r, const char *what, int wait_s)
+{
+	char detail[160];
+
+	snprintf(detail, sizeof(detail), "Too many %s. Try again in %d s.",
+		 what, wait_s);
+	r->retry_after_s = wait_s;
+	http_problem(r, 429, "rate_limited", "Too many requests", detail, NULL);
+}
+
 static void user_read(void *arg, PGresult *res, const char *error)
 {
 	struct login *l = arg;
@@ -386,14 +397,7 @@ static void user_read(void *arg, PGresult *res, const char *error)
 	 * user's: the answer tells nothing about which accounts exist. */
 	wait_s = PQgetisnull(res, 0, 3) ? 0 : atoi(PQgetvalue(res, 0, 3));
 	if (wait_s > 0) {
-		char detail[160];
-		snprintf(detail, sizeof(detail),
-			 "Too many failed logins for this user name. Try "
-			 "again in %d s.",
-			 wait_s);
-		r->retry_after_s = wait_s;
-		http_problem(r, 429, "rate_limited", "Too many requests",
-			     detail, NULL);
+		too_many(r, "failed logins for this user name", wait_s);
 		login_free(l);
 		return;
 	}
@@ -421,14 +425,7 @@ bool access_login_begin(struct http_req *r)
 		return false;
 	if ((wait_s = limit_take(a->login_limiter, r->client.peer, app_now())) >
 	    0) {
-		char detail[160];
-		snprintf(detail, sizeof(detail),
-			 "Too many login attempts from this address. Try "
-			 "again in %d s.",
-			 wait_s);
-		r->retry_after_s = wait_s;
-		http_problem(r, 429, "rate_limited", "Too many requests",
-			     detail, NULL);
+		too_many(r, "login attempts from this address", wait_s);
 		return false;
 	}
 	return true;
