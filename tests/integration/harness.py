@@ -1327,14 +1327,7 @@ def ws_handshake(host, port, headers=None, path="/ws", timeout=5, source=None):
                     raise AssertionError(f"websocket handshake: connection closed after {data!r}")
                 return None, {}, b""
             data += chunk
-        head, _, rest = data.partition(b"\r\n\r\n")
-        head_lines = head.decode("latin-1").split("\r\n")
-        status = int(head_lines[0].split()[1])
-        hdrs = {}
-        for ln in head_lines[1:]:
-            k, _, v = ln.partition(":")
-            hdrs[k.strip().lower()] = v.strip()
-        body = rest
+        status, hdrs, body = parse_response_head(data)
         if status != 101:
             n = int(hdrs.get("content-length", "0") or 0)
             while len(body) < n:
@@ -1368,6 +1361,18 @@ def raw_ws_connect(host, port, path="/ws", rcvbuf=4096):
     status = head.split(b"\r\n", 1)[0]
     assert b" 101 " in status, f"websocket handshake refused: {head!r}"
     return s
+
+
+def parse_response_head(data):
+    """(status, headers with lower-case names, what follows the head) of
+    raw response bytes holding at least the whole head."""
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for ln in lines[1:]:
+        k, _, v = ln.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return int(lines[0].split()[1]), headers, rest
 
 
 def wait_until(fn, timeout=3.0, what=""):

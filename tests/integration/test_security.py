@@ -39,7 +39,7 @@ import time
 
 import pytest
 
-from harness import (Resp, TlsServer, assert_problem, create_token, create_user, ev_reading,
+from harness import (Resp, TlsServer, assert_problem, parse_response_head, create_token, create_user, ev_reading,
                      insecure_context, kendali_cli, login, sensor_body, session_set_cookie, token_id,
                      wait_until)
 
@@ -126,13 +126,7 @@ def read_answer(sock, within):
                     raise AssertionError(f"connection closed inside the response head: {data!r}")
                 return Raw(None, {}, b"", sock)
             data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = {}
-        for ln in lines[1:]:
-            k, _, v = ln.partition(":")
-            headers[k.strip().lower()] = v.strip()
+        status, headers, body = parse_response_head(data)
         if status != 101:
             n = int(headers.get("content-length", "0") or 0)
             while len(body) < n:
