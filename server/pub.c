@@ -33,20 +33,40 @@ struct msg {
 	bool empty[WS_TOPIC_ALL + 1]; /* nothing of it for that mask */
 };
 
+/*
+ * Where a screen's connection is.  Only sess_to() changes it, and only
+ * along the arrows:
+ *
+ *	OPEN --> CLOSING --> CLOSE_SENT	  a close frame owed, then written
+ *	OPEN --> BROKEN			  a write outside its turn failed
+ *	OPEN --> DROPPED		  stalled or silent: lws kills it
+ *
+ * A screen leaves every state but OPEN only by lws closing it.  Once out
+ * of OPEN, nothing it sends is read: a close begun in the middle of a
+ * frame is written at the screen's next writable turn, between frames,
+ * so lws keeps parsing the rest of the frame and the peer's reply.
+ */
+enum sess_state {
+	SESS_OPEN,
+	SESS_CLOSING,
+	SESS_CLOSE_SENT,
+	SESS_BROKEN,
+	SESS_DROPPED
+};
+
 struct sess {
 	struct sess *prev, *next;
 	struct lws *wsi;
 	uint64_t tail; /* next ring position to send */
 	uint64_t seq;  /* of the last message sent */
 	unsigned mask;
+	enum sess_state state;
 	bool need_snapshot;
 	bool need_heartbeat;
 	bool need_ping;
-	bool closing;
-	bool close_sent;
-	bool revoked;	     /* closing for that reason, not a stop */
-	bool broken;	     /* a write outside a writable turn failed */
-	char id[PUB_ID_MAX]; /* the screen's credential, "" if none */
+	unsigned short close_code; /* of the close frame owed or sent */
+	const char *close_why;	   /* its reason, a static string */
+	char id[PUB_ID_MAX];	   /* the screen's credential, "" if none */
 	int errors;
 	char *error; /* a reply to send before anything else */
 	struct buf rx;
@@ -87,6 +107,39 @@ static int64_t mono_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Moves s to state to if the diagram above allows it; false if not. */
+static bool sess_to(struct sess *s, enum sess_state to)
+{
+	bool ok;
+
+	switch (to) {
+	case SESS_CLOSING:
+	case SESS_BROKEN:
+	case SESS_DROPPED:
+		ok = s->state == SESS_OPEN;
+		break;
+	case SESS_CLOSE_SENT:
+		ok = s->state == SESS_CLOSING;
+		break;
+	default:
+		ok = false;
+	}
+	if (ok)
+		s->state = to;
+	return ok;
+}
+
+/* Owes the screen a close frame with code and why (a static string), sent
+ * from its next writable turn. */
+static void close_screen(struct sess *s, unsigned short code, const char *why)
+{
+	if (!sess_to(s, SESS_CLOSING))
+		return;
+	s->close_code = code;
+	s->close_why = why;
+	lws_callback_on_writable(s->wsi);
 }
 
 static unsigned topics_of(json_t *kpis)
@@ -208,16 +261,14 @@ static int writeable(struct pub *p, struct sess *s);
  */
 static void offer(struct pub *p, struct sess *s)
 {
-	if (s->closing || s->broken || s->error || s->need_snapshot ||
+	if (s->state != SESS_OPEN || s->error || s->need_snapshot ||
 	    lws_partial_buffered(s->wsi)) {
 		lws_callback_on_writable(s->wsi);
 		return;
 	}
-	if (writeable(p, s) < 0) {
+	if (writeable(p, s) < 0 && sess_to(s, SESS_BROKEN))
 		/* Closed from its next turn, the only place lws allows. */
-		s->broken = true;
 		lws_callback_on_writable(s->wsi);
-	}
 }
 
 /*
@@ -290,13 +341,13 @@ void pub_tick(struct pub *p)
 		bool behind = s->tail < p->head || s->need_snapshot;
 		int64_t silent = now - s->last_rx_us;
 
-		if (s->closing)
+		if (s->state != SESS_OPEN)
 			continue;
 		if ((behind && now - s->last_write_us > STALL_US) ||
 		    (p->ping_us && silent >= 3 * p->ping_us)) {
 			/* It has taken nothing, or said nothing, for too
 			 * long: drop it. */
-			s->closing = true;
+			sess_to(s, SESS_DROPPED);
 			lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
 					LWS_TO_KILL_ASYNC);
 			continue;
@@ -403,19 +454,17 @@ void pub_revalidate(struct pub *p, bool (*live)(void *arg, const char *id),
 		    void *arg)
 {
 	for (struct sess *s = p->sessions; s; s = s->next) {
-		if (s->closing || !s->id[0] || live(arg, s->id))
+		if (s->state != SESS_OPEN || !s->id[0] || live(arg, s->id))
 			continue;
-		s->closing = s->revoked = true;
-		lws_callback_on_writable(s->wsi);
+		close_screen(s, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+			     "access revoked");
 	}
 }
 
 void pub_close_all(struct pub *p)
 {
-	for (struct sess *s = p->sessions; s; s = s->next) {
-		s->closing = true;
-		lws_callback_on_writable(s->wsi);
-	}
+	for (struct sess *s = p->sessions; s; s = s->next)
+		close_screen(s, LWS_CLOSE_STATUS_GOINGAWAY, "server stopping");
 }
 
 size_t pub_clients(const struct pub *p)
@@ -474,29 +523,34 @@ static int writeable(struct pub *p, struct sess *s)
 {
 	const char *text = NULL;
 
-	if (s->closing) {
+	switch (s->state) {
+	case SESS_OPEN:
+		break;
+	case SESS_CLOSING: {
 		/* The close frame is written here rather than left to
 		 * lws_close_reason, which in lws 4.1 closes a server's
-		 * socket without sending it; the peer's reply, or the
-		 * timeout, ends the connection. */
+		 * socket without sending it, and from a receive callback
+		 * in the middle of a frame loses its place in the stream;
+		 * the peer's reply, or the timeout, ends the connection. */
 		unsigned char b[LWS_PRE + 2 + 32];
-		unsigned code = s->revoked ? LWS_CLOSE_STATUS_POLICY_VIOLATION
-					   : LWS_CLOSE_STATUS_GOINGAWAY;
-		const char *why =
-		    s->revoked ? "access revoked" : "server stopping";
-		size_t n = strlen(why);
+		size_t n = strlen(s->close_why);
 
-		if (s->close_sent)
-			return 0;
-		b[LWS_PRE] = (unsigned char)(code >> 8);
-		b[LWS_PRE + 1] = (unsigned char)(code & 0xff);
-		memcpy(b + LWS_PRE + 2, why, n);
-		s->close_sent = true;
+		if (n > 32)
+			n = 32;
+		b[LWS_PRE] = (unsigned char)(s->close_code >> 8);
+		b[LWS_PRE + 1] = (unsigned char)(s->close_code & 0xff);
+		memcpy(b + LWS_PRE + 2, s->close_why, n);
+		sess_to(s, SESS_CLOSE_SENT);
 		lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, 1);
 		return lws_write(s->wsi, b + LWS_PRE, 2 + n, PUB_WRITE_CLOSE) <
 			       0
 			   ? -1
 			   : 0;
+	}
+	case SESS_BROKEN:
+		return -1;
+	default:
+		return 0;
 	}
 	if (s->need_ping) {
 		/* Not empty: lws 4.1 passes on no empty pong. */
@@ -565,50 +619,50 @@ static void reply_error(struct sess *s, const char *message)
 	lws_callback_on_writable(s->wsi);
 }
 
-/* Returns -1 when the screen should be closed. */
-static int handle_message(struct sess *s, const char *data, size_t len)
+static void handle_message(struct sess *s, const char *data, size_t len)
 {
 	struct ws_msg m;
 	char err[160];
 
-	if (ws_msg_parse(data, len, &m, err, sizeof(err)) == 0) {
+	if (ws_msg_parse(data, len, &m, err, sizeof(err)) == 0)
 		s->mask = m.topics;
-		return 0;
-	}
-	if (++s->errors > MAX_ERRORS) {
-		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-				 (unsigned char *)"too many bad messages", 21);
-		return -1;
-	}
-	reply_error(s, err);
-	return 0;
+	else if (++s->errors > MAX_ERRORS)
+		close_screen(s, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+			     "too many bad messages");
+	else
+		reply_error(s, err);
 }
 
+/* Returns -1 when lws should drop the connection at once. */
 static int receive(struct sess *s, const void *in, size_t len)
 {
 	int64_t now = mono_us();
 
 	s->last_rx_us = now;
+	if (s->state != SESS_OPEN)
+		return 0; /* the rest of a frame, or more, after a close */
 	if (s->rx.len + len > PUB_RX_MAX) {
-		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-				 (unsigned char *)"message too large", 17);
-		return -1;
+		buf_reset(&s->rx);
+		close_screen(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+			     "message too large");
+		return 0;
 	}
 	buf_add(&s->rx, in, len);
+	if (s->rx.oom)
+		return -1;
 	if (!lws_is_final_fragment(s->wsi))
 		return 0;
 	if (now - s->rx_window_us > 1000000) {
 		s->rx_window_us = now;
 		s->rx_count = 0;
 	}
-	if (++s->rx_count > MAX_RX_PER_S) {
-		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-				 (unsigned char *)"too many messages", 17);
-		return -1;
-	}
-	int rc = s->rx.oom ? -1 : handle_message(s, s->rx.p, s->rx.len);
+	if (++s->rx_count > MAX_RX_PER_S)
+		close_screen(s, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+			     "too many messages");
+	else
+		handle_message(s, s->rx.p, s->rx.len);
 	buf_reset(&s->rx);
-	return rc;
+	return 0;
 }
 
 int pub_ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -651,7 +705,7 @@ int pub_ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		if (!s->wsi)
 			return 0;
-		return s->broken ? -1 : writeable(p, s);
+		return writeable(p, s);
 	case LWS_CALLBACK_RECEIVE:
 		return s->wsi ? receive(s, in, len) : -1;
 	case LWS_CALLBACK_RECEIVE_PONG:
@@ -661,7 +715,7 @@ int pub_ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		/* The peer answers our close: echoing it would be a second
 		 * close frame, which browsers take as an error (1006). */
-		return s && s->close_sent ? 1 : 0;
+		return s && s->state == SESS_CLOSE_SENT ? 1 : 0;
 	case LWS_CALLBACK_CLOSED:
 		/* Also called for upgrades that never became sessions. */
 		if (!s || !s->wsi)
