@@ -73,7 +73,8 @@ static const char *const report_category_names[EV_RC_COUNT] = {
 	"traffic", "public_order", "health", "administration", "other",
 };
 
-static const char *const level_names[3] = {"waspada", "siaga", "awas"};
+const char *const ev_threshold_names[EV_THRESHOLDS] = {"waspada", "siaga",
+							     "awas"};
 /* clang-format on */
 /* clang-format on */
 
@@ -1254,7 +1255,7 @@ static int get_thresholds(const json_t *obj, double th[3], struct ev_error *err)
 	{
 		int i = 0;
 
-		while (i < 3 && strcmp(key, level_names[i]) != 0)
+		while (i < 3 && strcmp(key, ev_threshold_names[i]) != 0)
 			i++;
 		if (i == 3) {
 			struct text tx = {pb, sizeof pb, 0, false};
@@ -1270,9 +1271,9 @@ static int get_thresholds(const json_t *obj, double th[3], struct ev_error *err)
 		}
 	}
 	for (int i = 0; i < 3; i++) {
-		if (get_number(t, "thresholds", level_names[i], -HUGE_VAL,
-			       HUGE_VAL, "a finite number", false, &th[i],
-			       &present, err))
+		if (get_number(t, "thresholds", ev_threshold_names[i],
+			       -HUGE_VAL, HUGE_VAL, "a finite number", false,
+			       &th[i], &present, err))
 			return -1;
 		if (!present)
 			continue;
@@ -1282,11 +1283,13 @@ static int get_thresholds(const json_t *obj, double th[3], struct ev_error *err)
 			fmt_number(a, sizeof a, th[i]);
 			fmt_number(b, sizeof b, th[prev]);
 			return invalid(
-			    err, path_of(pb, "thresholds", level_names[i]),
+			    err,
+			    path_of(pb, "thresholds", ev_threshold_names[i]),
 			    "thresholds.%s (%s) must be greater than "
 			    "thresholds.%s (%s): the levels ascend "
 			    "waspada < siaga < awas.",
-			    level_names[i], a, level_names[prev], b);
+			    ev_threshold_names[i], a, ev_threshold_names[prev],
+			    b);
 		}
 		prev = i;
 	}

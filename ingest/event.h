@@ -140,6 +140,8 @@ int ev_parse_batch(const char *body, size_t len, enum ev_format fmt,
 void ev_batch_free(struct ev_batch *b);
 
 /* A sensor's registry entry, from PUT /api/v1/sensors/{id}. */
+#define EV_THRESHOLDS 3 /* waspada, siaga, awas */
+
 struct ev_sensor_def {
 	char sensor_id[EV_SUBJECT_MAX + 1];
 	char name[201];
@@ -148,11 +150,18 @@ struct ev_sensor_def {
 	char district[EV_DISTRICT_MAX + 1]; /* "" when absent */
 	bool has_location;
 	double lat, lon;
-	/* Thresholds in the order waspada, siaga, awas; NAN when the gauge's
+	/* Thresholds in the order of ev_threshold_names; NAN when the gauge's
 	 * ladder does not have that level.  Those given ascend strictly. */
-	double thresholds[3];
+	double thresholds[EV_THRESHOLDS];
 	int offline_after_s; /* 60..604800, default 900 */
 };
+
+/*
+ * The names of the levels a gauge's ladder may have above normal, lowest
+ * first: "waspada", "siaga", "awas".  The one list of them; the KPIs' level
+ * names (server/kpi.c) are "normal" followed by these.
+ */
+extern const char *const ev_threshold_names[EV_THRESHOLDS];
 
 /*
  * Parses the body of a sensor registration for sensor_id (from the URL, which

@@ -2,7 +2,9 @@
 
 #include "app.h"
 #include "buf.h"
+#include "clock.h"
 #include "http.h"
+#include "keys.h"
 #include "limit.h"
 #include "log.h"
 #include "pgconn.h"
@@ -31,13 +33,13 @@ enum access_result access_identify(struct app *a, const struct http_client *c,
 				   struct identity *who)
 {
 	const struct identity *w;
-	int64_t now = app_now();
+	int64_t now = clock_now_us();
 
 	if (c->bearer[0]) {
 		/* A credential sent on purpose must be good.  An agency's
 		 * key does not read, but reads as anyone else where anonymous
 		 * access is on. */
-		if (strncmp(c->bearer, "kd_", 3) == 0) {
+		if (keys_is_key(c->bearer)) {
 			if (!a->cfg.anonymous_loopback || !c->loopback)
 				return ACCESS_API_KEY;
 			*who = *auth_anonymous();
@@ -166,7 +168,7 @@ bool access_page(struct http_req *r, unsigned need)
 				     0);
 			return false;
 		}
-		w = auth_check(r->app->auth, token, app_now());
+		w = auth_check(r->app->auth, token, clock_now_us());
 		if (!w || w->kind != AUTH_SCREEN) {
 			to_login(r, next, "&error=token");
 			return false;
@@ -312,7 +314,7 @@ static void session_stored(void *arg, PGresult *res, const char *error)
 	if (auth_add(a->auth, &l->who) < 0)
 		log_warn("session of %s not held: out of memory", l->username);
 	set_cookie(r, l->credential,
-		   (long)((l->who.expires_us - app_now()) / 1000000));
+		   (long)((l->who.expires_us - clock_now_us()) / 1000000));
 	log_info("%s logged in from %s", l->username, r->client.peer);
 	http_respond_json(r, 200, identity_json(a, &l->who));
 	login_free(l);
@@ -423,8 +425,8 @@ bool access_login_begin(struct http_req *r)
 
 	if (!same_site(r))
 		return false;
-	if ((wait_s = limit_take(a->login_limiter, r->client.peer, app_now())) >
-	    0) {
+	if ((wait_s = limit_take(a->login_limiter, r->client.peer,
+				 clock_now_us())) > 0) {
 		too_many(r, "login attempts from this address", wait_s);
 		return false;
 	}
@@ -605,4 +607,19 @@ bool access_ws_admit(struct app *a, struct lws *wsi, char *id, size_t len)
 
 	http_client_of(wsi, &c);
 	return access_ws_allow(a, &c, id, len, detail, sizeof(detail)) == 0;
+}
+
+bool access_page_file(struct http_req *r, const char *rel)
+{
+	if (strcmp(rel, "/index.html") == 0)
+		return access_page(r, CAN_WALL);
+	if (strcmp(rel, "/mayor.html") == 0)
+		return access_page(r, CAN_MAYOR);
+	return true;
+}
+
+int access_upgrade(struct app *a, const struct http_client *c, char *detail,
+		   size_t dlen)
+{
+	return access_ws_allow(a, c, NULL, 0, detail, dlen);
 }

@@ -45,6 +45,15 @@ bool access_allow(struct http_req *r, unsigned need);
  */
 bool access_page(struct http_req *r, unsigned need);
 
+/* The HTTP front's page guard: the wall (/index.html) needs CAN_WALL, the
+ * mayor's page CAN_MAYOR; scripts, styles and the login page hold no data
+ * and need nothing. */
+bool access_page_file(struct http_req *r, const char *rel);
+
+/* The HTTP front's upgrade guard: access_ws_allow without the id. */
+int access_upgrade(struct app *a, const struct http_client *c, char *detail,
+		   size_t dlen);
+
 /* The audit trail's actor: "user:<name>", "screen:<name>" or
  * "anonymous:<name>"; name NULL takes the identity's. */
 void access_actor(const struct identity *w, const char *name, char *out,

@@ -131,7 +131,7 @@ void alerts_check(struct alerts *as, const struct kpi_sensor_view *v,
 	}
 
 	if (silent && !off)
-		raise_alert(as, v, ALERT_OFFLINE, KPI_WASPADA, now);
+		raise_alert(as, v, ALERT_OFFLINE, KPI_NORMAL, now);
 	else if (v->online && off) {
 		off->cleared_us = now;
 		changed(as, off);
@@ -203,12 +203,21 @@ static json_t *time_or_null(const struct alerts *as, int64_t us)
 	return json_string(buf);
 }
 
+/* A level alert's level; null for an offline one, which says nothing of the
+ * water. */
+static json_t *alert_severity_json(const struct alert *a)
+{
+	return a->kind == ALERT_OFFLINE
+		   ? json_null()
+		   : json_string(kpi_level_name(a->severity));
+}
+
 json_t *alert_json(const struct alerts *as, const struct alert *a)
 {
 	return json_pack(
-	    "{s:I, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:b}", "id",
+	    "{s:I, s:s, s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:b}", "id",
 	    (json_int_t)a->id, "kind", alert_kind_name(a->kind), "severity",
-	    kpi_level_name(a->severity), "sensor_id", a->sensor_id, "message",
+	    alert_severity_json(a), "sensor_id", a->sensor_id, "message",
 	    a->message, "raised_at", time_or_null(as, a->raised_us),
 	    "cleared_at", time_or_null(as, a->cleared_us), "acked_by",
 	    a->acked_us == KPI_NONE ? json_null() : json_string(a->acked_by),

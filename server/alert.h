@@ -22,7 +22,7 @@ enum alert_kind { ALERT_LEVEL, ALERT_OFFLINE };
 struct alert {
 	int64_t id; /* 0 until first stored */
 	enum alert_kind kind;
-	enum kpi_level severity;
+	enum kpi_level severity; /* level alerts; unused for offline */
 	char sensor_id[65];
 	char message[200];
 	int64_t raised_us;

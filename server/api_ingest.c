@@ -8,6 +8,7 @@
 #include "api_routes.h"
 
 #include "app.h"
+#include "clock.h"
 #include "http.h"
 #include "keys.h"
 #include "kpi.h"
@@ -44,7 +45,8 @@ const struct key_info *api_authorize(struct http_req *r)
 		unauthorized_key(r);
 		return NULL;
 	}
-	if ((wait_s = limit_take(r->app->limiter, k->key_id, app_now())) > 0) {
+	if ((wait_s = limit_take(r->app->limiter, k->key_id, clock_now_us())) >
+	    0) {
 		char detail[160];
 
 		snprintf(detail, sizeof(detail),
@@ -103,12 +105,24 @@ static void problem_from(struct http_req *r, const struct ev_error *e)
 
 /* ---- POST /api/v1/events ---- */
 
+/*
+ * A post while the store works on it, with the row of /metrics its counts
+ * go to: the key is not kept meanwhile (the keys may be read again), and
+ * the row stays where it is.
+ */
+struct post_events {
+	struct http_req *r;
+	struct poster_count *count;
+};
+
 static void events_done(void *arg, enum store_status st, size_t accepted,
 			size_t duplicates, const char *error)
 {
-	struct http_req *r = arg;
-	struct app *a = r->app;
+	struct post_events *pe = arg;
+	struct http_req *r = pe->r;
+	struct poster_count *count = pe->count;
 
+	free(pe);
 	if (st == STORE_OK) {
 		/* The answer to every post, written without building a JSON
 		 * tree: jansson's dump of one allocates a table to detect
@@ -118,8 +132,8 @@ static void events_done(void *arg, enum store_status st, size_t accepted,
 				 "{\"accepted\":%zu,\"duplicates\":%zu}",
 				 accepted, duplicates);
 
-		a->events_accepted += accepted;
-		a->events_duplicate += duplicates;
+		count->accepted += accepted;
+		count->duplicate += duplicates;
 		http_respond(r, 202, "application/json", body, (size_t)n);
 	} else if (st == STORE_UNAVAILABLE) {
 		http_unavailable(r,
@@ -160,7 +174,7 @@ void api_post_events(struct http_req *r)
 		return;
 	}
 	int parsed = ev_parse_batch(r->body.p ? r->body.p : "", r->body.len,
-				    fmt, app_now(), &lim, &batch, &err);
+				    fmt, clock_now_us(), &lim, &batch, &err);
 	/* The events hold their own copies: the body's memory is not kept
 	 * while they wait for the database. */
 	buf_free(&r->body);
@@ -213,11 +227,20 @@ void api_post_events(struct http_req *r)
 			return;
 		}
 	}
+	struct post_events *pe = malloc(sizeof(*pe));
+	if (!pe) {
+		ev_batch_free(&batch);
+		http_problem(r, 500, "internal", "Internal error",
+			     "Out of memory.", NULL);
+		return;
+	}
+	pe->r = r;
+	pe->count = counters_poster(&a->by_poster, key->poster);
 	int rc = store_submit(a->store, key->poster, r->client.peer, &batch,
-			      events_done, r);
+			      events_done, pe);
 	if (rc < 0) {
 		ev_batch_free(&batch);
-		events_done(r, (enum store_status)rc, 0, 0, "out of memory");
+		events_done(pe, (enum store_status)rc, 0, 0, "out of memory");
 	}
 }
 
@@ -248,7 +271,7 @@ static void sensor_stored(void *arg, bool ok, bool created,
 		http_respond_json(
 		    r, created ? 201 : 200,
 		    api_sensor_json(a, api_sensor_index(a, ps->def.sensor_id),
-				    app_now()));
+				    clock_now_us()));
 	}
 	free(ps);
 }

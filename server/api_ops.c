@@ -1,7 +1,12 @@
 /*
  * server/api_ops.c - what the city's ops team and its monitoring read:
  * /healthz (the process answers), /readyz (it can serve: the database is
- * reachable and the state is loaded) and /metrics (Prometheus text).
+ * reachable and has this binary's schema) and /metrics (Prometheus text).
+ *
+ * /metrics follows Prometheus' text format 0.0.4 and its naming: every
+ * family has one HELP and one TYPE line before its samples, names carry
+ * their base unit (_seconds) and counters end in _total.  docs/api.md lists
+ * the families; tests/integration/test_metrics.py parses them strictly.
  */
 #include "api_routes.h"
 
@@ -11,69 +16,185 @@
 #include "pub.h"
 #include "store.h"
 
+#include <stdbool.h>
+#include <stdio.h>
+
+/* server/meson.build defines it, as for main.c's --version. */
+#ifndef KENDALI_VERSION
+#define KENDALI_VERSION "dev"
+#endif
+
 void api_healthz(struct http_req *r)
 {
 	http_respond_json(r, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/*
+ * Ready: the writer and the reader are connected, and the database has
+ * every migration of this binary (a restore may bring back an older
+ * schema, which only `kendali migrate` changes).
+ */
 void api_readyz(struct http_req *r)
 {
 	struct app *a = r->app;
-	bool ok = app_ready(a);
+	bool db = app_ready(a), schema = a->schema_missing == 0;
+	bool ok = db && schema;
 
 	if (!ok)
 		r->retry_after_s = HTTP_RETRY_AFTER_S;
 	http_respond_json(r, ok ? 200 : 503,
-			  json_pack("{s:b, s:b}", "ready", ok, "database", ok));
+			  json_pack("{s:b, s:b, s:b}", "ready", ok, "database",
+				    db, "schema", schema));
+}
+
+/* The HELP and TYPE lines of a family, before its samples. */
+static void family(struct buf *b, const char *name, const char *type,
+		   const char *help)
+{
+	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A label value between its quotes: the text format escapes backslash,
+ * double quote and newline, and nothing else. */
+static void label_value(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\')
+			buf_str(b, "\\\\");
+		else if (*s == '"')
+			buf_str(b, "\\\"");
+		else if (*s == '\n')
+			buf_str(b, "\\n");
+		else
+			buf_add(b, s, 1);
+	}
+}
+
+/*
+ * A counter with one sample per poster, and none before the first post:
+ * there is no unlabelled total beside it, which Prometheus gives as
+ * sum(name).
+ */
+static void per_poster(struct buf *b, const struct counters *c,
+		       const char *name, bool duplicate, const char *help)
+{
+	const struct poster_count *row;
+
+	family(b, name, "counter", help);
+	for (size_t i = 0; (row = counters_next(c, &i));) {
+		buf_printf(b, "%s{poster=\"", name);
+		label_value(b, row->poster);
+		buf_printf(b, "\"} %llu\n",
+			   (unsigned long long)(duplicate ? row->duplicate
+							  : row->accepted));
+	}
+}
+
+static void counter(struct buf *b, const char *name, uint64_t v,
+		    const char *help)
+{
+	family(b, name, "counter", help);
+	buf_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void gauge(struct buf *b, const char *name, size_t v, const char *help)
+{
+	family(b, name, "gauge", help);
+	buf_printf(b, "%s %zu\n", name, v);
+}
+
+static void build_info(struct buf *b)
+{
+	family(b, "kendali_build_info", "gauge",
+	       "Always 1; its version label is the running kendali's "
+	       "(kendali --version). Check it after a deployment.");
+	buf_str(b, "kendali_build_info{version=\"");
+	label_value(b, KENDALI_VERSION);
+	buf_str(b, "\"} 1\n");
+}
+
+static void ingest_metrics(struct buf *b, struct app *a)
+{
+	char help[256];
+
+	/* The bound and the bucket of counters.h, said where operators
+	 * look. */
+	snprintf(help, sizeof(help),
+		 "Events stored, per poster (the poster of the agency's key). "
+		 "An agency that stops rising has stopped sending. Posters "
+		 "past the first %d are counted as poster=\"%s\".",
+		 COUNTERS_POSTERS_MAX, COUNTERS_OTHER);
+	per_poster(b, &a->by_poster, "kendali_events_accepted_total", false,
+		   help);
+	per_poster(b, &a->by_poster, "kendali_events_duplicate_total", true,
+		   "Events posted again (same poster and id) and not stored "
+		   "twice, per poster. A steady rise means that agency resends "
+		   "what was already stored.");
+	counter(b, "kendali_requests_rejected_total", a->rejected,
+		"Agency requests refused: POST /api/v1/events for its content "
+		"(400, 403, 413 for too many events, 422) and either ingest "
+		"route for its key's rate (429). Each answer tells the agency "
+		"why.");
+	counter(b, "kendali_commit_groups_total", store_groups(a->store),
+		"Database transactions that stored events; concurrent "
+		"requests are committed together.");
+	counter(b, "kendali_commit_groups_rewritten_total",
+		store_groups_rewritten(a->store),
+		"Commit groups written a second time because one of their "
+		"events was stored before (a resent event).");
+	gauge(b, "kendali_store_pending_events", store_pending(a->store),
+	      "Events waiting to be written to the database. A queue that "
+	      "keeps growing means the database is slow; at its bound, posts "
+	      "are refused with 503.");
+}
+
+static void screen_metrics(struct buf *b, struct app *a)
+{
+	uint64_t pushes, push_us;
+
+	pub_push_time(a->pub, &pushes, &push_us);
+	gauge(b, "kendali_ws_clients", pub_clients(a->pub),
+	      "Open websocket connections of screens.");
+	counter(b, "kendali_ws_messages_total", pub_messages_sent(a->pub),
+		"Websocket messages sent to screens.");
+	counter(b, "kendali_ws_snapshots_total", pub_snapshots_sent(a->pub),
+		"Websocket snapshots sent to screens: one per connection, and "
+		"one per screen that fell too far behind. Far more than the "
+		"connections made means screens cannot keep up.");
+	family(b, "kendali_ws_push_seconds", "summary",
+	       "Time from a message to the last screen's turn to get it, "
+	       "per fan-out; a mean (sum / count) that grows with the "
+	       "screens means the server cannot keep up.");
+	buf_printf(b,
+		   "kendali_ws_push_seconds_sum %.6f\n"
+		   "kendali_ws_push_seconds_count %llu\n",
+		   (double)push_us / 1e6, (unsigned long long)pushes);
+}
+
+static void state_metrics(struct buf *b, struct app *a)
+{
+	gauge(b, "kendali_calls_held", kpi_calls_held(a->kpi),
+	      "Calls held in memory for the KPIs.");
+	gauge(b, "kendali_tickets_held", kpi_tickets_held(a->kpi),
+	      "Tickets held in memory for the KPIs.");
+	gauge(b, "kendali_database_up", store_ready(a->store) ? 1 : 0,
+	      "1 when the writer's database connection is up, else 0: "
+	      "then nothing can be stored; check PostgreSQL.");
 }
 
 void api_metrics(struct http_req *r)
 {
 	struct app *a = r->app;
 	struct buf b = {0};
-	uint64_t pushes, push_us;
 
-	pub_push_time(a->pub, &pushes, &push_us);
-	buf_printf(&b,
-		   "# TYPE kendali_events_accepted_total counter\n"
-		   "kendali_events_accepted_total %llu\n"
-		   "# TYPE kendali_events_duplicate_total counter\n"
-		   "kendali_events_duplicate_total %llu\n"
-		   "# TYPE kendali_requests_rejected_total counter\n"
-		   "kendali_requests_rejected_total %llu\n"
-		   "# TYPE kendali_commit_groups_total counter\n"
-		   "kendali_commit_groups_total %llu\n"
-		   "# TYPE kendali_commit_groups_rewritten_total counter\n"
-		   "kendali_commit_groups_rewritten_total %llu\n"
-		   "# TYPE kendali_store_pending_events gauge\n"
-		   "kendali_store_pending_events %zu\n"
-		   "# TYPE kendali_ws_clients gauge\n"
-		   "kendali_ws_clients %zu\n"
-		   "# TYPE kendali_ws_messages_total counter\n"
-		   "kendali_ws_messages_total %llu\n"
-		   "# TYPE kendali_ws_snapshots_total counter\n"
-		   "kendali_ws_snapshots_total %llu\n"
-		   "# TYPE kendali_ws_push_seconds summary\n"
-		   "kendali_ws_push_seconds_sum %.6f\n"
-		   "kendali_ws_push_seconds_count %llu\n"
-		   "# TYPE kendali_calls_held gauge\n"
-		   "kendali_calls_held %zu\n"
-		   "# TYPE kendali_tickets_held gauge\n"
-		   "kendali_tickets_held %zu\n"
-		   "# TYPE kendali_database_up gauge\n"
-		   "kendali_database_up %d\n",
-		   (unsigned long long)a->events_accepted,
-		   (unsigned long long)a->events_duplicate,
-		   (unsigned long long)a->rejected,
-		   (unsigned long long)store_groups(a->store),
-		   (unsigned long long)store_groups_rewritten(a->store),
-		   store_pending(a->store), pub_clients(a->pub),
-		   (unsigned long long)pub_messages_sent(a->pub),
-		   (unsigned long long)pub_snapshots_sent(a->pub),
-		   (double)push_us / 1e6, (unsigned long long)pushes,
-		   kpi_calls_held(a->kpi), kpi_tickets_held(a->kpi),
-		   store_ready(a->store) ? 1 : 0);
-	http_respond(r, 200, "text/plain; version=0.0.4", b.p ? b.p : "",
-		     b.len);
+	build_info(&b);
+	ingest_metrics(&b, a);
+	screen_metrics(&b, a);
+	state_metrics(&b, a);
+	if (b.oom)
+		http_problem(r, 500, "internal", "Internal error",
+			     "Out of memory.", NULL);
+	else
+		http_respond(r, 200, "text/plain; version=0.0.4", b.p, b.len);
 	buf_free(&b);
 }

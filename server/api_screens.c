@@ -9,10 +9,11 @@
 #include "access.h"
 #include "alert.h"
 #include "app.h"
+#include "clock.h"
 #include "http.h"
 #include "keys.h"
 #include "kpi.h"
-#include "pgconn.h"
+#include "reads.h"
 #include "reqtext.h"
 #include "store.h"
 
@@ -23,6 +24,7 @@
 #include <string.h>
 
 #define MAX_BUCKETS 5000
+#define MAX_ALERTS_READ 1000 /* GET /api/v1/alerts?state=all */
 #define MINUTE_US INT64_C(60000000)
 
 /* ---- the sensor registry ---- */
@@ -30,31 +32,24 @@
 json_t *api_sensor_json(struct app *a, int i, int64_t now)
 {
 	const struct ev_sensor_def *d = kpi_sensor_def(a->kpi, i);
-	struct kpi_sensor_view v;
+	json_t *o = kpi_sensor_json(a->kpi, i, now);
 	json_t *th = json_object();
-	static const char *const names[3] = {"waspada", "siaga", "awas"};
-	char at[40];
 
-	kpi_sensor_view(a->kpi, i, now, &v);
-	for (int t = 0; t < 3; t++)
+	for (int t = 0; t < EV_THRESHOLDS; t++)
 		if (!isnan(d->thresholds[t]))
-			json_object_set_new(th, names[t],
+			json_object_set_new(th, ev_threshold_names[t],
 					    json_real(d->thresholds[t]));
-	if (v.has_reading)
-		ev_time_format(v.at_us, a->tz_offset_s, at);
-	return json_pack(
-	    "{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:b}",
-	    "sensor_id", d->sensor_id, "name", d->name, "metric", d->metric,
-	    "unit", d->unit, "district",
-	    d->district[0] ? json_string(d->district) : json_null(), "location",
-	    d->has_location
-		? json_pack("{s:f, s:f}", "lat", d->lat, "lon", d->lon)
-		: json_null(),
-	    "thresholds", th, "offline_after_s", d->offline_after_s, "value",
-	    v.has_reading ? json_real(v.value) : json_null(), "at",
-	    v.has_reading ? json_string(at) : json_null(), "level",
-	    v.has_reading ? json_string(kpi_level_name(v.level)) : json_null(),
-	    "online", v.online);
+	json_object_set_new(o, "district",
+			    d->district[0] ? json_string(d->district)
+					   : json_null());
+	json_object_set_new(o, "location",
+			    d->has_location ? json_pack("{s:f, s:f}", "lat",
+							d->lat, "lon", d->lon)
+					    : json_null());
+	json_object_set_new(o, "thresholds", th);
+	json_object_set_new(o, "offline_after_s",
+			    json_integer(d->offline_after_s));
+	return o;
 }
 
 int api_sensor_index(struct app *a, const char *id)
@@ -73,7 +68,7 @@ bool api_sensor_reader(struct http_req *r)
 {
 	const struct key_info *k;
 
-	if (strncmp(r->client.bearer, "kd_", 3) != 0)
+	if (!keys_is_key(r->client.bearer))
 		return access_allow(r, CAN_READ);
 	if (!(k = api_authorize(r)))
 		return false;
@@ -90,7 +85,7 @@ void api_get_sensors(struct http_req *r)
 {
 	struct app *a = r->app;
 	json_t *arr = json_array();
-	int64_t now = app_now();
+	int64_t now = clock_now_us();
 
 	for (int i = 0; i < kpi_sensor_count(a->kpi); i++)
 		json_array_append_new(arr, api_sensor_json(a, i, now));
@@ -99,30 +94,33 @@ void api_get_sensors(struct http_req *r)
 
 /* ---- reads ---- */
 
-static void history_done(void *arg, PGresult *res, const char *error)
+static void unanswered(struct http_req *r)
+{
+	http_unavailable(r, "The database cannot answer now; retry later.");
+}
+
+static void history_done(void *arg, bool ok, bool found, int64_t at_us,
+			 const char *text)
 {
 	struct http_req *r = arg;
-	struct app *a = r->app;
 	json_error_t jerr;
 	json_t *kpis;
 	char at[40];
 
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		http_unavailable(
-		    r, "The database cannot answer now; retry later.");
+	if (!ok) {
+		unanswered(r);
 		return;
 	}
-	if (PQntuples(res) == 0) {
-		http_problem(r, 404, "not_found", "No record",
-			     "No KPIs were recorded in the 15 minutes up to "
-			     "that time (they are recorded every 5 minutes "
-			     "while the server runs).",
-			     NULL);
+	if (!found) {
+		/* Nothing recorded in the 15 minutes up to that time (a new
+		 * database, the server stopped then): an answer, not an
+		 * error, on every page load of a city's first day. */
+		http_respond_json(r, 200,
+				  json_pack("{s:n, s:n}", "at", "kpis"));
 		return;
 	}
-	kpis = json_loads(PQgetvalue(res, 0, 1), 0, &jerr);
-	ev_time_format(strtoll(PQgetvalue(res, 0, 0), NULL, 10), a->tz_offset_s,
-		       at);
+	kpis = json_loads(text, 0, &jerr);
+	ev_time_format(at_us, r->app->tz_offset_s, at);
 	http_respond_json(r, 200,
 			  json_pack("{s:s, s:o}", "at", at, "kpis",
 				    kpis ? kpis : json_object()));
@@ -131,10 +129,7 @@ static void history_done(void *arg, PGresult *res, const char *error)
 /* GET /api/v1/kpis?at=<time>: the record at or before that time. */
 static void get_kpis_at(struct http_req *r, const char *when)
 {
-	struct app *a = r->app;
 	int64_t us;
-	char p2[24];
-	const char *params[2] = {a->cfg.tenant, p2};
 
 	if (ev_time_parse(when, strlen(when), &us) < 0) {
 		http_problem(r, 400, "bad_request", "Bad request",
@@ -143,21 +138,15 @@ static void get_kpis_at(struct http_req *r, const char *when)
 			     NULL);
 		return;
 	}
-	snprintf(p2, sizeof(p2), "%lld", (long long)us);
-	if (pgc_query(a->reader,
-		      "SELECT kd_us(at), kpis::text FROM kpi_history"
-		      " WHERE tenant = $1 AND at <= kd_ts($2)"
-		      " AND at > kd_ts($2) - interval '15 minutes'"
-		      " ORDER BY at DESC LIMIT 1",
-		      2, params, history_done, r) < 0)
-		http_unavailable(
-		    r, "The database cannot answer now; retry later.");
+	if (reads_kpis_at(r->app->reader, r->app->cfg.tenant, us, history_done,
+			  r) < 0)
+		unanswered(r);
 }
 
 void api_get_kpis(struct http_req *r)
 {
 	struct app *a = r->app;
-	int64_t now = app_now();
+	int64_t now = clock_now_us();
 	char at[40], when[64];
 
 	if (http_arg(r, "at", when, sizeof(when))) {
@@ -174,77 +163,63 @@ void api_get_kpis(struct http_req *r)
 
 #define MAX_WINDOW_S (30 * 24 * 3600)
 
-enum series_kind { SERIES_COUNT, SERIES_SENSOR, SERIES_SLA };
-
 struct series {
 	struct http_req *r;
 	char name[80];
-	enum series_kind kind;
+	enum reads_series kind;
 	int64_t start_us, step_us;
 	int n;
 };
 
-static int64_t floor_div64(int64_t a, int64_t b)
+static json_t *bucket_json(enum reads_series kind, const struct reads_bucket *b)
 {
-	int64_t q = a / b;
-	return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+	switch (kind) {
+	case READS_SENSOR:
+		return b ? json_pack("{s:f, s:f, s:f}", "min", b->min, "max",
+				     b->max, "last", b->last)
+			 : json_pack("{s:n, s:n, s:n}", "min", "max", "last");
+	case READS_REPORTS_SLA_MET:
+		return json_pack("{s:I, s:I, s:o}", "resolved",
+				 (json_int_t)(b ? b->count : 0), "met",
+				 (json_int_t)(b ? b->met : 0), "ratio",
+				 b && b->count > 0 ? json_real((double)b->met /
+							       (double)b->count)
+						   : json_null());
+	default:
+		return json_pack("{s:I}", "count",
+				 (json_int_t)(b ? b->count : 0));
+	}
 }
 
-static void series_done(void *arg, PGresult *res, const char *error)
+static void series_done(void *arg, bool ok, const struct reads_bucket *b,
+			size_t n)
 {
 	struct series *q = arg;
-	struct app *a = q->r->app;
-	json_t **buckets;
+	const struct reads_bucket **at = NULL;
 	json_t *arr;
 	char t[40];
 
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		http_unavailable(
-		    q->r, "The database cannot answer now; retry later.");
+	if (!ok || !(at = calloc((size_t)q->n, sizeof(*at)))) {
+		if (ok)
+			http_problem(q->r, 500, "internal", "Internal error",
+				     "Out of memory.", NULL);
+		else
+			unanswered(q->r);
 		free(q);
 		return;
 	}
-	buckets = calloc((size_t)q->n, sizeof(*buckets));
+	for (size_t i = 0; i < n; i++)
+		at[b[i].index] = &b[i];
 	arr = json_array();
-	for (int i = 0; buckets && i < PQntuples(res); i++) {
-		long long b = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		if (b < 0 || b >= q->n)
-			continue;
-		if (q->kind == SERIES_SENSOR)
-			buckets[b] = json_pack(
-			    "{s:f, s:f, s:f}", "min",
-			    strtod(PQgetvalue(res, i, 1), NULL), "max",
-			    strtod(PQgetvalue(res, i, 2), NULL), "last",
-			    strtod(PQgetvalue(res, i, 3), NULL));
-		else if (q->kind == SERIES_SLA) {
-			long long n = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-			long long met =
-			    strtoll(PQgetvalue(res, i, 2), NULL, 10);
-			buckets[b] = json_pack(
-			    "{s:I, s:I, s:o}", "resolved", (json_int_t)n, "met",
-			    (json_int_t)met, "ratio",
-			    n > 0 ? json_real((double)met / (double)n)
-				  : json_null());
-		} else
-			buckets[b] =
-			    json_pack("{s:I}", "count",
-				      (json_int_t)strtoll(PQgetvalue(res, i, 1),
-							  NULL, 10));
+	for (int i = 0; i < q->n; i++) {
+		json_t *x = bucket_json(q->kind, at[i]);
+
+		ev_time_format(q->start_us + i * q->step_us,
+			       q->r->app->tz_offset_s, t);
+		json_object_set_new(x, "t", json_string(t));
+		json_array_append_new(arr, x);
 	}
-	for (int i = 0; buckets && i < q->n; i++) {
-		json_t *b = buckets[i];
-		if (!b && q->kind == SERIES_SENSOR)
-			b = json_pack("{s:n, s:n, s:n}", "min", "max", "last");
-		else if (!b && q->kind == SERIES_SLA)
-			b = json_pack("{s:i, s:i, s:n}", "resolved", 0, "met",
-				      0, "ratio");
-		else if (!b)
-			b = json_pack("{s:i}", "count", 0);
-		ev_time_format(q->start_us + i * q->step_us, a->tz_offset_s, t);
-		json_object_set_new(b, "t", json_string(t));
-		json_array_append_new(arr, b);
-	}
-	free(buckets);
+	free(at);
 	http_respond_json(
 	    q->r, 200,
 	    json_pack("{s:s, s:I, s:o}", "name", q->name, "step_s",
@@ -263,9 +238,9 @@ void api_get_series(struct http_req *r)
 			   : 24 * 3600 * INT64_C(1000000);
 	int64_t step_us =
 	    st ? reqtext_duration_us(st, MAX_WINDOW_S) : 5 * MINUTE_US;
-	int64_t off_us = (int64_t)a->tz_offset_s * 1000000, now = app_now();
-	const char *sql;
-	char p2[24], p3[24], p4[24];
+	int64_t off_us = (int64_t)a->tz_offset_s * 1000000,
+		now = clock_now_us();
+	enum reads_series kind;
 	struct series *q;
 
 	if (!nm) {
@@ -286,44 +261,16 @@ void api_get_series(struct http_req *r)
 		return;
 	}
 	if (strcmp(nm, "calls.received") == 0)
-		sql =
-		    "SELECT (kd_us(received_at) - $2) / $3, count(*)"
-		    " FROM calls WHERE tenant = $1"
-		    " AND received_at >= kd_ts($2) AND received_at < kd_ts($4)"
-		    " GROUP BY 1";
+		kind = READS_CALLS_RECEIVED;
 	else if (strcmp(nm, "reports.received") == 0)
-		sql =
-		    "SELECT (kd_us(received_at) - $2) / $3, count(*)"
-		    " FROM tickets WHERE tenant = $1"
-		    " AND received_at >= kd_ts($2) AND received_at < kd_ts($4)"
-		    " GROUP BY 1";
+		kind = READS_REPORTS_RECEIVED;
 	else if (strcmp(nm, "reports.resolved") == 0)
-		sql =
-		    "SELECT (kd_us(resolved_at) - $2) / $3, count(*)"
-		    " FROM tickets WHERE tenant = $1 AND status = 3"
-		    " AND resolved_at >= kd_ts($2) AND resolved_at < kd_ts($4)"
-		    " GROUP BY 1";
+		kind = READS_REPORTS_RESOLVED;
 	else if (strcmp(nm, "reports.sla_met") == 0)
-		/* Per bucket of resolved_at: tickets resolved (latest status)
-		 * and those within their category's SLA ($5, $6). */
-		sql = "SELECT (kd_us(t.resolved_at) - $2) / $3, count(*),"
-		      " count(*) FILTER (WHERE kd_us(t.resolved_at)"
-		      "  - kd_us(t.received_at) <= s.sla_us)"
-		      " FROM tickets t JOIN unnest($5::text[], $6::int8[])"
-		      "  AS s(category, sla_us)"
-		      "  ON s.category = coalesce(t.category, 'other')"
-		      " WHERE t.tenant = $1 AND t.status = 3"
-		      " AND t.resolved_at >= kd_ts($2)"
-		      " AND t.resolved_at < kd_ts($4) GROUP BY 1";
+		kind = READS_REPORTS_SLA_MET;
 	else if (strncmp(nm, "sensor:", 7) == 0 &&
 		 kpi_sensor_known(a->kpi, nm + 7))
-		sql =
-		    "SELECT (kd_us(occurred_at) - $2) / $3, min(value),"
-		    " max(value), (array_agg(value ORDER BY occurred_at DESC,"
-		    " value DESC))[1] FROM events WHERE tenant = $1"
-		    " AND type = 'sensor' AND subject = $5"
-		    " AND occurred_at >= kd_ts($2) AND occurred_at < kd_ts($4)"
-		    " GROUP BY 1";
+		kind = READS_SENSOR;
 	else {
 		http_problem(r, 404, "not_found", "Unknown series",
 			     "Series are calls.received, reports.received, "
@@ -340,83 +287,44 @@ void api_get_series(struct http_req *r)
 	}
 	q->r = r;
 	snprintf(q->name, sizeof(q->name), "%s", nm);
-	q->kind = strncmp(nm, "sensor:", 7) == 0       ? SERIES_SENSOR
-		  : strcmp(nm, "reports.sla_met") == 0 ? SERIES_SLA
-						       : SERIES_COUNT;
+	q->kind = kind;
 	q->step_us = step_us;
 	q->n = (int)((win_us + step_us - 1) / step_us);
 	/* Buckets align to the step in the tenant's zone; the last one
 	 * holds now. */
-	q->start_us = floor_div64(now + off_us, step_us) * step_us - off_us -
+	q->start_us = kpi_floor_div(now + off_us, step_us) * step_us - off_us -
 		      (int64_t)(q->n - 1) * step_us;
-	snprintf(p2, sizeof(p2), "%lld", (long long)q->start_us);
-	snprintf(p3, sizeof(p3), "%lld", (long long)step_us);
-	snprintf(p4, sizeof(p4), "%lld",
-		 (long long)(q->start_us + (int64_t)q->n * step_us));
-	struct buf cats = {0}, slas = {0};
-	const char *params[6] = {a->cfg.tenant, p2, p3, p4, nm + 7, NULL};
-	int nparams = q->kind == SERIES_SENSOR ? 5 : 4;
-	if (q->kind == SERIES_SLA) {
-		buf_str(&cats, "{");
-		buf_str(&slas, "{");
-		for (int c = 0; c < EV_RC_COUNT; c++) {
-			buf_printf(&cats, "%s%s", c ? "," : "",
-				   ev_category_name(EV_REPORT, c));
-			buf_printf(&slas, "%s%lld", c ? "," : "",
-				   (long long)a->cfg.sla_us[c]);
-		}
-		buf_str(&cats, "}");
-		buf_str(&slas, "}");
-		params[4] = cats.p;
-		params[5] = slas.p;
-		nparams = 6;
-	}
-	int rc = pgc_query(a->reader, sql, nparams, params, series_done, q);
-	buf_free(&cats);
-	buf_free(&slas);
-	if (rc < 0) {
+	struct reads_series_q sq = {
+	    .kind = kind,
+	    .tenant = a->cfg.tenant,
+	    .sensor_id = kind == READS_SENSOR ? nm + 7 : NULL,
+	    .sla_us = a->cfg.sla_us,
+	    .start_us = q->start_us,
+	    .step_us = step_us,
+	    .n = q->n,
+	};
+	if (reads_series(a->reader, &sq, series_done, q) < 0) {
 		free(q);
-		http_unavailable(
-		    r, "The database cannot answer now; retry later.");
+		unanswered(r);
 	}
 }
 
 /* ---- alerts ---- */
 
-static void alerts_all_done(void *arg, PGresult *res, const char *error)
+static void alerts_all_done(void *arg, bool ok, const struct alert *list,
+			    size_t n)
 {
 	struct http_req *r = arg;
-	struct app *a = r->app;
 	json_t *arr;
 
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		http_unavailable(
-		    r, "The database cannot answer now; retry later.");
+	if (!ok) {
+		unanswered(r);
 		return;
 	}
 	arr = json_array();
-	for (int i = 0; i < PQntuples(res); i++) {
-		struct alert x = {0};
-
-		x.id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		x.kind = alert_kind_parse(PQgetvalue(res, i, 1));
-		x.severity = kpi_level_parse(PQgetvalue(res, i, 2));
-		snprintf(x.sensor_id, sizeof(x.sensor_id), "%s",
-			 PQgetvalue(res, i, 3));
-		snprintf(x.message, sizeof(x.message), "%s",
-			 PQgetvalue(res, i, 4));
-		x.raised_us = strtoll(PQgetvalue(res, i, 5), NULL, 10);
-		x.cleared_us = PQgetisnull(res, i, 6)
-				   ? KPI_NONE
-				   : strtoll(PQgetvalue(res, i, 6), NULL, 10);
-		x.acked_us = PQgetisnull(res, i, 8)
-				 ? KPI_NONE
-				 : strtoll(PQgetvalue(res, i, 8), NULL, 10);
-		snprintf(x.acked_by, sizeof(x.acked_by), "%s",
-			 PQgetvalue(res, i, 7));
-		snprintf(x.note, sizeof(x.note), "%s", PQgetvalue(res, i, 9));
-		json_array_append_new(arr, alert_json(a->alerts, &x));
-	}
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr,
+				      alert_json(r->app->alerts, &list[i]));
 	http_respond_json(r, 200, json_pack("{s:o}", "alerts", arr));
 }
 
@@ -425,7 +333,6 @@ void api_get_alerts(struct http_req *r)
 	struct app *a = r->app;
 	char state[16];
 	const char *s = http_arg(r, "state", state, sizeof(state));
-	const char *params[1] = {a->cfg.tenant};
 
 	if (!s || strcmp(s, "active") == 0) {
 		http_respond_json(r, 200,
@@ -438,14 +345,9 @@ void api_get_alerts(struct http_req *r)
 			     "state is active or all.", NULL);
 		return;
 	}
-	if (pgc_query(a->reader,
-		      "SELECT id, kind, severity, sensor_id, message,"
-		      " kd_us(raised_at), kd_us(cleared_at), acked_by,"
-		      " kd_us(acked_at), ack_note FROM alerts WHERE tenant = $1"
-		      " ORDER BY raised_at DESC, id DESC LIMIT 1000",
-		      1, params, alerts_all_done, r) < 0)
-		http_unavailable(
-		    r, "The database cannot answer now; retry later.");
+	if (reads_alerts_all(a->reader, a->cfg.tenant, MAX_ALERTS_READ,
+			     alerts_all_done, r) < 0)
+		unanswered(r);
 }
 
 void api_ack_alert(struct http_req *r)
@@ -494,7 +396,8 @@ void api_ack_alert(struct http_req *r)
 		   : json_string_value(json_object_get(body, "by"));
 	note = json_string_value(json_object_get(body, "note"));
 	if (!json_is_object(body) || !by || !by[0] || strlen(by) > 64 ||
-	    (json_object_get(body, "note") && !note) ||
+	    (json_object_get(body, "note") && !note &&
+	     !json_is_null(json_object_get(body, "note"))) ||
 	    (note && strlen(note) > 200)) {
 		bool by_ok = by && by[0] && strlen(by) <= 64;
 		json_decref(body);
@@ -515,7 +418,7 @@ void api_ack_alert(struct http_req *r)
 			     NULL);
 		return;
 	}
-	alerts_ack(a->alerts, al, by, note, app_now());
+	alerts_ack(a->alerts, al, by, note, clock_now_us());
 	json_t *detail = json_pack("{s:I, s:s, s:s?}", "alert_id",
 				   (json_int_t)id, "by", by, "note", note);
 	char *dtext = json_dumps(detail, JSON_COMPACT), actor[96];

@@ -2,10 +2,13 @@
 
 #include "access.h"
 #include "alert.h"
+#include "api.h"
 #include "auth.h"
+#include "clock.h"
 #include "http.h"
 #include "keys.h"
 #include "kpi.h"
+#include "load.h"
 #include "limit.h"
 #include "log.h"
 #include "migrate.h"
@@ -26,6 +29,8 @@
 #define KEYS_REFRESH_US (60 * SEC_US)
 #define EXPIRY_CHECK_US SEC_US /* sessions ending by the clock */
 #define PRUNE_US (600 * SEC_US)
+/* The schema is read again this often: a restore may put an older one. */
+#define SCHEMA_CHECK_US (10 * SEC_US)
 /* Logins per client address: 10 in a row, then one every 6 s. */
 #define LOGIN_RATE (1.0 / 6)
 #define LOGIN_BURST 10
@@ -35,14 +40,6 @@
 /* Not ready for this long: screens are told their data is stale.  Shorter
  * losses (a connection killed and made again) pass unseen. */
 #define DB_DOWN_AFTER_US SEC_US
-
-int64_t app_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * SEC_US + ts.tv_nsec / 1000;
-}
 
 static void schedule_publish(struct app *a);
 
@@ -66,7 +63,7 @@ static void sink_call(void *arg, const struct kpi_call *c)
 {
 	struct app *a = arg;
 
-	if (kpi_apply_call(a->kpi, c, app_now()) < 0)
+	if (kpi_apply_call(a->kpi, c, clock_now_us()) < 0)
 		log_error("out of memory applying call %s", c->call_id);
 	app_touch(a);
 }
@@ -75,7 +72,7 @@ static void sink_ticket(void *arg, const struct kpi_ticket *t)
 {
 	struct app *a = arg;
 
-	if (kpi_apply_ticket(a->kpi, t, app_now()) < 0)
+	if (kpi_apply_ticket(a->kpi, t, clock_now_us()) < 0)
 		log_error("out of memory applying ticket %s", t->ticket);
 	app_touch(a);
 }
@@ -188,7 +185,7 @@ static void publish(struct app *a, int64_t now, bool force)
 static void publish_cb(uv_timer_t *t)
 {
 	struct app *a = t->data;
-	int64_t now = app_now();
+	int64_t now = clock_now_us();
 
 	a->publish_armed = false;
 	check_alerts(a, now);
@@ -258,7 +255,7 @@ static void refresh_keys(struct app *a)
 {
 	const char *p[1] = {a->cfg.tenant};
 
-	a->last_keys_us = app_now();
+	a->last_keys_us = clock_now_us();
 	a->keys_owed =
 	    pgc_query(a->reader, KEYS_SELECT_SQL, 1, p, keys_loaded, a) < 0;
 	if (a->keys_owed)
@@ -270,7 +267,7 @@ static bool credential_live(void *arg, const char *id)
 {
 	struct app *a = arg;
 
-	return auth_live(a->auth, id, app_now());
+	return auth_live(a->auth, id, clock_now_us());
 }
 
 static void auth_loaded(void *arg, PGresult *r, const char *error)
@@ -308,9 +305,42 @@ static void listened(void *arg, PGresult *r, const char *error)
 	(void)arg;
 }
 
+static void schema_checked(void *arg, PGresult *r, const char *error)
+{
+	struct app *a = arg;
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	const struct migration *first;
+	int missing;
+
+	if (r && PQresultStatus(r) == PGRES_TUPLES_OK)
+		missing = migrate_missing(r, &first);
+	else if (state && strcmp(state, MIGRATE_NO_TABLE) == 0)
+		missing = migrate_missing(NULL, &first);
+	else
+		return; /* unknown: the connection's own state says enough */
+	if (missing && a->schema_missing != missing)
+		log_error("the database's schema lacks %d migration(s) of this "
+			  "kendali, from %s: not ready until `kendali "
+			  "migrate` runs",
+			  missing, first->name);
+	else if (!missing && a->schema_missing > 0)
+		log_info("the database's schema is up to date again");
+	a->schema_missing = missing;
+}
+
+/* Reads which migrations the database has (/readyz needs them all). */
+static void check_schema(struct app *a, int64_t now)
+{
+	a->last_schema_us = now;
+	if (pgc_query(a->reader, MIGRATE_VERSIONS_SQL, 0, NULL, schema_checked,
+		      a) < 0)
+		log_debug("schema not checked: reader busy or away");
+}
+
 /*
  * Each time the reader connects it listens for key changes, and reads the
- * keys again: changes made while it was away were not notified.
+ * keys again: changes made while it was away were not notified.  It reads
+ * the schema's version too: the database may have been restored.
  */
 static void reader_state(void *arg, enum pgc_state state)
 {
@@ -328,6 +358,7 @@ static void reader_state(void *arg, enum pgc_state state)
 		refresh_keys(a);
 		refresh_auth(a);
 	}
+	check_schema(a, clock_now_us());
 }
 
 /*
@@ -420,7 +451,7 @@ static void watch_database(struct app *a, int64_t now)
 static void tick_cb(uv_timer_t *t)
 {
 	struct app *a = t->data;
-	int64_t now = app_now();
+	int64_t now = clock_now_us();
 
 	watch_database(a, now);
 	check_alerts(a, now);
@@ -442,6 +473,8 @@ static void tick_cb(uv_timer_t *t)
 		a->last_expiry_us = now;
 		pub_revalidate(a->pub, credential_live, a);
 	}
+	if (now - a->last_schema_us >= SCHEMA_CHECK_US)
+		check_schema(a, now);
 	if (now - a->last_prune_us >= PRUNE_US) {
 		a->last_prune_us = now;
 		kpi_prune(a->kpi, now);
@@ -474,7 +507,7 @@ static void stop_finish(struct app *a)
 static void stop_wait_cb(uv_timer_t *t)
 {
 	struct app *a = t->data;
-	int64_t waited = app_now() - a->stop_us;
+	int64_t waited = clock_now_us() - a->stop_us;
 
 	if ((pub_clients(a->pub) == 0 && store_idle(a->store)) ||
 	    waited >= STOP_GRACE_MS * 1000)
@@ -486,7 +519,7 @@ static void stop(struct app *a)
 	if (a->stopping)
 		return;
 	a->stopping = true;
-	a->stop_us = app_now();
+	a->stop_us = clock_now_us();
 	log_info("stopping");
 	uv_close((uv_handle_t *)&a->sigint, close_cb);
 	uv_close((uv_handle_t *)&a->sigterm, close_cb);
@@ -511,7 +544,7 @@ static int startup_db(struct app *a)
 	PGconn *conn = PQconnectdb(a->cfg.database_url);
 	PGresult *r;
 	int rc = -1, n;
-	int64_t t0 = app_now();
+	int64_t t0 = clock_now_us();
 
 	if (PQstatus(conn) != CONNECTION_OK) {
 		log_error("cannot connect to the database: %s",
@@ -522,8 +555,8 @@ static int startup_db(struct app *a)
 		log_error("%s", err);
 		goto out;
 	}
-	if (store_tz_offset(conn, a->cfg.tenant, &a->tz_offset_s, err,
-			    sizeof(err)) < 0) {
+	if (load_tz_offset(conn, a->cfg.tenant, &a->tz_offset_s, err,
+			   sizeof(err)) < 0) {
 		log_error("%s (run `kendali migrate`?)", err);
 		goto out;
 	}
@@ -552,15 +585,15 @@ static int startup_db(struct app *a)
 		goto out;
 	}
 	PQclear(r);
-	kpi_advance(a->kpi, app_now());
-	if (store_load(conn, a->cfg.tenant, a->kpi, a->alerts, &sink, err,
+	kpi_advance(a->kpi, clock_now_us());
+	if (load_state(conn, a->cfg.tenant, a->kpi, a->alerts, &sink, err,
 		       sizeof(err)) < 0) {
 		log_error("cannot load the state: %s", err);
 		goto out;
 	}
 	log_info("state rebuilt in %.3f s: %zu calls, %zu tickets, %d "
 		 "sensors, %d keys, %d screen tokens and sessions",
-		 (double)(app_now() - t0) / 1e6, kpi_calls_held(a->kpi),
+		 (double)(clock_now_us() - t0) / 1e6, kpi_calls_held(a->kpi),
 		 kpi_tickets_held(a->kpi), kpi_sensor_count(a->kpi),
 		 keys_count(a->keys), auth_count(a->auth));
 	rc = 0;
@@ -578,6 +611,7 @@ int app_serve(const struct config *cfg)
 	int rc = 1;
 
 	a->cfg = *cfg;
+	a->schema_missing = -1;
 	if (startup_db(a) < 0)
 		goto out;
 	if (uv_loop_init(&loop) != 0)
@@ -617,15 +651,22 @@ int app_serve(const struct config *cfg)
 	    .host_names = cfg->host_names,
 	    .n_host_names = cfg->n_host_names,
 	};
-	a->http = http_new(&loop, a, &hc, a->pub, err, sizeof(err));
+	const struct http_handler handler = {
+	    .begin = api_begin,
+	    .body = api_body,
+	    .page = access_page_file,
+	    .upgrade = access_upgrade,
+	    .app = a,
+	};
+	a->http = http_new(&loop, &handler, &hc, a->pub, err, sizeof(err));
 	if (!a->http) {
 		log_error("%s", err);
 		goto out_loop;
 	}
 	/* The first snapshot exists before any screen can connect. */
-	a->last_keys_us = a->last_prune_us = a->last_expiry_us = app_now();
-	check_alerts(a, app_now());
-	publish(a, app_now(), true);
+	a->last_keys_us = a->last_prune_us = a->last_expiry_us = clock_now_us();
+	check_alerts(a, clock_now_us());
+	publish(a, clock_now_us(), true);
 
 	uv_timer_init(&loop, &a->tick);
 	a->tick.data = a;
@@ -668,5 +709,6 @@ out:
 	alerts_free(a->alerts);
 	keys_free(a->keys);
 	auth_free(a->auth);
+	counters_free(&a->by_poster);
 	return rc;
 }

@@ -6,6 +6,7 @@
 #ifndef KENDALI_APP_H
 #define KENDALI_APP_H
 
+#include "counters.h"
 #include "event.h"
 
 #include <jansson.h>
@@ -68,6 +69,8 @@ struct app {
 	int64_t last_eval_us;  /* last snapshot built */
 	uint64_t last_sent_ms; /* loop time of the last kpis message */
 	int64_t last_prune_us;
+	int64_t last_schema_us;
+	int schema_missing; /* migrations the database lacks; -1 until known */
 	int64_t last_keys_us;
 	int64_t last_expiry_us;
 	int64_t last_history_us; /* slot of the last KPI record */
@@ -75,11 +78,13 @@ struct app {
 	bool db_down_told;	 /* screens were told the data is stale */
 
 	/* Counters for /metrics. */
-	uint64_t requests, events_accepted, events_duplicate, rejected;
-};
+	uint64_t requests, rejected;
 
-/* The server clock, microseconds since the epoch. */
-int64_t app_now(void);
+	/* Counters for /metrics with a label: events accepted and duplicate
+	 * per poster (api_ingest.c counts them, api_ops.c writes them).
+	 * Zero is an empty table; app_serve frees it. */
+	struct counters by_poster;
+};
 
 /* Both database connections are up: events can be committed and read. */
 bool app_ready(const struct app *a);

@@ -94,13 +94,7 @@ struct auth *auth_new(void)
 
 static void clear(struct hmap *m)
 {
-	const char *k;
-	void *v;
-	size_t pos = 0;
-
-	while (hmap_next(m, &pos, &k, &v))
-		free(v);
-	hmap_free(m);
+	hmap_free_all(m, NULL);
 }
 
 void auth_free(struct auth *a)

@@ -105,6 +105,14 @@ void hmap_free(struct hmap *m)
 	m->cap = m->len = 0;
 }
 
+void hmap_free_all(struct hmap *m, void (*free_value)(void *))
+{
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->slots[i].key)
+			(free_value ? free_value : free)(m->slots[i].value);
+	hmap_free(m);
+}
+
 int hmap_next(const struct hmap *m, size_t *pos, const char **key, void **value)
 {
 	for (; *pos < m->cap; (*pos)++) {

@@ -30,6 +30,8 @@ int hmap_put(struct hmap *m, const char *key, void *value)
 /* Removes and returns the value, or NULL when absent. */
 void *hmap_del(struct hmap *m, const char *key);
 void hmap_free(struct hmap *m);
+/* Frees every value with free_value (free() when NULL), then the map. */
+void hmap_free_all(struct hmap *m, void (*free_value)(void *));
 
 /* Iteration: for (size_t i = 0; hmap_next(m, &i, &k, &v);) ... */
 int hmap_next(const struct hmap *m, size_t *pos, const char **key,

@@ -1,7 +1,5 @@
 #include "http.h"
 
-#include "access.h"
-#include "api.h"
 #include "log.h"
 #include "pub.h"
 
@@ -22,7 +20,7 @@ struct http {
 	struct http_config cfg;
 	struct lws_protocols protocols[3];
 	lws_retry_bo_t retry;
-	struct app *app;
+	struct http_handler handler;
 	struct pub *pub;
 	/* Open connections by peer address, and the address of each
 	 * connection by its socket (for --max-conns-per-ip). */
@@ -47,6 +45,37 @@ static void req_free(struct http_req *r)
 	free(r);
 }
 
+static bool may_become(enum http_phase from, enum http_phase to)
+{
+	switch (to) {
+	case HTTP_HEADERS:
+		return false;
+	case HTTP_READING:
+		return from == HTTP_HEADERS;
+	case HTTP_WAITING:
+		return from == HTTP_HEADERS || from == HTTP_READING;
+	case HTTP_READY:
+		return from == HTTP_HEADERS || from == HTTP_READING ||
+		       from == HTTP_WAITING;
+	case HTTP_SENT:
+		return from == HTTP_HEADERS || from == HTTP_READY;
+	}
+	return false;
+}
+
+/* The one place a request's phase changes; false (and logged, a bug) for a
+ * move the diagram in http.h does not draw, such as a second answer. */
+static bool set_phase(struct http_req *r, enum http_phase to)
+{
+	if (!may_become(r->phase, to)) {
+		log_error("request %s: no move from phase %d to %d", r->path,
+			  (int)r->phase, (int)to);
+		return false;
+	}
+	r->phase = to;
+	return true;
+}
+
 void http_respond(struct http_req *r, int status, const char *type,
 		  const char *body, size_t len)
 {
@@ -54,11 +83,12 @@ void http_respond(struct http_req *r, int status, const char *type,
 		req_free(r);
 		return;
 	}
+	if (!set_phase(r, HTTP_READY))
+		return;
 	r->status = status;
 	r->resp_type = type;
 	buf_reset(&r->resp);
 	buf_add(&r->resp, body, len);
-	r->phase = HTTP_READY;
 	lws_callback_on_writable(r->wsi);
 }
 
@@ -464,9 +494,7 @@ static int serve_static(struct http *h, struct http_req *r)
 	}
 	/* The pages with data need an identity that may see them; the
 	 * scripts, styles and the login page hold no data. */
-	if (strcmp(rel, "/index.html") == 0 && !access_page(r, CAN_WALL))
-		return 0;
-	if (strcmp(rel, "/mayor.html") == 0 && !access_page(r, CAN_MAYOR))
+	if (!h->handler.page(r, rel))
 		return 0;
 	/* The pages load nothing but their own files and open the websocket
 	 * back to this server; the policy says exactly that. */
@@ -487,7 +515,7 @@ static int serve_static(struct http *h, struct http_req *r)
 		 h->cfg.tls_cert ? tls_headers : "",
 		 r->set_cookie[0] ? "set-cookie: " : "", r->set_cookie,
 		 r->set_cookie[0] ? "\x0d\x0a" : "");
-	r->phase = HTTP_SENT;
+	set_phase(r, HTTP_SENT);
 	n = lws_serve_http_file(r->wsi, file, mime, all, (int)strlen(all));
 	if (n < 0 || (n > 0 && lws_http_transaction_completed(r->wsi)))
 		return -1;
@@ -525,7 +553,7 @@ static int begin(struct http *h, struct lws *wsi, struct http_pss *pss,
 		return -1;
 	pss->req = r;
 	r->wsi = wsi;
-	r->app = h->app;
+	r->app = h->handler.app;
 	r->method = method_of(wsi);
 	r->content_length = -1;
 	copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof(cl));
@@ -553,9 +581,6 @@ static int begin(struct http *h, struct lws *wsi, struct http_pss *pss,
 			     UNKNOWN_HOST_DETAIL, NULL);
 		return 0;
 	}
-	/* Handled from here on: a request waiting on the database outlives
-	 * its connection (detach). */
-	r->phase = HTTP_WAITING;
 	if (!route_is_api(r->path)) {
 		char file[1024];
 		const char *mime;
@@ -573,9 +598,14 @@ static int begin(struct http *h, struct lws *wsi, struct http_pss *pss,
 		return 0;
 	}
 	r->route = route_match(r->path);
-	if (!api_begin(r))
+	if (!h->handler.begin(r)) {
+		/* Answered, or waiting on the database: from here on it
+		 * outlives its connection (detached). */
+		if (r->phase == HTTP_HEADERS)
+			set_phase(r, HTTP_WAITING);
 		return 0;
-	r->phase = HTTP_READING;
+	}
+	set_phase(r, HTTP_READING);
 	r->body_max = r->route.body_max == ROUTE_BODY_CONFIG
 			  ? h->cfg.max_body
 			  : r->route.body_max;
@@ -601,8 +631,8 @@ static int begin(struct http *h, struct lws *wsi, struct http_pss *pss,
 	}
 	r->close_after = false;
 	if (r->content_length == 0) {
-		r->phase = HTTP_WAITING;
-		api_body(r);
+		set_phase(r, HTTP_WAITING);
+		h->handler.body(r);
 		return 0;
 	}
 	/* lws clears the timeout once the body is in; until then a slow
@@ -649,7 +679,7 @@ static int body_done(struct http *h, struct http_req *r)
 		r->body_ended = true;
 		return r->phase == HTTP_SENT && r->close_after ? -1 : 0;
 	}
-	r->phase = HTTP_WAITING;
+	set_phase(r, HTTP_WAITING);
 	/* Waiting on the database must not hold the request forever. */
 	lws_set_timeout(r->wsi, PENDING_TIMEOUT_HTTP_CONTENT,
 			h->cfg.request_timeout_s);
@@ -661,7 +691,7 @@ static int body_done(struct http *h, struct http_req *r)
 			     NULL);
 		return 0;
 	}
-	api_body(r);
+	h->handler.body(r);
 	return 0;
 }
 
@@ -747,7 +777,7 @@ static int write_response(struct lws *wsi, struct http_req *r)
 	if (r->resp.len)
 		memcpy(p, r->resp.p, r->resp.len);
 	len = (int)(p - start) + (int)r->resp.len;
-	r->phase = HTTP_SENT;
+	set_phase(r, HTTP_SENT);
 	n = lws_write(wsi, start, (size_t)len, LWS_WRITE_HTTP_FINAL);
 	free(b);
 	if (n < len)
@@ -851,7 +881,7 @@ static int confirm_upgrade(struct http *h, struct lws *wsi, const char *upgrade)
 		    wsi, c.peer, 400, "bad_upgrade", "Bad upgrade",
 		    "Open a websocket asking for the subprotocol "
 		    "situation.v1 (Sec-WebSocket-Protocol); see docs/api.md.");
-	status = access_ws_allow(h->app, &c, NULL, 0, detail, sizeof(detail));
+	status = h->handler.upgrade(h->handler.app, &c, detail, sizeof(detail));
 	if (status)
 		return refuse_upgrade(
 		    wsi, c.peer, status,
@@ -912,7 +942,7 @@ static int ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	return pub_ws_cb(wsi, reason, user, in, len);
 }
 
-struct http *http_new(uv_loop_t *loop, struct app *app,
+struct http *http_new(uv_loop_t *loop, const struct http_handler *handler,
 		      const struct http_config *cfg, struct pub *pub, char *err,
 		      size_t errlen)
 {
@@ -925,7 +955,7 @@ struct http *http_new(uv_loop_t *loop, struct app *app,
 		return NULL;
 	}
 	h->cfg = *cfg;
-	h->app = app;
+	h->handler = *handler;
 	h->protocols[0] = (struct lws_protocols){
 	    .name = "http",
 	    .callback = http_cb,
@@ -999,24 +1029,12 @@ void http_close(struct http *h)
 		lws_context_destroy(h->ctx);
 }
 
-static void free_values(struct hmap *m)
-{
-	const char *k;
-	void *v;
-	size_t pos = 0;
-
-	while (hmap_next(m, &pos, &k, &v))
-		free(v);
-}
-
 void http_free(struct http *h)
 {
 	if (!h)
 		return;
-	free_values(&h->conns_by_ip);
-	free_values(&h->counted);
-	hmap_free(&h->conns_by_ip);
-	hmap_free(&h->counted);
+	hmap_free_all(&h->conns_by_ip, NULL);
+	hmap_free_all(&h->counted, NULL);
 	/* With a foreign loop the first destroy only begins; lws clears
 	 * h->ctx (info.pcontext) when it is done, else this completes it. */
 	if (h->ctx)

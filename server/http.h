@@ -1,7 +1,8 @@
 /*
  * server/http.h - the HTTP front: one libwebsockets context on the app's
- * libuv loop, serving the API (api.c), the pages of web-static/ and, through
- * the publisher's protocol, the websocket.
+ * libuv loop, serving the API through the handler its creator gives it
+ * (api.c's router), the pages of web-static/ and, through the publisher's
+ * protocol, the websocket.
  *
  * A request is a struct http_req, allocated apart from lws' per-session data
  * because it may outlive the connection while the database works on it.
@@ -26,9 +27,18 @@ struct lws;
 
 enum http_method { HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_PUT, HTTP_OTHER };
 
+/*
+ * Where a request is; http.c's set_phase changes it, along these arrows
+ * only:
+ *
+ *	HEADERS -> READING -> WAITING -> READY -> SENT
+ *	HEADERS -> WAITING, READY or SENT (a file);  READING -> READY
+ */
 enum http_phase {
-	HTTP_READING, /* request or body still arriving */
-	HTTP_WAITING, /* handed to the API, no response yet */
+	HTTP_HEADERS, /* its line and headers are in: being decided */
+	HTTP_READING, /* its body is arriving */
+	HTTP_WAITING, /* with a handler, no response yet: it outlives its
+			 connection (a read of the database, say) */
 	HTTP_READY,   /* response set, not written */
 	HTTP_SENT     /* written (a file: being sent) */
 };
@@ -102,13 +112,33 @@ struct http_config {
 	size_t n_host_names;
 };
 
+/*
+ * What the front's creator (app.c) plugs into it: the front parses, limits
+ * and answers, and knows no route, page rule or credential.
+ */
+struct http_handler {
+	/* A request under /api/ or a health path (r->route matched), from its
+	 * headers: true when its body is to be read, and body follows. */
+	bool (*begin)(struct http_req *r);
+	void (*body)(struct http_req *r);
+	/* Whether r may be served the page file rel ("/index.html", ...);
+	 * false when it has been answered instead (login, 403). */
+	bool (*page)(struct http_req *r, const char *rel);
+	/* Whether an upgrade to /ws from client c may proceed: 0, or the
+	 * status to refuse it with (401, 403) and a detail for a person. */
+	int (*upgrade)(struct app *app, const struct http_client *c,
+		       char *detail, size_t len);
+	struct app *app; /* given to every request as r->app */
+};
+
 struct http;
 
 /*
- * Creates the lws context on loop and starts listening.  pub provides the
- * websocket protocol.  Returns NULL with err filled.
+ * Creates the lws context on loop and starts listening, serving requests
+ * through handler (copied).  pub provides the websocket protocol.  Returns
+ * NULL with err filled.
  */
-struct http *http_new(uv_loop_t *loop, struct app *app,
+struct http *http_new(uv_loop_t *loop, const struct http_handler *handler,
 		      const struct http_config *cfg, struct pub *pub, char *err,
 		      size_t errlen);
 /*

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PREFIX_LEN (sizeof(KEY_PREFIX) - 1)
+
 struct keys {
 	struct hmap by_id;
 };
@@ -20,17 +22,15 @@ struct keys *keys_new(void)
 	return calloc(1, sizeof(struct keys));
 }
 
+static void key_info_free(void *v)
+{
+	idset_free(&((struct key_info *)v)->sensors);
+	free(v);
+}
+
 static void clear(struct hmap *m)
 {
-	const char *k;
-	void *v;
-	size_t pos = 0;
-
-	while (hmap_next(m, &pos, &k, &v)) {
-		idset_free(&((struct key_info *)v)->sensors);
-		free(v);
-	}
-	hmap_free(m);
+	hmap_free_all(m, key_info_free);
 }
 
 void keys_free(struct keys *ks)
@@ -93,6 +93,11 @@ fail:
 	return -1;
 }
 
+bool keys_is_key(const char *credential)
+{
+	return strncmp(credential, KEY_PREFIX, PREFIX_LEN) == 0;
+}
+
 const struct key_info *keys_check(const struct keys *ks, const char *key)
 {
 	char id[KEY_ID_LEN + 1];
@@ -100,12 +105,13 @@ const struct key_info *keys_check(const struct keys *ks, const char *key)
 	const char *secret;
 	const struct key_info *k;
 
-	if (!key || strncmp(key, "kd_", 3) != 0 ||
-	    strlen(key) < 3 + KEY_ID_LEN + 2 || key[3 + KEY_ID_LEN] != '_')
+	if (!key || !keys_is_key(key) ||
+	    strlen(key) < PREFIX_LEN + KEY_ID_LEN + 2 ||
+	    key[PREFIX_LEN + KEY_ID_LEN] != '_')
 		return NULL;
-	memcpy(id, key + 3, KEY_ID_LEN);
+	memcpy(id, key + PREFIX_LEN, KEY_ID_LEN);
 	id[KEY_ID_LEN] = '\0';
-	secret = key + 3 + KEY_ID_LEN + 1;
+	secret = key + PREFIX_LEN + KEY_ID_LEN + 1;
 	k = hmap_get(&ks->by_id, id);
 	if (!k)
 		return NULL;
@@ -217,8 +223,8 @@ static int key_create(PGconn *conn, const char *tenant, int argc, char **argv)
 	PQclear(r);
 	printf("Created key %s for poster \"%s\" (types %s, sensors %s, "
 	       "tenant %s).\n"
-	       "It is shown only now; store it in the agency's system:\n"
-	       "kd_%s_%s\n",
+	       "It is shown only now; store it in the agency's "
+	       "system:\n" KEY_PREFIX "%s_%s\n",
 	       id, poster, types, sensors ? sensors : "all", tenant, id,
 	       secret);
 	return 0;

@@ -15,6 +15,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 
+#define KEY_PREFIX "kd_" /* every agency key begins so */
 #define KEY_ID_LEN 12
 
 struct key_info {
@@ -46,6 +47,9 @@ int keys_replace(struct keys *ks, PGresult *r)
 
 /* The key of a bearer token ("kd_..."), or NULL (borrowed). */
 const struct key_info *keys_check(const struct keys *ks, const char *key);
+/* Whether a credential is meant as an agency key ("kd_..."), good or not;
+ * screen tokens and sessions look otherwise. */
+bool keys_is_key(const char *credential);
 int keys_count(const struct keys *ks);
 
 /*

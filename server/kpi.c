@@ -120,15 +120,9 @@ struct kpi {
 	int nsensors;
 };
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-	int64_t q = a / b;
-	return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
 static int64_t local_day(const struct kpi *k, int64_t us)
 {
-	return floor_div(us + (int64_t)k->cfg.tz_offset_s * SEC_US, DAY_US);
+	return kpi_floor_div(us + (int64_t)k->cfg.tz_offset_s * SEC_US, DAY_US);
 }
 
 /* The counters of a day, or NULL when the day has left the ring. */
@@ -696,9 +690,11 @@ enum kpi_level kpi_level_of(const double th[3], double v)
 
 const char *kpi_level_name(enum kpi_level l)
 {
-	static const char *const names[] = {"normal", "waspada", "siaga",
-					    "awas"};
-	return (unsigned)l < KPI_LEVEL_COUNT ? names[l] : NULL;
+	_Static_assert(KPI_LEVEL_COUNT == 1 + EV_THRESHOLDS,
+		       "a level is normal or one of a ladder's thresholds");
+	if (l == KPI_NORMAL)
+		return "normal";
+	return (unsigned)l < KPI_LEVEL_COUNT ? ev_threshold_names[l - 1] : NULL;
 }
 
 enum kpi_level kpi_level_parse(const char *name)
@@ -877,12 +873,29 @@ static json_t *median_h(const struct kpi *k)
 	return json_real(mid / (double)HOUR_US);
 }
 
+json_t *kpi_sensor_json(const struct kpi *k, int i, int64_t now)
+{
+	struct kpi_sensor_view v;
+	char at[40];
+
+	kpi_sensor_view(k, i, now, &v);
+	if (v.has_reading)
+		ev_time_format(v.at_us, k->cfg.tz_offset_s, at);
+	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:b}",
+			 "sensor_id", v.sensor_id, "name", v.name, "metric",
+			 k->sensor_list[i]->def.metric, "unit", v.unit, "value",
+			 v.has_reading ? json_real(v.value) : json_null(), "at",
+			 v.has_reading ? json_string(at) : json_null(), "level",
+			 v.has_reading ? json_string(kpi_level_name(v.level))
+				       : json_null(),
+			 "online", v.online);
+}
+
 static void sensors_json(struct kpi *k, int64_t now, json_t *o)
 {
 	json_t *latest = json_array();
 	int64_t by_level[KPI_LEVEL_COUNT] = {0};
 	int offline = 0;
-	char at[40];
 
 	for (int i = 0; i < k->nsensors; i++) {
 		struct kpi_sensor_view v;
@@ -892,29 +905,15 @@ static void sensors_json(struct kpi *k, int64_t now, json_t *o)
 			by_level[v.level]++;
 		else
 			offline++;
-		if (v.has_reading)
-			ev_time_format(v.at_us, k->cfg.tz_offset_s, at);
-		json_array_append_new(
-		    latest,
-		    json_pack(
-			"{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:b}", "sensor_id",
-			v.sensor_id, "name", v.name, "metric",
-			k->sensor_list[i]->def.metric, "unit", v.unit, "value",
-			v.has_reading ? json_real(v.value) : json_null(), "at",
-			v.has_reading ? json_string(at) : json_null(), "level",
-			v.has_reading ? json_string(kpi_level_name(v.level))
-				      : json_null(),
-			"online", v.online));
+		json_array_append_new(latest, kpi_sensor_json(k, i, now));
 	}
 	json_object_set_new(o, "sensors.total", json_integer(k->nsensors));
 	json_object_set_new(o, "sensors.offline", json_integer(offline));
-	json_object_set_new(o, "sensors.by_level",
-			    json_pack("{s:I, s:I, s:I, s:I}", "normal",
-				      (json_int_t)by_level[KPI_NORMAL],
-				      "waspada",
-				      (json_int_t)by_level[KPI_WASPADA],
-				      "siaga", (json_int_t)by_level[KPI_SIAGA],
-				      "awas", (json_int_t)by_level[KPI_AWAS]));
+	json_t *levels = json_object();
+	for (int l = 0; l < KPI_LEVEL_COUNT; l++)
+		json_object_set_new(levels, kpi_level_name((enum kpi_level)l),
+				    json_integer(by_level[l]));
+	json_object_set_new(o, "sensors.by_level", levels);
 	json_object_set_new(o, "sensors.latest", latest);
 }
 
@@ -995,22 +994,17 @@ struct kpi *kpi_new(const struct kpi_config *cfg)
 	return k;
 }
 
-static void free_map(struct hmap *m, bool ents)
+static void ent_free(void *v)
 {
-	const char *key;
-	void *v;
-	size_t pos = 0;
+	free(((struct ent *)v)->id);
+	free(v);
+}
 
-	while (hmap_next(m, &pos, &key, &v)) {
-		if (ents) {
-			free(((struct ent *)v)->id);
-		} else {
-			/* agency and district both begin with their name */
-			free(*(char **)v);
-		}
-		free(v);
-	}
-	hmap_free(m);
+/* An agency or a district: both begin with their name. */
+static void named_free(void *v)
+{
+	free(*(char **)v);
+	free(v);
 }
 
 void kpi_free(struct kpi *k)
@@ -1026,10 +1020,10 @@ void kpi_free(struct kpi *k)
 		}
 	}
 	free(k->heap);
-	free_map(&k->calls, true);
-	free_map(&k->tickets, true);
-	free_map(&k->agencies, false);
-	free_map(&k->districts, false);
+	hmap_free_all(&k->calls, ent_free);
+	hmap_free_all(&k->tickets, ent_free);
+	hmap_free_all(&k->agencies, named_free);
+	hmap_free_all(&k->districts, named_free);
 	for (int i = 0; i < k->nsensors; i++)
 		free(k->sensor_list[i]);
 	free(k->sensor_list);

@@ -105,9 +105,20 @@ void kpi_prune(struct kpi *k, int64_t now);
 int kpi_sensor_count(const struct kpi *k);
 void kpi_sensor_view(const struct kpi *k, int i, int64_t now,
 		     struct kpi_sensor_view *out);
+/* Sensor i as an entry of sensors.latest, its latest reading and level at
+ * now (new reference); the registry's answer adds the definition to it. */
+json_t *kpi_sensor_json(const struct kpi *k, int i, int64_t now);
 
 /* The registry entry of the i-th sensor (borrowed). */
 const struct ev_sensor_def *kpi_sensor_def(const struct kpi *k, int i);
+
+/* a / b rounded down (C rounds towards zero): the day or bucket holding a
+ * time before 1970 too. */
+static inline int64_t kpi_floor_div(int64_t a, int64_t b)
+{
+	int64_t q = a / b;
+	return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
 
 enum kpi_level kpi_level_of(const double thresholds[3], double value);
 const char *kpi_level_name(enum kpi_level l);

@@ -32,23 +32,19 @@ struct limiter *limit_new(double rate, double burst)
 	return l;
 }
 
-static void bucket_free(struct bucket *b)
+static void bucket_free(void *v)
 {
+	struct bucket *b = v;
+
 	free(b->key);
 	free(b);
 }
 
 void limit_free(struct limiter *l)
 {
-	const char *k;
-	void *v;
-	size_t pos = 0;
-
 	if (!l)
 		return;
-	while (hmap_next(&l->buckets, &pos, &k, &v))
-		bucket_free(v);
-	hmap_free(&l->buckets);
+	hmap_free_all(&l->buckets, bucket_free);
 	free(l);
 }
 

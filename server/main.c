@@ -21,86 +21,134 @@
 #define KENDALI_VERSION "dev"
 #endif
 
+/* The configuration before any option: every default is written here once,
+ * and `kendali --help` prints them from it. */
+static void config_defaults(struct config *cfg)
+{
+	const char *url = getenv("DATABASE_URL");
+
+	*cfg = (struct config){
+	    .database_url = url ? url : "",
+	    .tenant = "semarang",
+	    .host = "127.0.0.1",
+	    .port = 8080,
+	    .static_dir = KENDALI_STATIC_DIR,
+	    .max_body = 1 << 20,
+	    .max_batch = 1000,
+	    .publish_ms = 250,
+	    .request_timeout_s = 30,
+	    .ws_ping_s = 20,
+	    .db_timeout_s = 15,
+	    .max_pending_events = 200000,
+	    .rate_limit = 1000,
+	    .migrate = true,
+	    .session_hours = 12,
+	    .max_conns_per_ip = 256,
+	    .max_logins = 8,
+	};
+	for (int c = 0; c < EV_RC_COUNT; c++)
+		cfg->sla_us[c] = INT64_C(72) * 3600 * 1000000;
+}
+
 static void help(FILE *f)
 {
+	struct config d;
+
+	config_defaults(&d);
+	fprintf(f,
+		"kendali %s - backend of a city command centre (ruang "
+		"kendali)\n\n",
+		KENDALI_VERSION);
+	fputs("Usage:\n"
+	      "  kendali serve [options]      run the server (migrates first)\n"
+	      "  kendali migrate              apply the schema migrations and "
+	      "exit\n"
+	      "  kendali key create --poster NAME --types call,report,sensor\n"
+	      "                               create an API key for an agency "
+	      "system;\n"
+	      "                               the key is printed alone on the "
+	      "last line\n"
+	      "  kendali key list             list keys (never their secrets)\n"
+	      "  kendali key revoke KEY_ID    revoke a key\n"
+	      "  kendali token create --name NAME --role ROLE\n"
+	      "                               create a wall screen's or "
+	      "tablet's token\n"
+	      "                               (roles: wall, operator, mayor, "
+	      "admin)\n"
+	      "  kendali token list | revoke TOKEN_ID\n"
+	      "  kendali user add NAME --role ROLE\n"
+	      "                               create a login (password asked, "
+	      "or one\n"
+	      "                               line of stdin)\n"
+	      "  kendali user passwd|disable|enable NAME | list\n"
+	      "  kendali --help | --version\n"
+	      "\n"
+	      "key, token and user need the schema `kendali migrate` makes; "
+	      "they never\n"
+	      "migrate themselves.\n"
+	      "\n"
+	      "The database is taken from DATABASE_URL (a libpq connection "
+	      "string or\n"
+	      "URI, e.g. postgresql://kendali@localhost/kendali); if unset, "
+	      "libpq's\n"
+	      "defaults (PGHOST, PGDATABASE, ...) apply.\n"
+	      "\n"
+	      "Options of serve:\n",
+	      f);
 	fprintf(
 	    f,
-	    "kendali %s - backend of a city command centre (ruang kendali)\n"
-	    "\n"
-	    "Usage:\n"
-	    "  kendali serve [options]      run the server (migrates first)\n"
-	    "  kendali migrate              apply the schema migrations and "
-	    "exit\n"
-	    "  kendali key create --poster NAME --types call,report,sensor\n"
-	    "                               create an API key for an agency "
-	    "system;\n"
-	    "                               the key is printed alone on the "
-	    "last line\n"
-	    "  kendali key list             list keys (never their secrets)\n"
-	    "  kendali key revoke KEY_ID    revoke a key\n"
-	    "  kendali token create --name NAME --role ROLE\n"
-	    "                               create a wall screen's or tablet's "
-	    "token\n"
-	    "                               (roles: wall, operator, mayor, "
-	    "admin)\n"
-	    "  kendali token list | revoke TOKEN_ID\n"
-	    "  kendali user add NAME --role ROLE\n"
-	    "                               create a login (password asked, or "
-	    "one\n"
-	    "                               line of stdin)\n"
-	    "  kendali user passwd|disable|enable NAME | list\n"
-	    "  kendali --help | --version\n"
-	    "\n"
-	    "The database is taken from DATABASE_URL (a libpq connection "
-	    "string or\n"
-	    "URI, e.g. postgresql://kendali@localhost/kendali); if unset, "
-	    "libpq's\n"
-	    "defaults (PGHOST, PGDATABASE, ...) apply.\n"
-	    "\n"
-	    "Options of serve:\n"
-	    "  --listen HOST:PORT     address to listen on (default "
-	    "127.0.0.1:8080)\n"
+	    "  --listen HOST:PORT     address to listen on (default %s:%d)\n"
 	    "  --static DIR           the pages' directory (default %s)\n"
-	    "  --tenant ID            tenant served (default semarang)\n"
-	    "  --publish-ms N         websocket coalescing interval (default "
-	    "250)\n"
-	    "  --max-body BYTES       largest request body (default 1048576)\n"
-	    "  --max-batch N          most events per request (default 1000)\n"
-	    "  --sla-hours CAT=H      report SLA for a category (default 72 h "
-	    "each)\n"
-	    "  --request-timeout S    longest a request may take (default 30)\n"
-	    "  --db-timeout S         a connection attempt or statement the "
-	    "database\n"
-	    "                         leaves unanswered for S seconds fails, "
-	    "and the\n"
-	    "                         connection is made again (default 15)\n"
-	    "  --ws-ping S            ping a screen silent for S seconds, drop "
-	    "it\n"
-	    "                         when silent for 3S (default 20)\n"
+	    "  --tenant ID            tenant served (default %s)\n"
+	    "  --publish-ms N         websocket coalescing interval "
+	    "(default %d)\n"
+	    "  --max-body BYTES       largest request body (default %zu)\n"
+	    "  --max-batch N          most events per request (default "
+	    "%zu)\n"
+	    "  --sla-hours CAT=H      report SLA for a category (default "
+	    "%lld h each)\n"
+	    "  --request-timeout S    longest a request may take (default "
+	    "%d)\n",
+	    d.host, d.port, d.static_dir, d.tenant, d.publish_ms, d.max_body,
+	    d.max_batch, (long long)(d.sla_us[0] / (INT64_C(3600) * 1000000)),
+	    d.request_timeout_s);
+	fprintf(
+	    f,
+	    "  --db-timeout S         a connection attempt or statement "
+	    "the database\n"
+	    "                         leaves unanswered for S seconds "
+	    "fails, and the\n"
+	    "                         connection is made again (default "
+	    "%d)\n"
+	    "  --ws-ping S            ping a screen silent for S seconds, "
+	    "drop it\n"
+	    "                         when silent for 3S (default %d)\n"
 	    "  --rate-limit N         requests per second per API key, in\n"
-	    "                         bursts of up to 2N (default 1000; 0: "
+	    "                         bursts of up to 2N (default %.0f; 0: "
 	    "off)\n"
-	    "  --session-hours N      how long a login lasts (default 12)\n"
-	    "  --anonymous-loopback   let requests from this machine "
-	    "(127.0.0.0/8)\n"
-	    "                         read and acknowledge without a login "
-	    "(demo)\n"
-	    "  --max-conns-per-ip N   open connections per client address\n"
-	    "                         (default 256; 0: no limit)\n"
-	    "  --max-logins N         logins checked at once; more get 503 "
-	    "(default 8)\n"
-	    "  --host-name NAME       a host name browsers use for this "
-	    "server\n"
-	    "                         (repeatable; IP addresses and "
-	    "localhost always\n"
-	    "                         work, other names are refused)\n"
-	    "  --tls-cert FILE        serve HTTPS and WSS with this "
-	    "certificate (PEM)\n"
-	    "  --tls-key FILE         and this private key (PEM)\n"
-	    "  --no-migrate           do not apply migrations at start-up\n"
-	    "  --log-level LEVEL      debug, info, warn or error (default "
-	    "info)\n",
-	    KENDALI_VERSION, KENDALI_STATIC_DIR);
+	    "  --session-hours N      how long a login lasts (default %d)\n",
+	    d.db_timeout_s, d.ws_ping_s, d.rate_limit, d.session_hours);
+	fprintf(f,
+		"  --anonymous-loopback   let requests from this machine "
+		"(127.0.0.0/8)\n"
+		"                         read and acknowledge without a login "
+		"(demo)\n"
+		"  --max-conns-per-ip N   open connections per client address\n"
+		"                         (default %d; 0: no limit)\n"
+		"  --max-logins N         logins checked at once; more get 503 "
+		"(default %d)\n"
+		"  --host-name NAME       a host name browsers use for this "
+		"server\n"
+		"                         (repeatable; IP addresses and "
+		"localhost always\n"
+		"                         work, other names are refused)\n"
+		"  --tls-cert FILE        serve HTTPS and WSS with this "
+		"certificate (PEM)\n"
+		"  --tls-key FILE         and this private key (PEM)\n"
+		"  --no-migrate           do not apply migrations at start-up\n"
+		"  --log-level LEVEL      debug, info, warn or error (default "
+		"info)\n",
+		d.max_conns_per_ip, d.max_logins);
 }
 
 static int bad(const char *what, const char *value)
@@ -304,9 +352,21 @@ static int admin_cli(int (*cli)(PGconn *, const char *, int, char **), int argc,
 
 	if (!conn)
 		return 1;
-	/* A key is useless without the schema; make sure it is there. */
-	if (migrate_run(conn, err, sizeof(err)) < 0) {
-		fprintf(stderr, "kendali: %s\n", err);
+	/* Only `kendali migrate` migrates: a command that writes a key
+	 * must not change the schema under a running server's feet. */
+	const struct migration *first;
+	int missing;
+	if (migrate_pending(conn, &missing, &first, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kendali: %s", err);
+		PQfinish(conn);
+		return 1;
+	}
+	if (missing) {
+		fprintf(stderr,
+			"kendali: the database's schema is behind this "
+			"kendali (%d migration(s) missing, from %s); run "
+			"`kendali migrate` first.\n",
+			missing, first->name);
 		PQfinish(conn);
 		return 1;
 	}
@@ -317,29 +377,9 @@ static int admin_cli(int (*cli)(PGconn *, const char *, int, char **), int argc,
 
 int main(int argc, char **argv)
 {
-	const char *url = getenv("DATABASE_URL");
-	struct config cfg = {
-	    .database_url = url ? url : "",
-	    .tenant = "semarang",
-	    .host = "127.0.0.1",
-	    .port = 8080,
-	    .static_dir = KENDALI_STATIC_DIR,
-	    .max_body = 1 << 20,
-	    .max_batch = 1000,
-	    .publish_ms = 250,
-	    .request_timeout_s = 30,
-	    .ws_ping_s = 20,
-	    .db_timeout_s = 15,
-	    .max_pending_events = 200000,
-	    .rate_limit = 1000,
-	    .migrate = true,
-	    .session_hours = 12,
-	    .max_conns_per_ip = 256,
-	    .max_logins = 8,
-	};
+	struct config cfg;
 
-	for (int c = 0; c < EV_RC_COUNT; c++)
-		cfg.sla_us[c] = INT64_C(72) * 3600 * 1000000;
+	config_defaults(&cfg);
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
 		help(argc < 2 ? stderr : stdout);

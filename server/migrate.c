@@ -2,6 +2,7 @@
 
 #include "log.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,4 +122,43 @@ int migrate_run(PGconn *conn, char *err, size_t errlen)
 	PQclear(
 	    PQexec(conn, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")"));
 	return n;
+}
+
+int migrate_missing(PGresult *r, const struct migration **first)
+{
+	int missing = 0;
+
+	*first = NULL;
+	for (int i = 0; i < migrations_count; i++) {
+		bool found = false;
+
+		for (int j = 0; r && j < PQntuples(r) && !found; j++)
+			found =
+			    atoi(PQgetvalue(r, j, 0)) == migrations[i].version;
+		if (found)
+			continue;
+		if (!missing++)
+			*first = &migrations[i];
+	}
+	return missing;
+}
+
+int migrate_pending(PGconn *conn, int *missing, const struct migration **first,
+		    char *err, size_t errlen)
+{
+	PGresult *r = PQexec(conn, MIGRATE_VERSIONS_SQL);
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	int rc = 0;
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+		*missing = migrate_missing(r, first);
+	} else if (state && strcmp(state, MIGRATE_NO_TABLE) == 0) {
+		*missing = migrate_missing(NULL, first);
+	} else {
+		snprintf(err, errlen, "cannot read schema_migrations: %s",
+			 PQresultErrorMessage(r));
+		rc = -1;
+	}
+	PQclear(r);
+	return rc;
 }

@@ -29,4 +29,27 @@ extern const int migrations_count;
 int migrate_run(PGconn *conn, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* The versions recorded (one per row); fails with SQLSTATE 42P01 when the
+ * database has no schema_migrations, that is no schema. */
+#define MIGRATE_VERSIONS_SQL "SELECT version FROM schema_migrations"
+
+/*
+ * How many of this binary's migrations a result of MIGRATE_VERSIONS_SQL
+ * lacks (r NULL: every one), and the first of them in *first (NULL when
+ * none lacks).  For the CLI and /readyz: only `kendali migrate` and
+ * `kendali serve` migrate.
+ */
+int migrate_missing(PGresult *r, const struct migration **first);
+
+/*
+ * The same on a blocking connection: 0 with *missing and *first set, or -1
+ * with err filled when it cannot be known (other than the table missing).
+ */
+int migrate_pending(PGconn *conn, int *missing, const struct migration **first,
+		    char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* The SQLSTATE of a missing table. */
+#define MIGRATE_NO_TABLE "42P01"
+
 #endif

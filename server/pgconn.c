@@ -74,10 +74,41 @@ static void start_connect(struct pgc *c);
 static void run_next(struct pgc *c);
 static void on_poll(uv_poll_t *h, int status, int events);
 
+/*
+ * The one place the state changes, along these arrows only (as PgBouncer's
+ * change_client_state): a connection is waited for, made, used, lost, and
+ * once closed stays closed, whatever a late callback asks.
+ *
+ *	WAITING -> CONNECTING -> IDLE <-> BUSY
+ *	CONNECTING, IDLE, BUSY -> WAITING (lost);  any -> CLOSED
+ */
+static bool may_become(enum pgc_state from, enum pgc_state to)
+{
+	switch (to) {
+	case PGC_CONNECTING:
+		return from == PGC_WAITING;
+	case PGC_IDLE:
+		return from == PGC_CONNECTING || from == PGC_BUSY;
+	case PGC_BUSY:
+		return from == PGC_IDLE;
+	case PGC_WAITING:
+		return from == PGC_CONNECTING || from == PGC_IDLE ||
+		       from == PGC_BUSY;
+	case PGC_CLOSED:
+		return true;
+	}
+	return false;
+}
+
 static void set_state(struct pgc *c, enum pgc_state s)
 {
 	if (c->state == s)
 		return;
+	if (!may_become(c->state, s)) {
+		log_error("%s: no change of state from %d to %d", c->name,
+			  (int)c->state, (int)s);
+		return;
+	}
 	c->state = s;
 	if (c->state_cb)
 		c->state_cb(c->state_arg, s);
@@ -594,7 +625,7 @@ void pgc_close(struct pgc *c)
 	struct pgc_job *cur = c->current;
 
 	c->current = NULL;
-	c->state = PGC_CLOSED;
+	set_state(c, PGC_CLOSED);
 	if (cur)
 		job_finish(cur, NULL, "server shutting down");
 	fail_queue(c, "server shutting down");

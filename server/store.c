@@ -5,6 +5,7 @@
 #include "log.h"
 #include "pgbin.h"
 #include "pgconn.h"
+#include "sqltext.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -35,7 +36,7 @@
  * poster, event_id, type, occurred_at, its order key (kd_key), subject,
  * status, rank, category, district, agency, title, value, lat, lon; per
  * request its poster, number of events and peer, for the audit.  Result
- * rows: see enum out_col.
+ * rows: see enum sql_row_col (sqltext.h).
  */
 #define SQL_EVENTS                                                             \
 	"WITH aud AS ("                                                        \
@@ -56,20 +57,6 @@
 	"  lat, lon)"                                                          \
 	" SELECT $1, poster, event_id, type, occurred_at, subject, status,"    \
 	"  rank, category, district, agency, title, value, lat, lon FROM e"
-
-/*
- * A call's and a ticket's result row (enum out_col) from a relation with the
- * columns of calls or tickets, followed by its name: the writer's statements
- * and the start-up load both give their rows to apply_rows.
- */
-#define SQL_CALL_ROW                                                           \
-	" SELECT 'c'::text, call_id, NULL::text, NULL::text, NULL::text,"      \
-	"  received_at, NULL::float8, status, category, NULL::text,"           \
-	"  NULL::text, NULL::bool, answered_at, abandoned_at FROM "
-#define SQL_TICKET_ROW                                                         \
-	" SELECT 't'::text, ticket, NULL::text, NULL::text, NULL::text,"       \
-	"  received_at, NULL::float8, status, category, district, agency,"     \
-	"  dispatched, resolved_at, NULL::timestamptz FROM "
 
 /* The summaries of the calls and tickets in stored events src. */
 #define SQL_SUMMARIES(src)                                                     \
@@ -146,25 +133,6 @@
 	" RETURNING ticket, received_at, status, category, district, agency,"  \
 	"  dispatched, resolved_at"                                            \
 	")" SQL_CALL_ROW "cu UNION ALL" SQL_TICKET_ROW "tu"
-
-/* Columns of a result row; kind 'c' is a call, 't' a ticket, 'e' an event
- * the careful statement stored. */
-enum out_col {
-	OUT_KIND,
-	OUT_ID,	     /* call_id, ticket or event_id */
-	OUT_POSTER,  /* e */
-	OUT_TYPE,    /* e */
-	OUT_SUBJECT, /* e */
-	OUT_AT,	     /* c, t: received_at; e: occurred_at */
-	OUT_VALUE,   /* e */
-	OUT_STATUS,  /* c, t */
-	OUT_CATEGORY,
-	OUT_DISTRICT, /* t */
-	OUT_AGENCY,   /* t */
-	OUT_DISPATCHED,
-	OUT_DONE_AT, /* c: answered_at; t: resolved_at */
-	OUT_ABANDONED_AT
-};
 
 static const char FAST_SQL[] = SQL_EVENTS SQL_SUMMARIES("e");
 
@@ -283,11 +251,6 @@ static void add_event(struct pgbin_arr *col, const char *poster,
 	float_or_null(&col[14], e->lon, !e->has_location);
 }
 
-static int64_t parse_us(const char *v)
-{
-	return (v && *v) ? strtoll(v, NULL, 10) : KPI_NONE;
-}
-
 static int category_of(enum ev_type t, const char *name)
 {
 	if (!name)
@@ -304,15 +267,15 @@ static const char *col(PGresult *r, int row, int c)
 }
 
 /* A timestamptz column of a binary result, in microseconds since 1970. */
-static int64_t out_us(PGresult *r, int row, enum out_col c)
+static int64_t out_us(PGresult *r, int row, enum sql_row_col c)
 {
 	return PQgetisnull(r, row, c)
 		   ? KPI_NONE
 		   : pgbin_timestamptz(PQgetvalue(r, row, c));
 }
 
-/* Passes binary result rows (enum out_col) on to the sink. */
-static void apply_rows(const struct store_sink *sink, PGresult *r)
+/* Passes binary result rows (enum sql_row_col) on to the sink. */
+void store_apply_rows(const struct store_sink *sink, PGresult *r)
 {
 	for (int i = 0; i < PQntuples(r); i++) {
 		char kind = PQgetvalue(r, i, OUT_KIND)[0];
@@ -489,7 +452,7 @@ static void group_cb(void *arg, PGresult *r, const char *error)
 		/* The plain statement stored every event; the careful one
 		 * credited each request with what it stored. */
 		s->groups++;
-		apply_rows(&s->sink, r);
+		store_apply_rows(&s->sink, r);
 		if (!g->careful)
 			apply_readings(s, g);
 		for (j = g->jobs; j; j = next) {
@@ -502,7 +465,7 @@ static void group_cb(void *arg, PGresult *r, const char *error)
 	} else {
 		/* Committed, but the counts cannot be told: the client
 		 * retries and gets duplicates, which loses nothing. */
-		apply_rows(&s->sink, r);
+		store_apply_rows(&s->sink, r);
 		fail_jobs(g->jobs, "out of memory");
 	}
 	free(g);
@@ -750,7 +713,7 @@ int store_save_alert(struct store *s, const struct alert *a, store_alert_cb cb,
 		return STORE_UNAVAILABLE;
 	q->cb = cb;
 	q->arg = arg;
-	p[1] = kpi_level_name(a->severity);
+	p[1] = a->kind == ALERT_OFFLINE ? NULL : kpi_level_name(a->severity);
 	p[2] = a->message;
 	p[3] = us_or_null(cleared, sizeof(cleared), a->cleared_us);
 	p[4] = a->acked_us == KPI_NONE ? NULL : a->acked_by;
@@ -897,188 +860,4 @@ void store_close(struct store *s)
 	pgc_close(s->conn);
 	uv_check_stop(&s->check);
 	uv_close((uv_handle_t *)&s->check, check_closed_cb);
-}
-
-/* ---- start-up ---- */
-
-/* A query's rows in text (format 0) or binary (1); NULL with err set. */
-static PGresult *query_as(PGconn *conn, const char *sql, int n,
-			  const char *const *p, int format, char *err,
-			  size_t errlen)
-{
-	PGresult *r = PQexecParams(conn, sql, n, NULL, p, NULL, NULL, format);
-
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		snprintf(err, errlen, "%s", PQresultErrorMessage(r));
-		PQclear(r);
-		return NULL;
-	}
-	return r;
-}
-
-static PGresult *query(PGconn *conn, const char *sql, int n,
-		       const char *const *p, char *err, size_t errlen)
-{
-	return query_as(conn, sql, n, p, 0, err, errlen);
-}
-
-int store_tz_offset(PGconn *conn, const char *tenant, int *offset_s, char *err,
-		    size_t errlen)
-{
-	const char *p[1] = {tenant};
-	PGresult *r = query(conn,
-			    "SELECT extract(epoch FROM (now() AT TIME ZONE"
-			    " time_zone) - (now() AT TIME ZONE 'UTC'))::int"
-			    " FROM tenants WHERE id = $1",
-			    1, p, err, errlen);
-
-	if (!r)
-		return -1;
-	if (PQntuples(r) != 1) {
-		snprintf(err, errlen, "unknown tenant \"%s\"", tenant);
-		PQclear(r);
-		return -1;
-	}
-	*offset_s = atoi(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return 0;
-}
-
-static double dbl_or_nan(const char *v)
-{
-	return v ? strtod(v, NULL) : NAN;
-}
-
-static int load_sensors(PGconn *conn, const char *tenant, struct kpi *k,
-			char *err, size_t errlen)
-{
-	const char *p[1] = {tenant};
-	PGresult *r = query(conn,
-			    "SELECT sensor_id, name, metric, unit, district,"
-			    " lat, lon, waspada, siaga, awas, offline_after_s,"
-			    " kd_us(created_at) FROM sensors WHERE tenant = $1",
-			    1, p, err, errlen);
-
-	if (!r)
-		return -1;
-	for (int i = 0; i < PQntuples(r); i++) {
-		struct ev_sensor_def d = {0};
-
-		snprintf(d.sensor_id, sizeof(d.sensor_id), "%s", col(r, i, 0));
-		snprintf(d.name, sizeof(d.name), "%s", col(r, i, 1));
-		snprintf(d.metric, sizeof(d.metric), "%s", col(r, i, 2));
-		snprintf(d.unit, sizeof(d.unit), "%s", col(r, i, 3));
-		snprintf(d.district, sizeof(d.district), "%s",
-			 col(r, i, 4) ? col(r, i, 4) : "");
-		d.has_location = col(r, i, 5) && col(r, i, 6);
-		d.lat = dbl_or_nan(col(r, i, 5));
-		d.lon = dbl_or_nan(col(r, i, 6));
-		for (int t = 0; t < 3; t++)
-			d.thresholds[t] = dbl_or_nan(col(r, i, 7 + t));
-		d.offline_after_s = atoi(col(r, i, 10));
-		if (kpi_sensor_define(k, &d, parse_us(col(r, i, 11))) < 0) {
-			snprintf(err, errlen, "out of memory");
-			PQclear(r);
-			return -1;
-		}
-	}
-	PQclear(r);
-	return 0;
-}
-
-/* Rows of the writer's result layout (enum out_col), to the sink. */
-static int load_rows(PGconn *conn, const char *sql, const char *tenant,
-		     const struct store_sink *sink, char *err, size_t errlen)
-{
-	const char *p[1] = {tenant};
-	PGresult *r = query_as(conn, sql, 1, p, 1, err, errlen);
-
-	if (!r)
-		return -1;
-	apply_rows(sink, r);
-	PQclear(r);
-	return 0;
-}
-
-static int load_alerts(PGconn *conn, const char *tenant, struct alerts *as,
-		       char *err, size_t errlen)
-{
-	const char *p[1] = {tenant};
-	PGresult *r = query(conn,
-			    "SELECT id, kind, severity, sensor_id, message,"
-			    " kd_us(raised_at), kd_us(acked_at), acked_by,"
-			    " ack_note FROM alerts"
-			    " WHERE tenant = $1 AND cleared_at IS NULL",
-			    1, p, err, errlen);
-
-	if (!r)
-		return -1;
-	for (int i = 0; i < PQntuples(r); i++) {
-		struct alert a = {0};
-
-		a.id = strtoll(col(r, i, 0), NULL, 10);
-		a.kind = alert_kind_parse(col(r, i, 1));
-		a.severity = kpi_level_parse(col(r, i, 2));
-		snprintf(a.sensor_id, sizeof(a.sensor_id), "%s", col(r, i, 3));
-		snprintf(a.message, sizeof(a.message), "%s", col(r, i, 4));
-		a.raised_us = parse_us(col(r, i, 5));
-		a.cleared_us = KPI_NONE;
-		a.acked_us = parse_us(col(r, i, 6));
-		snprintf(a.acked_by, sizeof(a.acked_by), "%s",
-			 col(r, i, 7) ? col(r, i, 7) : "");
-		snprintf(a.note, sizeof(a.note), "%s",
-			 col(r, i, 8) ? col(r, i, 8) : "");
-		if (alerts_load(as, &a) < 0) {
-			snprintf(err, errlen, "out of memory");
-			PQclear(r);
-			return -1;
-		}
-	}
-	PQclear(r);
-	return 0;
-}
-
-int store_load(PGconn *conn, const char *tenant, struct kpi *k,
-	       struct alerts *as, const struct store_sink *sink, char *err,
-	       size_t errlen)
-{
-	/*
-	 * Only what a KPI can still count: calls inside the longest call
-	 * window (24 h, plus "today" and a margin), open tickets, tickets
-	 * resolved within 30 days, and tickets received since yesterday.
-	 * Each arm has its own index.
-	 */
-	static const char calls_sql[] =
-	    SQL_CALL_ROW "calls WHERE tenant = $1"
-			 " AND received_at >= now() - interval '49 h'"
-			 " UNION" SQL_CALL_ROW "calls WHERE tenant = $1"
-			 " AND answered_at >= now() - interval '2 h'"
-			 " UNION" SQL_CALL_ROW "calls WHERE tenant = $1"
-			 " AND abandoned_at >= now() - interval '2 h'";
-	static const char tickets_sql[] = SQL_TICKET_ROW
-	    "tickets WHERE tenant = $1 AND status NOT IN (3, 4)"
-	    " UNION" SQL_TICKET_ROW "tickets WHERE tenant = $1 AND status = 3"
-	    " AND resolved_at >= now() - interval '31 days'"
-	    " UNION" SQL_TICKET_ROW "tickets WHERE tenant = $1"
-	    " AND received_at >= now() - interval '49 h'";
-	/* Each gauge's latest reading, as the careful statement's rows of
-	 * stored readings. */
-	static const char readings_sql[] =
-	    "SELECT 'e'::text, NULL::text, NULL::text, 'sensor'::text,"
-	    " s.sensor_id, r.occurred_at, r.value, NULL::int2, NULL::text,"
-	    " NULL::text, NULL::text, NULL::bool, NULL::timestamptz,"
-	    " NULL::timestamptz FROM sensors s"
-	    " CROSS JOIN LATERAL (SELECT e.occurred_at, e.value FROM events e"
-	    " WHERE e.tenant = s.tenant AND e.type = 'sensor'"
-	    " AND e.subject = s.sensor_id"
-	    " ORDER BY e.occurred_at DESC, e.value DESC LIMIT 1) r"
-	    " WHERE s.tenant = $1";
-
-	if (load_sensors(conn, tenant, k, err, errlen) < 0 ||
-	    load_rows(conn, readings_sql, tenant, sink, err, errlen) < 0 ||
-	    load_rows(conn, calls_sql, tenant, sink, err, errlen) < 0 ||
-	    load_rows(conn, tickets_sql, tenant, sink, err, errlen) < 0 ||
-	    load_alerts(conn, tenant, as, err, errlen) < 0)
-		return -1;
-	return 0;
 }

@@ -94,19 +94,8 @@ uint64_t store_groups_rewritten(const struct store *s);
 /* Answers what is queued with STORE_UNAVAILABLE and closes the connection. */
 void store_close(struct store *s);
 
-/*
- * Start-up only, on a blocking connection: reads what the KPIs need (the
- * registry and latest readings, calls and tickets still inside a window or
- * open, active alerts) and feeds it to the sink, kpi and alerts.  Cost grows
- * with what is open or recent, not with the history.  Returns 0 or -1 with
- * err filled.
- */
-int store_load(PGconn *conn, const char *tenant, struct kpi *k,
-	       struct alerts *as, const struct store_sink *sink, char *err,
-	       size_t errlen) __attribute__((warn_unused_result));
-
-/* The tenant's UTC offset now, in seconds (blocking, start-up only). */
-int store_tz_offset(PGconn *conn, const char *tenant, int *offset_s, char *err,
-		    size_t errlen) __attribute__((warn_unused_result));
+/* Passes result rows of the writer's layout (enum sql_row_col in
+ * sqltext.h, binary) on to the sink: for the writer and the start-up load. */
+void store_apply_rows(const struct store_sink *sink, PGresult *r);
 
 #endif

@@ -627,24 +627,14 @@ function pick(obj, keys) {
 // Reading the pages
 // ---------------------------------------------------------------------------
 
-/** A request for "the same time yesterday": GET /api/v1/kpis?at=... */
-function isHistoryUrl(u) {
-  try {
-    const url = new URL(u);
-    return url.pathname === '/api/v1/kpis' && url.searchParams.has('at');
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Collects what goes wrong on a page: console errors, uncaught exceptions,
- * failed requests and error responses.  Tolerated are a 404 of
- * GET /api/v1/kpis?at= (no record of yesterday) and the browser's own
- * "Failed to load resource" line about it, and whatever matches one of the
- * regular expressions in `allow` (or pushed to w.allow later: an expected 401,
- * say); those are kept in `tolerated`, never dropped.  A console.error of the
- * page's own code and an uncaught exception are always problems.
+ * failed requests and error responses.  Tolerated is whatever matches one of
+ * the regular expressions in `allow` (or pushed to w.allow later: an expected
+ * 401, say); those are kept in `tolerated`, never dropped.  A console.error of
+ * the page's own code and an uncaught exception are always problems.  The
+ * data set has no record of yesterday, so every load of the mayor's page also
+ * checks that "no record" (GET /api/v1/kpis?at= with kpis null) is no error.
  */
 function watchPage(page, label, sink, allow) {
   const w = { problems: [], tolerated: [], messages: [], allow: [...(allow || [])] };
@@ -659,10 +649,7 @@ function watchPage(page, label, sink, allow) {
     const s = `console.${msg.type()}: ${msg.text()}${where}`;
     note(s);
     if (msg.type() !== 'error') return;
-    if (/^Failed to load resource: the server responded with a status of 404\b/.test(msg.text()) &&
-      isHistoryUrl(loc.url)) {
-      w.tolerated.push(s);
-    } else if (/^Failed to load resource|^WebSocket connection to /.test(msg.text()) && expected(s)) {
+    if (/^Failed to load resource|^WebSocket connection to /.test(msg.text()) && expected(s)) {
       w.tolerated.push(s);
     } else {
       w.problems.push(s);
@@ -683,8 +670,7 @@ function watchPage(page, label, sink, allow) {
     if (res.status() < 400) return;
     const s = `HTTP ${res.status()} for ${res.request().method()} ${res.url()}`;
     note(s);
-    if (res.status() === 404 && isHistoryUrl(res.url())) w.tolerated.push(s);
-    else if (expected(s)) w.tolerated.push(s);
+    if (expected(s)) w.tolerated.push(s);
     else w.problems.push(s);
   });
   page.on('crash', () => {
@@ -862,7 +848,6 @@ module.exports = {
   SCREENSHOTS,
   sleep,
   request,
-  isHistoryUrl,
   waitFresh,
   staleShown,
   readKpiElements,

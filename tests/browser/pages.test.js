@@ -204,6 +204,44 @@ test('the numbers shown equal GET /api/v1/kpis, formatted in Indonesian', { time
   }
 });
 
+test('an offline gauge\'s alert reads OFFLINE in its own colour, never a flood level', { timeout: 60000 }, async (t) => {
+  const r = await h.kpis();
+  const offline = r.kpis['alerts.active'].filter((a) => a.kind === 'offline');
+  const level = r.kpis['alerts.active'].filter((a) => a.kind === 'level');
+  // The data set has a gauge silent past its offline_after_s, and level alerts.
+  assert.ok(offline.length >= 1 && level.length >= 1, 'the data set has offline and level alerts');
+  for (const a of offline) assert.equal(a.severity, null, `offline alert ${a.id} has no severity in the API`);
+  for (const [pg, sz] of [[WALL, WALL.sizes[0]], [MAYOR, MAYOR.sizes[0]]]) {
+    await t.test(pg.name, async () => {
+      await withPage(pg.path, size(sz), `${pg.name} offline alert`, async ({ page }) => {
+        await waitFresh(page);
+        for (const a of [...offline, ...level]) {
+          const card = page.locator(`li.alert[data-alert-id="${a.id}"]`);
+          await card.waitFor({ timeout: 5000 });
+          const badge = (await card.locator('.badge').innerText()).trim();
+          const cls = await card.getAttribute('class');
+          const colour = await card.locator('.badge').evaluate((el) => getComputedStyle(el).backgroundColor);
+          if (a.kind === 'offline') {
+            assert.equal(badge, 'OFFLINE', `${pg.name}: offline alert ${a.id} badge`);
+            assert.match(cls, /\bsev-offline\b/, `${pg.name}: offline alert ${a.id} class`);
+            const levelColours = await page.evaluate(() => ['waspada', 'siaga', 'awas'].map((l) => {
+              const el = document.createElement('span');
+              el.className = `badge lvl-${l}`;
+              document.body.appendChild(el);
+              const c = getComputedStyle(el).backgroundColor;
+              el.remove();
+              return c;
+            }));
+            assert.ok(!levelColours.includes(colour), `${pg.name}: offline badge ${colour} is a level's colour`);
+          } else {
+            assert.equal(badge.toLowerCase(), a.severity, `${pg.name}: level alert ${a.id} badge`);
+          }
+        }
+      });
+    });
+  }
+});
+
 // ---------------------------------------------------------------------------
 // 3. A posted event reaches the screen within a second
 // ---------------------------------------------------------------------------

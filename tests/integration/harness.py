@@ -295,6 +295,18 @@ class Database:
     def scalar(self, sql, params=None):
         return self.rows(sql, params)[0][0]
 
+    def execute(self, sql, params=None):
+        """Runs one statement and commits it; returns the rows it changed."""
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                n = cur.rowcount
+            conn.commit()
+            return n
+        finally:
+            conn.close()
+
     def count_events(self):
         return self.scalar("SELECT count(*) FROM events")
 

@@ -346,7 +346,7 @@ def active_alerts(events, sensors, now):
         else:
             since = entry.get("registered_at")
         if since is not None and (now - since).total_seconds() > offline_after(entry):
-            out.append({"kind": "offline", "severity": "waspada", "sensor_id": sid})
+            out.append({"kind": "offline", "severity": None, "sensor_id": sid})
     return out
 
 

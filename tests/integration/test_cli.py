@@ -7,7 +7,7 @@ health endpoints and stops cleanly on SIGTERM.
 import copy
 import re
 
-from harness import KEY_RE, create_key, kendali_cli, key_id
+from harness import KEY_RE, create_key, kendali_cli, key_id, wait_until
 
 
 def tables(database):
@@ -54,6 +54,46 @@ def test_migrate_refuses_tables_it_cannot_read(fresh_database, kendali_bin):
             cur.execute(f"REVOKE ALL ON SCHEMA public FROM {role}")
             cur.execute(f"DROP ROLE {role}")
         conn.close()
+
+
+def test_commands_never_migrate(fresh_database, kendali_bin):
+    """Only `kendali migrate` (and `serve`) change the schema: `key`,
+    `token` and `user` on a database without it, or behind the binary,
+    refuse with the command to run and leave the database as it was."""
+    for args in (("key", "create", "--poster", "x", "--types", "call"), ("key", "list"),
+                 ("token", "list"), ("user", "list")):
+        cp = kendali_cli(fresh_database, *args, check=False)
+        assert cp.returncode == 1, (args, cp)
+        assert "run `kendali migrate` first" in cp.stderr, (args, cp.stderr)
+    assert tables(fresh_database) == [], "a command other than migrate created tables"
+
+    kendali_cli(fresh_database, "migrate")
+    kendali_cli(fresh_database, "key", "list")
+    latest = fresh_database.rows("SELECT max(version), (array_agg(name ORDER BY version DESC))[1]"
+                                  " FROM schema_migrations")[0]
+    fresh_database.execute("DELETE FROM schema_migrations WHERE version = %s", (latest[0],))
+    cp = kendali_cli(fresh_database, "key", "list", check=False)
+    assert cp.returncode == 1 and "1 migration(s) missing, from " + latest[1] in cp.stderr, cp.stderr
+    assert fresh_database.rows("SELECT count(*) FROM schema_migrations WHERE version = %s",
+                                (latest[0],))[0][0] == 0, "the command migrated"
+
+
+def test_readyz_is_503_while_the_schema_is_behind(fresh_database, make_server):
+    """A restore may bring back an older schema under a running server: it
+    is not ready (and says why) until the schema has every migration."""
+    srv = make_server(fresh_database)
+    api = srv.http()
+    r = api.get("/readyz")
+    assert r.status == 200 and r.json == {"ready": True, "database": True, "schema": True}, r
+    latest = fresh_database.rows("SELECT version, name FROM schema_migrations ORDER BY version DESC LIMIT 1")[0]
+    fresh_database.execute("DELETE FROM schema_migrations WHERE version = %s", (latest[0],))
+    r = wait_until(lambda: (lambda x: x if x.status == 503 else None)(api.get("/readyz", fresh=True)),
+                   timeout=15, what="/readyz 503 once the schema is behind")
+    assert r.json == {"ready": False, "database": True, "schema": False}, r
+    assert r.headers.get("retry-after"), r
+    fresh_database.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", latest)
+    wait_until(lambda: api.get("/readyz", fresh=True).status == 200, timeout=15,
+               what="/readyz 200 once the schema is whole again")
 
 
 def test_keys_create_list_revoke(fresh_database, kendali_bin):

@@ -447,8 +447,8 @@ def test_sensors_scenario():
     assert k["alerts.active"] == [
         {"kind": "level", "severity": "siaga", "sensor_id": "A"},
         {"kind": "level", "severity": "awas", "sensor_id": "C"},
-        {"kind": "offline", "severity": "waspada", "sensor_id": "C"},
-        {"kind": "offline", "severity": "waspada", "sensor_id": "D"},   # 20 min since registration > 900 s
+        {"kind": "offline", "severity": None, "sensor_id": "C"},
+        {"kind": "offline", "severity": None, "sensor_id": "D"},   # 20 min since registration > 900 s
         {"kind": "level", "severity": "awas", "sensor_id": "F"},
     ]
 

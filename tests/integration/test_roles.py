@@ -383,6 +383,11 @@ def test_ack_body_needs_no_by_for_an_identity(world, client):
     r = client.post(f"/api/v1/alerts/{world.alert_id}/ack", {"note": "no by"}, key=None, headers=creds["headers"])
     assert r.status == 200, f"an acknowledgement by an identified operator without `by` in the body: {r}"
     assert r.json["acked_by"] == creds["name"], r.json
+    # A note of null is a note not given (docs/api.md, section 1).
+    r = client.post(f"/api/v1/alerts/{world.alert_id}/ack", {"note": None}, key=None, headers=creds["headers"])
+    assert r.status == 200 and r.json["note"] is None, r
+    r = client.post(f"/api/v1/alerts/{world.alert_id}/ack", {"note": 7}, key=None, headers=creds["headers"])
+    assert r.status == 422 and r.json["field"] == "note", r
 
 
 # --------------------------------------------------------------------------

@@ -289,7 +289,7 @@ def test_stalled_screen_does_not_delay_the_others(api, keys, server, client):
 
 def test_server_stop_closes_screens_with_1001(fresh_database, make_server):
     """docs/api.md 8.5: when the server stops it closes every connection with
-    code 1001 ("going away"), so screens know to reconnect."""
+    code 1001, reason "server stopping", so screens know to reconnect."""
     srv = make_server(fresh_database)
     c = WsClient(srv.ws_url).start()
     try:

@@ -7,7 +7,7 @@
  *
  * Live data comes from the websocket (live.js). Besides it the page fetches,
  * each with a timeout and silently:
- *   GET /api/v1/kpis?at=<now − 24 h>                                  every 5 min (404: no record)
+ *   GET /api/v1/kpis?at=<now − 24 h>                                  every 5 min (kpis null: no record)
  *   GET /api/v1/series?name=reports.received&window=48h&step=5m       every 5 min
  *   GET /api/v1/series?name=reports.resolved&window=48h&step=5m       every 5 min
  *   GET /api/v1/series?name=calls.received&window=48h&step=5m         every 5 min
@@ -177,7 +177,7 @@
     const res = await UI.getJSON(`/api/v1/kpis?at=${encodeURIComponent(at)}`);
     if (res.ok && res.body && res.body.kpis && typeof res.body.kpis === 'object' && typeof res.body.at === 'string') {
       history = { at: res.body.at, kpis: res.body.kpis, fetched: Date.now() };
-    } else if (res.status === 404 || (history && Date.now() - history.fetched > KEEP_MS)) {
+    } else if ((res.ok && res.body && res.body.kpis === null) || (history && Date.now() - history.fetched > KEEP_MS)) {
       history = null; // no record for that time: the comparison is unknown, not zero
     }
     renderDeltas();

@@ -273,8 +273,13 @@
     return title && m.startsWith(prefix) && m.length > prefix.length ? m.slice(prefix.length) : m;
   }
 
-  /** Severity of an alert as a level name ("unknown" when not one of ours). */
+  /**
+   * Severity of an alert as a level name ("unknown" when not one of ours).
+   * An offline alert says nothing about the water: it is "offline", shown in
+   * its own colour, never with a flood level's name.
+   */
   function alertSeverity(a) {
+    if (a.kind === 'offline') return 'offline';
     return SEVERITIES.includes(a.severity) ? a.severity : 'unknown';
   }
 

@@ -1,0 +1,29 @@
+/*
+ * server/load.h - the start-up load of the state (blocking; before the
+ * loop runs).
+ */
+#ifndef KENDALI_LOAD_H
+#define KENDALI_LOAD_H
+
+#include "alert.h"
+#include "kpi.h"
+#include "store.h"
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+/*
+ * Reads what the KPIs need (the registry and latest readings, calls and
+ * tickets still inside a window or open, active alerts) and feeds it to
+ * the sink, kpi and alerts.  Cost grows with what is open or recent, not
+ * with the history.  Returns 0 or -1 with err filled.
+ */
+int load_state(PGconn *conn, const char *tenant, struct kpi *k,
+	       struct alerts *as, const struct store_sink *sink, char *err,
+	       size_t errlen) __attribute__((warn_unused_result));
+
+/* The tenant's UTC offset now, in seconds. */
+int load_tz_offset(PGconn *conn, const char *tenant, int *offset_s, char *err,
+		   size_t errlen) __attribute__((warn_unused_result));
+
+#endif
