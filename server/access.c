@@ -26,7 +26,6 @@
  */
 #define TOKEN_COOKIE_S (30 * 24 * 3600)
 #define USERNAME_MAX REQTEXT_USERNAME_MAX
-#define PASSWORD_MAX 128
 #define LOGIN_BUSY_RETRY_S 1
 
 enum access_result access_identify(struct app *a, const struct http_client *c,
@@ -233,7 +232,7 @@ struct login {
 	struct app *app;
 	struct http_req *r;
 	char username[USERNAME_MAX + 1];
-	char password[PASSWORD_MAX + 1];
+	char password[AUTH_PASSWORD_MAX + 1];
 	char stored[AUTH_HASH_LEN];
 	int role;
 	bool usable; /* a user that exists and is enabled */
@@ -449,7 +448,7 @@ void access_login(struct http_req *r)
 	    !json_is_string(pw) ||
 	    !reqtext_username_valid(json_string_value(u),
 				    json_string_length(u)) ||
-	    json_string_length(pw) > PASSWORD_MAX ||
+	    json_string_length(pw) > AUTH_PASSWORD_MAX ||
 	    strlen(json_string_value(pw)) != json_string_length(pw)) {
 		json_decref(body);
 		http_problem(r, 422, "invalid_login", "Invalid login",

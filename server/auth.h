@@ -115,26 +115,8 @@ bool auth_password_verify(const char *password, const char *stored);
 /* A stored value that matches no password, for unknown users. */
 const char *auth_password_dummy(void);
 
-/*
- * For the subcommands, on a blocking connection.  auth_cli_list runs a
- * listing ($1: the tenant) and prints its ncols columns as a table under
- * heads, padded to widths (all but the last).  auth_cli_update runs a
- * statement meant to change one row, p[0] naming it, and says missing or
- * done.  Both return the exit code.
- */
-#define AUTH_UTC_TEXT(col)                                                     \
-	"coalesce(to_char(" col " AT TIME ZONE 'UTC',"                         \
-	" 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '-')"
-int auth_cli_list(PGconn *conn, const char *sql, const char *tenant, int ncols,
-		  const char *const *heads, const int *widths);
-int auth_cli_update(PGconn *conn, const char *sql, int n, const char *const *p,
-		    const char *missing, const char *done);
-
-/*
- * `kendali token ...` and `kendali user ...` on a blocking connection.
- * Return the process exit code.
- */
-int auth_token_cli(PGconn *conn, const char *tenant, int argc, char **argv);
-int auth_user_cli(PGconn *conn, const char *tenant, int argc, char **argv);
+/* A password's length in bytes, at a login and when one is set. */
+#define AUTH_PASSWORD_MIN 8
+#define AUTH_PASSWORD_MAX 128
 
 #endif

@@ -58,11 +58,8 @@ int keys_count(const struct keys *ks);
  */
 bool keys_sensor_allowed(const struct key_info *k, const char *sensor_id);
 
-/*
- * `kendali key create|list|revoke ...`, on a blocking connection.  Prints
- * to stdout (create: the key alone on the last line) and errors to stderr.
- * Returns the process exit code.
- */
-int keys_cli(PGconn *conn, const char *tenant, int argc, char **argv);
+/* The event types of a comma-separated list of names, as a bit mask
+ * (1 << enum ev_type); names that are no type are left out. */
+unsigned keys_parse_types(const char *list);
 
 #endif

@@ -4,6 +4,7 @@
  */
 #include "app.h"
 #include "auth.h"
+#include "cli.h"
 #include "event.h"
 #include "keys.h"
 #include "log.h"
@@ -394,11 +395,11 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "migrate") == 0 && argc == 2)
 		return migrate(&cfg);
 	if (strcmp(argv[1], "key") == 0)
-		return admin_cli(keys_cli, argc - 2, argv + 2, &cfg);
+		return admin_cli(cli_key, argc - 2, argv + 2, &cfg);
 	if (strcmp(argv[1], "token") == 0)
-		return admin_cli(auth_token_cli, argc - 2, argv + 2, &cfg);
+		return admin_cli(cli_token, argc - 2, argv + 2, &cfg);
 	if (strcmp(argv[1], "user") == 0)
-		return admin_cli(auth_user_cli, argc - 2, argv + 2, &cfg);
+		return admin_cli(cli_user, argc - 2, argv + 2, &cfg);
 	help(stderr);
 	return 2;
 }

@@ -1,7 +1,9 @@
 """
-Access: a revoked key stops working at once, also on an open keep-alive
-connection; a key over its rate gets 429 with Retry-After while other keys
-carry on; the pages carry their security headers.
+Agency keys: a new or revoked key takes effect at once, also on an open
+keep-alive connection; a key over its rate gets 429 with Retry-After while
+other keys carry on; a key limited to some sensors reaches only those;
+writes and acknowledgements are audited; the pages carry their security
+headers.  Screen tokens, logins and roles are in test_roles.py.
 """
 
 import datetime
