@@ -154,9 +154,9 @@ static json_t *diff(json_t *old, json_t *cur)
 	const char *key;
 	json_t *v;
 
-	json_object_foreach(
-	    cur, key, v) if (!old || !json_equal(json_object_get(old, key), v))
-	    json_object_set(changed, key, v);
+	json_object_foreach (cur, key, v)
+		if (!old || !json_equal(json_object_get(old, key), v))
+			json_object_set(changed, key, v);
 	return changed;
 }
 
@@ -227,8 +227,9 @@ static void record_history(struct app *a, int64_t now)
 		return;
 	a->last_history_us = slot;
 	rec = json_object();
-	json_object_foreach(a->published, key, v) if (!json_is_array(v))
-	    json_object_set(rec, key, v);
+	json_object_foreach (a->published, key, v)
+		if (!json_is_array(v))
+			json_object_set(rec, key, v);
 	text = json_dumps(rec, JSON_DUMP_FLAGS);
 	json_decref(rec);
 	if (text)

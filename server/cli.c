@@ -39,10 +39,26 @@ static PGresult *exec(PGconn *conn, const char *sql, int n,
 	return PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
 }
 
-/* The time a column holds, in UTC as ISO 8601, or "-" when NULL. */
-#define UTC_TEXT(col)                                                          \
-	"coalesce(to_char(" col " AT TIME ZONE 'UTC',"                         \
-	" 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '-')"
+/*
+ * The listings ($1: the tenant).  kd_utc_text (schema/010) writes a time in
+ * UTC as ISO 8601, or "-" for none.
+ */
+static const char TOKEN_LIST_SQL[] =
+    "SELECT token_id, name, role, kd_utc_text(created_at),"
+    " kd_utc_text(revoked_at)"
+    " FROM screen_tokens WHERE tenant = $1"
+    " ORDER BY created_at, token_id";
+static const char USER_LIST_SQL[] =
+    "SELECT username, role, kd_utc_text(created_at),"
+    " kd_utc_text(disabled_at),"
+    " (SELECT count(*) FROM sessions s"
+    "  WHERE s.tenant = u.tenant AND s.username = u.username"
+    "  AND s.ended_at IS NULL AND s.expires_at > now())"
+    " FROM users u WHERE tenant = $1 ORDER BY username";
+static const char KEY_LIST_SQL[] =
+    "SELECT key_id, poster, array_to_string(types, ','),"
+    " kd_utc_text(created_at), kd_utc_text(revoked_at)"
+    " FROM api_keys WHERE tenant = $1 ORDER BY created_at, key_id";
 
 /*
  * Runs a listing ($1: the tenant) and prints its ncols columns as a table
@@ -155,17 +171,7 @@ static int token_list(PGconn *conn, const char *tenant)
 					    "CREATED", "REVOKED"};
 	static const int widths[] = {14, 24, 9, 21};
 
-	return cli_list(
-	    conn,
-	    "SELECT token_id, name, role, " UTC_TEXT(
-		"created_at") ", " UTC_TEXT("revoked_at") " FROM "
-							  "screen_tokens "
-							  "WHERE tenant = "
-							  "$1"
-							  " ORDER BY "
-							  "created_at, "
-							  "token_id",
-	    tenant, 5, heads, widths);
+	return cli_list(conn, TOKEN_LIST_SQL, tenant, 5, heads, widths);
 }
 
 int cli_token(PGconn *conn, const char *tenant, int argc, char **argv)
@@ -325,29 +331,7 @@ static int user_list(PGconn *conn, const char *tenant)
 					    "DISABLED", "SESSIONS"};
 	static const int widths[] = {24, 9, 21, 21};
 
-	return cli_list(
-	    conn,
-	    "SELECT username, role, " UTC_TEXT("created_at") ", " UTC_TEXT(
-		"disabled_at") ", (SELECT "
-			       "count(*) FROM "
-			       "sessions s "
-			       "WHERE "
-			       "s.tenant = "
-			       "u.tenant"
-			       " AND "
-			       "s.username = "
-			       "u.username "
-			       "AND "
-			       "s.ended_at IS "
-			       "NULL"
-			       " AND "
-			       "s.expires_at "
-			       "> now())"
-			       " FROM users u "
-			       "WHERE tenant "
-			       "= $1 ORDER BY "
-			       "username",
-	    tenant, 5, heads, widths);
+	return cli_list(conn, USER_LIST_SQL, tenant, 5, heads, widths);
 }
 
 int cli_user(PGconn *conn, const char *tenant, int argc, char **argv)
@@ -490,16 +474,7 @@ static int key_list(PGconn *conn, const char *tenant)
 					    "CREATED", "REVOKED"};
 	static const int widths[] = {14, 24, 20, 21};
 
-	return cli_list(
-	    conn,
-	    "SELECT key_id, poster, array_to_string(types, ','),"
-	    " " UTC_TEXT(
-		"created_at") ","
-			      " " UTC_TEXT(
-				  "revoked_at") " FROM api_keys WHERE tenant = "
-						"$1"
-						" ORDER BY created_at, key_id",
-	    tenant, 5, heads, widths);
+	return cli_list(conn, KEY_LIST_SQL, tenant, 5, heads, widths);
 }
 
 static int key_revoke(PGconn *conn, const char *tenant, const char *id)

@@ -148,7 +148,8 @@ static unsigned topics_of(json_t *kpis)
 	json_t *v;
 	unsigned t = 0;
 
-	json_object_foreach(kpis, key, v) t |= ws_topic_of_key(key);
+	json_object_foreach (kpis, key, v)
+		t |= ws_topic_of_key(key);
 	return t;
 }
 
@@ -206,9 +207,9 @@ static const char *msg_text(struct msg *m, unsigned mask)
 		const char *key;
 		json_t *v;
 
-		json_object_foreach(kpis, key,
-				    v) if (ws_topic_of_key(key) & mask)
-		    json_object_set(sub, key, v);
+		json_object_foreach (kpis, key, v)
+			if (ws_topic_of_key(key) & mask)
+				json_object_set(sub, key, v);
 		json_object_set_new(body, "kpis", sub);
 	}
 	m->text[mask] = json_dumps(body, JSON_DUMP_FLAGS);
