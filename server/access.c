@@ -7,7 +7,7 @@
 #include "keys.h"
 #include "limit.h"
 #include "log.h"
-#include "pgconn.h"
+#include "reads.h"
 #include "reqtext.h"
 #include "store.h"
 
@@ -250,14 +250,6 @@ static void login_free(struct login *l)
 	free(l);
 }
 
-static void failure_recorded(void *arg, PGresult *res, const char *error)
-{
-	(void)arg;
-	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
-		log_warn("a failed login was not recorded: %s",
-			 error ? error : PQresultErrorMessage(res));
-}
-
 /*
  * The failure counts against the name, on every server of the database
  * (schema/008_login_backoff.sql): from the fifth in a row, the name waits
@@ -267,23 +259,10 @@ static void failure_recorded(void *arg, PGresult *res, const char *error)
 static void login_failed(struct login *l)
 {
 	struct http_req *r = l->r;
-	struct app *a = l->app;
-	const char *p[4] = {a->cfg.tenant, l->username, r->client.peer,
-			    l->usable ? "password" : "unknown or disabled"};
 
-	if (pgc_query(a->reader,
-		      "WITH f AS (INSERT INTO login_failures AS f (tenant,"
-		      " username, failures, last_at, wait_until)"
-		      " VALUES ($1, $2, 1, now(), now())"
-		      " ON CONFLICT (tenant, username) DO UPDATE SET"
-		      " failures = f.failures + 1, last_at = now(),"
-		      " wait_until = now() + CASE WHEN f.failures + 1 >= 5"
-		      " THEN least(30, 2 ^ least(f.failures - 4, 10))"
-		      " * interval '1 s' ELSE interval '0' END)"
-		      " INSERT INTO audit (tenant, actor, action, detail, peer)"
-		      " VALUES ($1, 'user:' || $2, 'session.login_failed',"
-		      " jsonb_build_object('reason', $4::text), $3)",
-		      4, p, failure_recorded, NULL) < 0)
+	if (reads_login_failed(
+		l->app->reader, l->app->cfg.tenant, l->username, r->client.peer,
+		l->usable ? "password" : "unknown or disabled") < 0)
 		log_warn("a failed login of %s was not recorded: database "
 			 "busy",
 			 l->username);
@@ -292,23 +271,20 @@ static void login_failed(struct login *l)
 	login_free(l);
 }
 
-static void session_stored(void *arg, PGresult *res, const char *error)
+static void session_stored(void *arg, bool ok, int64_t expires_us)
 {
 	struct login *l = arg;
 	struct http_req *r = l->r;
 	struct app *a = l->app;
 
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK ||
-	    PQntuples(res) != 1) {
-		log_warn("session of %s not stored: %s", l->username,
-			 error ? error : PQresultErrorMessage(res));
+	if (!ok) {
 		http_unavailable(r,
 				 "The database cannot open a session now; try "
 				 "again in a moment.");
 		login_free(l);
 		return;
 	}
-	l->who.expires_us = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	l->who.expires_us = expires_us;
 	/* This server knows the session at once; others by NOTIFY. */
 	if (auth_add(a->auth, &l->who) < 0)
 		log_warn("session of %s not held: out of memory", l->username);
@@ -331,7 +307,7 @@ static void verify_done(uv_work_t *w, int status)
 	struct login *l = w->data;
 	struct http_req *r = l->r;
 	struct app *a = l->app;
-	char hours[16], digest_hex[2 + 64 + 1] = "\\x";
+	char digest_hex[2 + 64 + 1] = "\\x";
 
 	OPENSSL_cleanse(l->password, sizeof(l->password));
 	if (status != 0 || !l->ok) {
@@ -349,23 +325,10 @@ static void verify_done(uv_work_t *w, int status)
 		return;
 	}
 	auth_hex(l->who.sha256, 32, digest_hex + 2);
-	snprintf(hours, sizeof(hours), "%d", a->cfg.session_hours);
-	const char *p[6] = {l->who.id,	a->cfg.tenant, l->username,
-			    digest_hex, hours,	       r->client.peer};
-	if (pgc_query(a->reader,
-		      "WITH s AS (INSERT INTO sessions (session_id, tenant,"
-		      " username, secret_sha256, expires_at, peer)"
-		      " VALUES ($1, $2, $3, $4, now() + $5::int *"
-		      " interval '1 hour', $6) RETURNING expires_at),"
-		      " a AS (INSERT INTO audit (tenant, actor, action,"
-		      " detail, peer) VALUES ($2, 'user:' || $3,"
-		      " 'session.login', jsonb_build_object('session', $1),"
-		      " $6)),"
-		      " f AS (DELETE FROM login_failures"
-		      " WHERE tenant = $2 AND username = $3)"
-		      " SELECT kd_us(expires_at) FROM s",
-		      6, p, session_stored, l) < 0)
-		session_stored(l, NULL, "database unavailable");
+	if (reads_session_open(a->reader, a->cfg.tenant, l->who.id, l->username,
+			       digest_hex, a->cfg.session_hours, r->client.peer,
+			       session_stored, l) < 0)
+		session_stored(l, false, 0);
 }
 
 /* 429 with Retry-After: too many of what, wait_s seconds to wait. */
@@ -379,16 +342,12 @@ static void too_many(struct http_req *r, const char *what, int wait_s)
 	http_problem(r, 429, "rate_limited", "Too many requests", detail, NULL);
 }
 
-static void user_read(void *arg, PGresult *res, const char *error)
+static void user_read(void *arg, bool ok, const struct reads_login *u)
 {
 	struct login *l = arg;
 	struct http_req *r = l->r;
-	int wait_s;
 
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK ||
-	    PQntuples(res) != 1) {
-		log_warn("login of %s: %s", l->username,
-			 error ? error : PQresultErrorMessage(res));
+	if (!ok) {
 		http_unavailable(r, "The database cannot check logins now; try "
 				    "again in a moment.");
 		login_free(l);
@@ -396,20 +355,17 @@ static void user_read(void *arg, PGresult *res, const char *error)
 	}
 	/* A name that failed too often waits, whether or not it is a
 	 * user's: the answer tells nothing about which accounts exist. */
-	wait_s = PQgetisnull(res, 0, 3) ? 0 : atoi(PQgetvalue(res, 0, 3));
-	if (wait_s > 0) {
-		too_many(r, "failed logins for this user name", wait_s);
+	if (u->wait_s > 0) {
+		too_many(r, "failed logins for this user name", u->wait_s);
 		login_free(l);
 		return;
 	}
 	/* An unknown or disabled user costs the same scrypt as a known
 	 * one: the answer's time tells nothing. */
-	l->usable = !PQgetisnull(res, 0, 0) &&
-		    PQgetvalue(res, 0, 2)[0] == 'f' &&
-		    (l->role = auth_role_parse(PQgetvalue(res, 0, 1))) >= 0;
+	l->usable = u->user && !u->disabled &&
+		    (l->role = auth_role_parse(u->role)) >= 0;
 	snprintf(l->stored, sizeof(l->stored), "%s",
-		 !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0)
-					 : auth_password_dummy());
+		 u->user ? u->password : auth_password_dummy());
 	l->work.data = l;
 	if (uv_queue_work(l->app->loop, &l->work, verify_work, verify_done) <
 	    0) {
@@ -482,17 +438,9 @@ void access_login(struct http_req *r)
 	snprintf(l->username, sizeof(l->username), "%s", json_string_value(u));
 	snprintf(l->password, sizeof(l->password), "%s", json_string_value(pw));
 	json_decref(body);
-	const char *p[2] = {a->cfg.tenant, l->username};
-	if (pgc_query(
-		a->reader,
-		"SELECT u.password_hash, u.role, u.disabled_at IS NOT NULL,"
-		" ceil(extract(epoch FROM f.wait_until - now()))::int"
-		" FROM (SELECT 1) AS one"
-		" LEFT JOIN users u ON u.tenant = $1 AND u.username = $2"
-		" LEFT JOIN login_failures f"
-		"  ON f.tenant = $1 AND f.username = $2",
-		2, p, user_read, l) < 0)
-		user_read(l, NULL, "database unavailable");
+	if (reads_login(a->reader, a->cfg.tenant, l->username, user_read, l) <
+	    0)
+		user_read(l, false, NULL);
 }
 
 struct logout {
@@ -500,14 +448,12 @@ struct logout {
 	char id[AUTH_ID_LEN + 1];
 };
 
-static void logout_done(void *arg, PGresult *res, const char *error)
+static void logout_done(void *arg, bool ok)
 {
 	struct logout *o = arg;
 	struct http_req *r = o->r;
 
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_warn("logout not stored: %s",
-			 error ? error : PQresultErrorMessage(res));
+	if (!ok) {
 		http_unavailable(r,
 				 "The database cannot end the session now; try "
 				 "again in a moment.");
@@ -541,16 +487,9 @@ void access_logout(struct http_req *r)
 	o->r = r;
 	memcpy(o->id, r->who.id, sizeof(o->id));
 	access_actor(&r->who, NULL, actor, sizeof(actor));
-	const char *p[4] = {o->id, a->cfg.tenant, actor, r->client.peer};
-	if (pgc_query(a->reader,
-		      "WITH s AS (UPDATE sessions SET ended_at = now()"
-		      " WHERE session_id = $1 AND tenant = $2),"
-		      " a AS (INSERT INTO audit (tenant, actor, action, detail,"
-		      " peer) VALUES ($2, $3, 'session.logout',"
-		      " jsonb_build_object('session', $1), $4))"
-		      " SELECT 1",
-		      4, p, logout_done, o) < 0)
-		logout_done(o, NULL, "database unavailable");
+	if (reads_session_end(a->reader, a->cfg.tenant, o->id, actor,
+			      r->client.peer, logout_done, o) < 0)
+		logout_done(o, false);
 }
 
 void access_whoami(struct http_req *r)

@@ -8,13 +8,13 @@
 #include "http.h"
 #include "keys.h"
 #include "kpi.h"
-#include "load.h"
 #include "limit.h"
+#include "load.h"
 #include "log.h"
 #include "migrate.h"
 #include "pgconn.h"
-#include "buf.h"
 #include "pub.h"
+#include "reads.h"
 #include "store.h"
 
 #include <signal.h>
@@ -254,11 +254,8 @@ static void keys_loaded(void *arg, PGresult *r, const char *error)
  */
 static void refresh_keys(struct app *a)
 {
-	const char *p[1] = {a->cfg.tenant};
-
 	a->last_keys_us = clock_now_us();
-	a->keys_owed =
-	    pgc_query(a->reader, KEYS_SELECT_SQL, 1, p, keys_loaded, a) < 0;
+	a->keys_owed = reads_keys(a->reader, a->cfg.tenant, keys_loaded, a) < 0;
 	if (a->keys_owed)
 		log_debug("keys not refreshed yet: reader busy or away");
 }
@@ -290,20 +287,10 @@ static bool ws_admit(void *arg, struct lws *wsi, char *id, size_t len)
 
 static void refresh_auth(struct app *a)
 {
-	const char *p[1] = {a->cfg.tenant};
-
 	a->auth_owed =
-	    pgc_query(a->reader, AUTH_SELECT_SQL, 1, p, auth_loaded, a) < 0;
+	    reads_credentials(a->reader, a->cfg.tenant, auth_loaded, a) < 0;
 	if (a->auth_owed)
 		log_debug("sessions not refreshed yet: reader busy or away");
-}
-
-static void listened(void *arg, PGresult *r, const char *error)
-{
-	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
-		log_warn("LISTEN failed: %s",
-			 r ? PQresultErrorMessage(r) : error);
-	(void)arg;
 }
 
 static void schema_checked(void *arg, PGresult *r, const char *error)
@@ -333,8 +320,7 @@ static void schema_checked(void *arg, PGresult *r, const char *error)
 static void check_schema(struct app *a, int64_t now)
 {
 	a->last_schema_us = now;
-	if (pgc_query(a->reader, MIGRATE_VERSIONS_SQL, 0, NULL, schema_checked,
-		      a) < 0)
+	if (reads_schema(a->reader, schema_checked, a) < 0)
 		log_debug("schema not checked: reader busy or away");
 }
 
@@ -352,10 +338,7 @@ static void reader_state(void *arg, enum pgc_state state)
 	if (state != PGC_IDLE || a->reader_listening || a->stopping)
 		return;
 	a->reader_listening = true;
-	if (pgc_query(a->reader, "LISTEN kendali_keys", 0, NULL, listened, a) ==
-		0 &&
-	    pgc_query(a->reader, "LISTEN kendali_auth", 0, NULL, listened, a) ==
-		0) {
+	if (reads_listen(a->reader) == 0) {
 		refresh_keys(a);
 		refresh_auth(a);
 	}
@@ -379,29 +362,13 @@ static void credentials_notified(void *arg, const char *channel,
 		refresh_keys(a);
 }
 
-static void sessions_pruned(void *arg, PGresult *r, const char *error)
-{
-	(void)arg;
-	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
-		log_warn("pruning old sessions failed: %s",
-			 r ? PQresultErrorMessage(r) : error);
-}
-
 /*
  * Sessions over for a month are of no use, nor failed logins a day old;
  * the audit keeps the trail.
  */
 static void prune_sessions(struct app *a)
 {
-	const char *p[1] = {a->cfg.tenant};
-
-	if (pgc_query(a->reader,
-		      "WITH f AS (DELETE FROM login_failures WHERE tenant = $1"
-		      " AND last_at < now() - interval '1 day')"
-		      " DELETE FROM sessions WHERE tenant = $1"
-		      " AND coalesce(ended_at, expires_at)"
-		      " < now() - interval '30 days'",
-		      1, p, sessions_pruned, a) < 0)
+	if (reads_prune(a->reader, a->cfg.tenant) < 0)
 		log_debug("sessions not pruned: database unavailable");
 }
 
@@ -541,9 +508,7 @@ static int startup_db(struct app *a)
 {
 	struct store_sink sink = {sink_call, sink_ticket, sink_reading, a};
 	char err[512];
-	const char *p[1] = {a->cfg.tenant};
 	PGconn *conn = PQconnectdb(a->cfg.database_url);
-	PGresult *r;
 	int rc = -1, n;
 	int64_t t0 = clock_now_us();
 
@@ -571,21 +536,11 @@ static int startup_db(struct app *a)
 		log_error("out of memory");
 		goto out;
 	}
-	r = PQexecParams(conn, KEYS_SELECT_SQL, 1, NULL, p, NULL, NULL, 0);
-	if (keys_replace(a->keys, r) < 0) {
-		log_error("cannot read API keys: %s", PQresultErrorMessage(r));
-		PQclear(r);
+	if (load_credentials(conn, a->cfg.tenant, a->keys, a->auth, err,
+			     sizeof(err)) < 0) {
+		log_error("%s", err);
 		goto out;
 	}
-	PQclear(r);
-	r = PQexecParams(conn, AUTH_SELECT_SQL, 1, NULL, p, NULL, NULL, 0);
-	if (auth_replace(a->auth, r) < 0) {
-		log_error("cannot read screen tokens and sessions: %s",
-			  PQresultErrorMessage(r));
-		PQclear(r);
-		goto out;
-	}
-	PQclear(r);
 	kpi_advance(a->kpi, clock_now_us());
 	if (load_state(conn, a->cfg.tenant, a->kpi, a->alerts, &sink, err,
 		       sizeof(err)) < 0) {

@@ -66,21 +66,11 @@ struct auth *auth_new(void);
 void auth_free(struct auth *a);
 
 /*
- * Replaces the credentials held with the rows of AUTH_SELECT_SQL ($1: the
- * tenant).  Returns 0, or -1 if the result is unusable (the old ones stay).
+ * Replaces the credentials held with the rows of READS_CREDENTIALS_SQL
+ * (reads.h).  Returns 0, or -1 if the result is unusable (the old ones stay).
  */
 int auth_replace(struct auth *a, PGresult *r)
     __attribute__((warn_unused_result));
-#define AUTH_SELECT_SQL                                                        \
-	"SELECT 's', token_id, name, role, encode(secret_sha256, 'hex'), 0"    \
-	" FROM screen_tokens WHERE tenant = $1 AND revoked_at IS NULL"         \
-	" UNION ALL"                                                           \
-	" SELECT 'u', s.session_id, u.username, u.role,"                       \
-	" encode(s.secret_sha256, 'hex'), kd_us(s.expires_at)"                 \
-	" FROM sessions s JOIN users u USING (tenant, username)"               \
-	" WHERE s.tenant = $1 AND s.ended_at IS NULL"                          \
-	" AND s.expires_at > now() AND u.disabled_at IS NULL"
-
 /* Adds one (a session this server just opened, before its NOTIFY). */
 int auth_add(struct auth *a, const struct identity *who);
 

@@ -34,17 +34,11 @@ void keys_free(struct keys *ks);
 
 /*
  * Replaces the keys held with the rows of
- * "SELECT key_id, poster, types, secret_sha256 ..." (see KEYS_SELECT_SQL).
+ * READS_KEYS_SQL (reads.h).
  * Returns 0, or -1 if the result is unusable (the old keys stay).
  */
 int keys_replace(struct keys *ks, PGresult *r)
     __attribute__((warn_unused_result));
-#define KEYS_SELECT_SQL                                                        \
-	"SELECT key_id, poster, array_to_string(types, ','),"                  \
-	" encode(secret_sha256, 'hex'), array_to_string(sensors, ',')"         \
-	" FROM api_keys"                                                       \
-	" WHERE tenant = $1 AND revoked_at IS NULL"
-
 /* The key of a bearer token ("kd_..."), or NULL (borrowed). */
 const struct key_info *keys_check(const struct keys *ks, const char *key);
 /* Whether a credential is meant as an agency key ("kd_..."), good or not;

@@ -192,3 +192,28 @@ int load_state(PGconn *conn, const char *tenant, struct kpi *k,
 		return -1;
 	return 0;
 }
+
+int load_credentials(PGconn *conn, const char *tenant, struct keys *keys,
+		     struct auth *auth, char *err, size_t errlen)
+{
+	const char *p[1] = {tenant};
+	PGresult *r =
+	    PQexecParams(conn, READS_KEYS_SQL, 1, NULL, p, NULL, NULL, 0);
+	int rc = keys_replace(keys, r);
+
+	if (rc < 0)
+		snprintf(err, errlen, "cannot read API keys: %s",
+			 PQresultErrorMessage(r));
+	PQclear(r);
+	if (rc < 0)
+		return -1;
+	r = PQexecParams(conn, READS_CREDENTIALS_SQL, 1, NULL, p, NULL, NULL,
+			 0);
+	rc = auth_replace(auth, r);
+	if (rc < 0)
+		snprintf(err, errlen,
+			 "cannot read screen tokens and sessions: %s",
+			 PQresultErrorMessage(r));
+	PQclear(r);
+	return rc;
+}

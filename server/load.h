@@ -6,6 +6,8 @@
 #define KENDALI_LOAD_H
 
 #include "alert.h"
+#include "auth.h"
+#include "keys.h"
 #include "kpi.h"
 #include "store.h"
 
@@ -21,6 +23,11 @@
 int load_state(PGconn *conn, const char *tenant, struct kpi *k,
 	       struct alerts *as, const struct store_sink *sink, char *err,
 	       size_t errlen) __attribute__((warn_unused_result));
+
+/* The live agency keys, screen tokens and sessions, into keys and auth. */
+int load_credentials(PGconn *conn, const char *tenant, struct keys *keys,
+		     struct auth *auth, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* The tenant's UTC offset now, in seconds. */
 int load_tz_offset(PGconn *conn, const char *tenant, int *offset_s, char *err,

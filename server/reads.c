@@ -1,10 +1,12 @@
 #include "reads.h"
 
 #include "buf.h"
+#include "log.h"
+#include "migrate.h"
 #include "event.h"
-#include "pgconn.h"
 #include "sqltext.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,4 +263,224 @@ int reads_series(struct pgc *c, const struct reads_series_q *sq,
 	if (rc < 0)
 		free(q);
 	return rc < 0 ? -1 : 0;
+}
+
+/* ---- logins and sessions ---- */
+
+/* A statement's callback and its argument, for the typed callbacks. */
+struct pending {
+	void (*cb)(void);
+	void *arg;
+};
+
+static struct pending *pending_new(void (*cb)(void), void *arg)
+{
+	struct pending *q = malloc(sizeof(*q));
+
+	if (q)
+		*q = (struct pending){cb, arg};
+	return q;
+}
+
+static int queue(struct pgc *c, const char *sql, int n, const char *const *p,
+		 pgc_result_cb done, struct pending *q)
+{
+	if (!q)
+		return -1;
+	if (pgc_query(c, sql, n, p, done, q) < 0) {
+		free(q);
+		return -1;
+	}
+	return 0;
+}
+
+static void login_read(void *arg, PGresult *r, const char *error)
+{
+	struct pending *q = arg;
+	reads_login_cb cb = (reads_login_cb)q->cb;
+	struct reads_login l = {0};
+
+	if (!rows_ok(r) || PQntuples(r) != 1) {
+		log_warn("reading a login: %s",
+			 error ? error : PQresultErrorMessage(r));
+		cb(q->arg, false, NULL);
+		free(q);
+		return;
+	}
+	l.user = !PQgetisnull(r, 0, 0);
+	if (l.user) {
+		snprintf(l.password, sizeof(l.password), "%s",
+			 PQgetvalue(r, 0, 0));
+		snprintf(l.role, sizeof(l.role), "%s", PQgetvalue(r, 0, 1));
+		l.disabled = PQgetvalue(r, 0, 2)[0] == 't';
+	}
+	l.wait_s = PQgetisnull(r, 0, 3) ? 0 : atoi(PQgetvalue(r, 0, 3));
+	cb(q->arg, true, &l);
+	OPENSSL_cleanse(&l, sizeof(l));
+	free(q);
+}
+
+int reads_login(struct pgc *c, const char *tenant, const char *username,
+		reads_login_cb cb, void *arg)
+{
+	const char *p[2] = {tenant, username};
+
+	/* One row whether or not the name is a user's or has failed. */
+	return queue(c,
+		     "SELECT u.password_hash, u.role,"
+		     " u.disabled_at IS NOT NULL,"
+		     " ceil(extract(epoch FROM f.wait_until - now()))::int"
+		     " FROM (SELECT 1) AS one"
+		     " LEFT JOIN users u ON u.tenant = $1 AND u.username = $2"
+		     " LEFT JOIN login_failures f"
+		     "  ON f.tenant = $1 AND f.username = $2",
+		     2, p, login_read, pending_new((void (*)(void))cb, arg));
+}
+
+static void failure_recorded(void *arg, PGresult *r, const char *error)
+{
+	(void)arg;
+	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
+		log_warn("a failed login was not recorded: %s",
+			 error ? error : PQresultErrorMessage(r));
+}
+
+int reads_login_failed(struct pgc *c, const char *tenant, const char *username,
+		       const char *peer, const char *why)
+{
+	const char *p[4] = {tenant, username, peer, why};
+
+	return pgc_query(
+	    c,
+	    "WITH f AS (INSERT INTO login_failures AS f (tenant,"
+	    " username, failures, last_at, wait_until)"
+	    " VALUES ($1, $2, 1, now(), now())"
+	    " ON CONFLICT (tenant, username) DO UPDATE SET"
+	    " failures = f.failures + 1, last_at = now(),"
+	    " wait_until = now() + CASE WHEN f.failures + 1 >= 5"
+	    " THEN least(30, 2 ^ least(f.failures - 4, 10))"
+	    " * interval '1 s' ELSE interval '0' END)"
+	    " INSERT INTO audit (tenant, actor, action, detail, peer)"
+	    " VALUES ($1, 'user:' || $2, 'session.login_failed',"
+	    " jsonb_build_object('reason', $4::text), $3)",
+	    4, p, failure_recorded, NULL);
+}
+
+static void session_opened(void *arg, PGresult *r, const char *error)
+{
+	struct pending *q = arg;
+	reads_session_cb cb = (reads_session_cb)q->cb;
+
+	if (!rows_ok(r) || PQntuples(r) != 1) {
+		log_warn("a session was not stored: %s",
+			 error ? error : PQresultErrorMessage(r));
+		cb(q->arg, false, KPI_NONE);
+	} else {
+		cb(q->arg, true, us_or_none(r, 0, 0));
+	}
+	free(q);
+}
+
+int reads_session_open(struct pgc *c, const char *tenant, const char *id,
+		       const char *username, const char *digest_hex, int hours,
+		       const char *peer, reads_session_cb cb, void *arg)
+{
+	char h[16];
+	const char *p[6] = {id, tenant, username, digest_hex, h, peer};
+
+	snprintf(h, sizeof(h), "%d", hours);
+	return queue(c,
+		     "WITH s AS (INSERT INTO sessions (session_id, tenant,"
+		     " username, secret_sha256, expires_at, peer)"
+		     " VALUES ($1, $2, $3, $4, now() + $5::int *"
+		     " interval '1 hour', $6) RETURNING expires_at),"
+		     " a AS (INSERT INTO audit (tenant, actor, action,"
+		     " detail, peer) VALUES ($2, 'user:' || $3,"
+		     " 'session.login', jsonb_build_object('session', $1),"
+		     " $6)),"
+		     " f AS (DELETE FROM login_failures"
+		     " WHERE tenant = $2 AND username = $3)"
+		     " SELECT kd_us(expires_at) FROM s",
+		     6, p, session_opened,
+		     pending_new((void (*)(void))cb, arg));
+}
+
+static void session_ended(void *arg, PGresult *r, const char *error)
+{
+	struct pending *q = arg;
+	reads_done_cb cb = (reads_done_cb)q->cb;
+
+	if (!rows_ok(r))
+		log_warn("a logout was not stored: %s",
+			 error ? error : PQresultErrorMessage(r));
+	cb(q->arg, rows_ok(r));
+	free(q);
+}
+
+int reads_session_end(struct pgc *c, const char *tenant, const char *id,
+		      const char *actor, const char *peer, reads_done_cb cb,
+		      void *arg)
+{
+	const char *p[4] = {id, tenant, actor, peer};
+
+	return queue(c,
+		     "WITH s AS (UPDATE sessions SET ended_at = now()"
+		     " WHERE session_id = $1 AND tenant = $2),"
+		     " a AS (INSERT INTO audit (tenant, actor, action, detail,"
+		     " peer) VALUES ($2, $3, 'session.logout',"
+		     " jsonb_build_object('session', $1), $4))"
+		     " SELECT 1",
+		     4, p, session_ended, pending_new((void (*)(void))cb, arg));
+}
+
+/* ---- credentials ---- */
+
+int reads_keys(struct pgc *c, const char *tenant, pgc_result_cb cb, void *arg)
+{
+	const char *p[1] = {tenant};
+
+	return pgc_query(c, READS_KEYS_SQL, 1, p, cb, arg);
+}
+
+int reads_credentials(struct pgc *c, const char *tenant, pgc_result_cb cb,
+		      void *arg)
+{
+	const char *p[1] = {tenant};
+
+	return pgc_query(c, READS_CREDENTIALS_SQL, 1, p, cb, arg);
+}
+
+static void command_done(void *arg, PGresult *r, const char *error)
+{
+	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
+		log_warn("%s failed: %s", (const char *)arg,
+			 r ? PQresultErrorMessage(r) : error);
+}
+
+int reads_listen(struct pgc *c)
+{
+	if (pgc_query(c, "LISTEN kendali_keys", 0, NULL, command_done,
+		      "LISTEN kendali_keys") < 0)
+		return -1;
+	return pgc_query(c, "LISTEN kendali_auth", 0, NULL, command_done,
+			 "LISTEN kendali_auth");
+}
+
+int reads_prune(struct pgc *c, const char *tenant)
+{
+	const char *p[1] = {tenant};
+
+	return pgc_query(
+	    c,
+	    "WITH f AS (DELETE FROM login_failures WHERE tenant = $1"
+	    " AND last_at < now() - interval '1 day')"
+	    " DELETE FROM sessions WHERE tenant = $1"
+	    " AND coalesce(ended_at, expires_at)"
+	    " < now() - interval '30 days'",
+	    1, p, command_done, "pruning old sessions");
+}
+
+int reads_schema(struct pgc *c, pgc_result_cb cb, void *arg)
+{
+	return pgc_query(c, MIGRATE_VERSIONS_SQL, 0, NULL, cb, arg);
 }

@@ -1,9 +1,10 @@
 /*
- * server/reads.h - what the API reads from the database on the reader
- * connection, with each statement's SQL and the decoding of its rows in
- * this one place, and typed results.  A schema change touches one
- * statement here per table read; the start-up load (load.c) decodes
- * alerts with the same decoder.
+ * server/reads.h - the statements of the reader connection (what the API
+ * reads, and the logins' and sessions' own rows, which must not wait
+ * behind the writer's groups), with each statement's SQL and the decoding
+ * of its rows in this one place, and typed results.  A schema change touches
+ * one statement here per table read; the start-up load (load.c) decodes alerts
+ * with the same decoder.
  *
  * Each function queues one statement and returns 0, or -1 when the
  * connection takes no more work (its callback is then never called).  The
@@ -13,6 +14,8 @@
 #define KENDALI_READS_H
 
 #include "alert.h"
+#include "auth.h"
+#include "pgconn.h"
 
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -81,5 +84,80 @@ typedef void (*reads_series_cb)(void *arg, bool ok,
 				const struct reads_bucket *b, size_t n);
 int reads_series(struct pgc *c, const struct reads_series_q *q,
 		 reads_series_cb cb, void *arg);
+
+/* ---- credentials ---- */
+
+/*
+ * The live agency keys ($1: the tenant), the rows keys_replace decodes, and
+ * the live screen tokens and sessions, the rows auth_replace decodes: each
+ * module builds its own table from them.  The start-up load reads them
+ * with these too.
+ */
+#define READS_KEYS_SQL                                                         \
+	"SELECT key_id, poster, array_to_string(types, ','),"                  \
+	" encode(secret_sha256, 'hex'), array_to_string(sensors, ',')"         \
+	" FROM api_keys"                                                       \
+	" WHERE tenant = $1 AND revoked_at IS NULL"
+#define READS_CREDENTIALS_SQL                                                  \
+	"SELECT 's', token_id, name, role, encode(secret_sha256, 'hex'), 0"    \
+	" FROM screen_tokens WHERE tenant = $1 AND revoked_at IS NULL"         \
+	" UNION ALL"                                                           \
+	" SELECT 'u', s.session_id, u.username, u.role,"                       \
+	" encode(s.secret_sha256, 'hex'), kd_us(s.expires_at)"                 \
+	" FROM sessions s JOIN users u USING (tenant, username)"               \
+	" WHERE s.tenant = $1 AND s.ended_at IS NULL"                          \
+	" AND s.expires_at > now() AND u.disabled_at IS NULL"
+int reads_keys(struct pgc *c, const char *tenant, pgc_result_cb cb, void *arg);
+int reads_credentials(struct pgc *c, const char *tenant, pgc_result_cb cb,
+		      void *arg);
+
+/* LISTEN to the channels the credentials' changes are notified on
+ * (schema/003, 006). */
+int reads_listen(struct pgc *c);
+
+/* Forgets sessions over for a month and failed logins a day old (the audit
+ * keeps the trail); a failure is logged. */
+int reads_prune(struct pgc *c, const char *tenant);
+
+/* MIGRATE_VERSIONS_SQL, for /readyz. */
+int reads_schema(struct pgc *c, pgc_result_cb cb, void *arg);
+
+/* ---- logins and sessions ---- */
+
+/* What a login needs to know of a user name, in one read. */
+struct reads_login {
+	bool user;		      /* the name is a user's */
+	bool disabled;		      /* ... whose account is disabled */
+	char role[16];		      /* ... with this role */
+	char password[AUTH_HASH_LEN]; /* ... and this stored hash */
+	int wait_s; /* the name waits this long after failures */
+};
+typedef void (*reads_login_cb)(void *arg, bool ok, const struct reads_login *l);
+int reads_login(struct pgc *c, const char *tenant, const char *username,
+		reads_login_cb cb, void *arg);
+
+/*
+ * Counts a failed login against the name (from the fifth in a row it waits
+ * 1, 2, 4, ... up to 30 s: schema/008) and audits it, in one statement;
+ * why is the audit's reason.  A failure of its own is logged.
+ */
+int reads_login_failed(struct pgc *c, const char *tenant, const char *username,
+		       const char *peer, const char *why);
+
+/* A session opened: ok, and when it ends. */
+typedef void (*reads_session_cb)(void *arg, bool ok, int64_t expires_us);
+/*
+ * Opens session id for username (its secret's SHA-256 as "\\x<hex>"),
+ * lasting hours, audits it and forgets the name's failures.
+ */
+int reads_session_open(struct pgc *c, const char *tenant, const char *id,
+		       const char *username, const char *digest_hex, int hours,
+		       const char *peer, reads_session_cb cb, void *arg);
+
+typedef void (*reads_done_cb)(void *arg, bool ok);
+/* Ends session id, audited as actor. */
+int reads_session_end(struct pgc *c, const char *tenant, const char *id,
+		      const char *actor, const char *peer, reads_done_cb cb,
+		      void *arg);
 
 #endif
