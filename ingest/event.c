@@ -850,8 +850,7 @@ static bool has_nul(const json_t *v)
 		const char *key;
 		json_t *m;
 
-		json_object_foreach((json_t *)v, key, m)
-		{
+		json_object_foreach ((json_t *)v, key, m) {
 			if (has_nul(m))
 				return true;
 		}
@@ -884,8 +883,7 @@ static int check_nul(const json_t *v, char *path, size_t plen,
 		const char *key;
 		json_t *m;
 
-		json_object_foreach((json_t *)v, key, m)
-		{
+		json_object_foreach ((json_t *)v, key, m) {
 			struct text t = {path, 256, plen, false};
 
 			if (!has_nul(m))
@@ -1231,7 +1229,8 @@ void ev_batch_free(struct ev_batch *b)
 
 /* Sensor registry ------------------------------------------------------- */
 
-static int get_thresholds(const json_t *obj, double th[3], struct ev_error *err)
+static int get_thresholds(const json_t *obj, double th[EV_THRESHOLDS],
+			  struct ev_error *err)
 {
 	json_t *t = member(obj, "thresholds"), *v;
 	const char *key;
@@ -1251,11 +1250,11 @@ static int get_thresholds(const json_t *obj, double th[3], struct ev_error *err)
 			       "200, \"awas\": 250}; got %s.",
 			       got);
 	}
-	json_object_foreach(t, key, v)
-	{
+	json_object_foreach (t, key, v) {
 		int i = 0;
 
-		while (i < 3 && strcmp(key, ev_threshold_names[i]) != 0)
+		while (i < EV_THRESHOLDS &&
+		       strcmp(key, ev_threshold_names[i]) != 0)
 			i++;
 		if (i == 3) {
 			struct text tx = {pb, sizeof pb, 0, false};
@@ -1270,7 +1269,7 @@ static int get_thresholds(const json_t *obj, double th[3], struct ev_error *err)
 			    got);
 		}
 	}
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < EV_THRESHOLDS; i++) {
 		if (get_number(t, "thresholds", ev_threshold_names[i],
 			       -HUGE_VAL, HUGE_VAL, "a finite number", false,
 			       &th[i], &present, err))
@@ -1330,7 +1329,7 @@ static int get_offline_after(const json_t *obj, int *out, struct ev_error *err)
 static void sensor_def_init(struct ev_sensor_def *out)
 {
 	memset(out, 0, sizeof *out);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < EV_THRESHOLDS; i++)
 		out->thresholds[i] = NAN;
 	out->offline_after_s = 900;
 }

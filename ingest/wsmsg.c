@@ -58,8 +58,7 @@ int ws_msg_parse(const char *data, size_t len, struct ws_msg *out, char *err,
 			 "calls, reports, sensors, alerts");
 		goto fail;
 	}
-	json_array_foreach(topics, i, t)
-	{
+	json_array_foreach (topics, i, t) {
 		unsigned bit = topic_bit(t);
 
 		if (!bit) {
