@@ -1,10 +1,12 @@
 /*
- * server/limit.h - a token bucket per API key: each request takes a token,
- * tokens come back at `rate` per second up to `burst`.
+ * server/limit.h - token buckets by a key string: each request takes a
+ * token, tokens come back at `rate` per second up to `burst`.  The server
+ * has two limiters: one by agency key id (--rate-limit, for keys that
+ * passed authentication, so as many buckets as keys in use), one by client
+ * address for logins (as many as addresses that tried to log in lately).
  *
- * The buckets are held for keys that passed authentication, so there are as
- * many as there are keys in use; a bucket unused for ten minutes is
- * forgotten (it would be full again by then anyway).
+ * A bucket unused for ten minutes is forgotten (it would be full again by
+ * then anyway); idle buckets are swept every 4096 takes.
  */
 #ifndef KENDALI_LIMIT_H
 #define KENDALI_LIMIT_H
