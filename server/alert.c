@@ -74,7 +74,7 @@ static void changed(struct alerts *as, struct alert *a)
 	as->cb(as->arg, a);
 }
 
-static void level_message(struct alert *a, const struct kpi_sensor_view *v)
+static void level_message(struct alert *a, const struct sensor_view *v)
 {
 	const char *lvl = a->severity == KPI_AWAS ? "AWAS" : "SIAGA";
 
@@ -82,7 +82,7 @@ static void level_message(struct alert *a, const struct kpi_sensor_view *v)
 		 v->value, v->unit);
 }
 
-static void raise_alert(struct alerts *as, const struct kpi_sensor_view *v,
+static void raise_alert(struct alerts *as, const struct sensor_view *v,
 			enum alert_kind kind, enum kpi_level severity,
 			int64_t now)
 {
@@ -106,8 +106,7 @@ static void raise_alert(struct alerts *as, const struct kpi_sensor_view *v,
 	changed(as, a);
 }
 
-void alerts_check(struct alerts *as, const struct kpi_sensor_view *v,
-		  int64_t now)
+void alerts_check(struct alerts *as, const struct sensor_view *v, int64_t now)
 {
 	struct alert *lv = active(as, v->sensor_id, ALERT_LEVEL);
 	struct alert *off = active(as, v->sensor_id, ALERT_OFFLINE);

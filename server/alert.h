@@ -12,6 +12,7 @@
 #define KENDALI_ALERT_H
 
 #include "kpi.h"
+#include "sensors.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -48,8 +49,7 @@ int alerts_load(struct alerts *as, const struct alert *a)
     __attribute__((warn_unused_result));
 
 /* Applies the rules to one sensor at clock now. */
-void alerts_check(struct alerts *as, const struct kpi_sensor_view *v,
-		  int64_t now);
+void alerts_check(struct alerts *as, const struct sensor_view *v, int64_t now);
 
 /* Finds an alert, active or recently cleared, by id; NULL if unknown. */
 struct alert *alerts_find(struct alerts *as, int64_t id);

@@ -14,6 +14,7 @@
 #include "kpi.h"
 #include "limit.h"
 #include "log.h"
+#include "sensors.h"
 #include "store.h"
 
 #include <stdio.h>
@@ -213,7 +214,7 @@ void api_post_events(struct http_req *r)
 			return;
 		}
 		if (e->type == EV_SENSOR &&
-		    !kpi_sensor_known(a->kpi, e->subject)) {
+		    !sensors_known(a->sensors, e->subject)) {
 			snprintf(detail, sizeof(detail),
 				 "Sensor \"%.64s\" is not registered; register "
 				 "it with PUT /api/v1/sensors/{id} first.",
@@ -263,15 +264,16 @@ static void sensor_stored(void *arg, bool ok, bool created,
 			 error ? error : "?");
 		http_unavailable(r, "The sensor could not be stored now; retry "
 				    "later.");
-	} else if (kpi_sensor_define(a->kpi, &ps->def, registered_us) < 0) {
+	} else if (sensors_define(a->sensors, &ps->def, registered_us) < 0) {
 		http_problem(r, 500, "internal", "Internal error",
 			     "Out of memory.", NULL);
 	} else {
 		app_touch(a);
 		http_respond_json(
 		    r, created ? 201 : 200,
-		    api_sensor_json(a, api_sensor_index(a, ps->def.sensor_id),
-				    clock_now_us()));
+		    api_sensor_json(
+			a, sensors_index(a->sensors, ps->def.sensor_id),
+			clock_now_us()));
 	}
 	free(ps);
 }

@@ -28,8 +28,6 @@ void api_put_sensor(struct http_req *r);
 /* api_screens.c */
 /* The sensor of registry index i as the API shows it (new reference). */
 json_t *api_sensor_json(struct app *a, int i, int64_t now);
-/* The registry index of a sensor id, -1 if unknown. */
-int api_sensor_index(struct app *a, const char *id);
 bool api_sensor_reader(struct http_req *r);
 void api_get_sensors(struct http_req *r);
 void api_get_kpis(struct http_req *r);

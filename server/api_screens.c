@@ -14,6 +14,7 @@
 #include "keys.h"
 #include "kpi.h"
 #include "reads.h"
+#include "sensors.h"
 #include "reqtext.h"
 #include "store.h"
 
@@ -31,8 +32,8 @@
 
 json_t *api_sensor_json(struct app *a, int i, int64_t now)
 {
-	const struct ev_sensor_def *d = kpi_sensor_def(a->kpi, i);
-	json_t *o = kpi_sensor_json(a->kpi, i, now);
+	const struct ev_sensor_def *d = sensors_def(a->sensors, i);
+	json_t *o = sensors_entry_json(a->sensors, i, now);
 	json_t *th = json_object();
 
 	for (int t = 0; t < EV_THRESHOLDS; t++)
@@ -50,14 +51,6 @@ json_t *api_sensor_json(struct app *a, int i, int64_t now)
 	json_object_set_new(o, "offline_after_s",
 			    json_integer(d->offline_after_s));
 	return o;
-}
-
-int api_sensor_index(struct app *a, const char *id)
-{
-	for (int i = 0; i < kpi_sensor_count(a->kpi); i++)
-		if (strcmp(kpi_sensor_def(a->kpi, i)->sensor_id, id) == 0)
-			return i;
-	return -1;
 }
 
 /*
@@ -87,7 +80,7 @@ void api_get_sensors(struct http_req *r)
 	json_t *arr = json_array();
 	int64_t now = clock_now_us();
 
-	for (int i = 0; i < kpi_sensor_count(a->kpi); i++)
+	for (int i = 0; i < sensors_count(a->sensors); i++)
 		json_array_append_new(arr, api_sensor_json(a, i, now));
 	http_respond_json(r, 200, json_pack("{s:o}", "sensors", arr));
 }
@@ -269,7 +262,7 @@ void api_get_series(struct http_req *r)
 	else if (strcmp(nm, "reports.sla_met") == 0)
 		kind = READS_REPORTS_SLA_MET;
 	else if (strncmp(nm, "sensor:", 7) == 0 &&
-		 kpi_sensor_known(a->kpi, nm + 7))
+		 sensors_known(a->sensors, nm + 7))
 		kind = READS_SENSOR;
 	else {
 		http_problem(r, 404, "not_found", "Unknown series",

@@ -15,6 +15,7 @@
 #include "pgconn.h"
 #include "pub.h"
 #include "reads.h"
+#include "sensors.h"
 #include "store.h"
 
 #include <signal.h>
@@ -82,7 +83,7 @@ static void sink_reading(void *arg, const char *sensor_id, int64_t at_us,
 {
 	struct app *a = arg;
 
-	if (kpi_apply_reading(a->kpi, sensor_id, at_us, value))
+	if (sensors_apply_reading(a->sensors, sensor_id, at_us, value))
 		app_touch(a);
 }
 
@@ -136,10 +137,10 @@ static void on_alert_change(void *arg, struct alert *al)
 
 static void check_alerts(struct app *a, int64_t now)
 {
-	for (int i = 0; i < kpi_sensor_count(a->kpi); i++) {
-		struct kpi_sensor_view v;
+	for (int i = 0; i < sensors_count(a->sensors); i++) {
+		struct sensor_view v;
 
-		kpi_sensor_view(a->kpi, i, now, &v);
+		sensors_view(a->sensors, i, now, &v);
 		alerts_check(a->alerts, &v, now);
 	}
 	app_alerts_flush(a);
@@ -526,13 +527,15 @@ static int startup_db(struct app *a)
 		log_error("%s (run `kendali migrate`?)", err);
 		goto out;
 	}
-	struct kpi_config kc = {.tz_offset_s = a->tz_offset_s};
+	a->sensors = sensors_new(a->tz_offset_s);
+	struct kpi_config kc = {.tz_offset_s = a->tz_offset_s,
+				.sensors = a->sensors};
 	memcpy(kc.sla_us, a->cfg.sla_us, sizeof(kc.sla_us));
 	a->kpi = kpi_new(&kc);
 	a->alerts = alerts_new(a->tz_offset_s, on_alert_change, a);
 	a->keys = keys_new();
 	a->auth = auth_new();
-	if (!a->kpi || !a->alerts || !a->keys || !a->auth) {
+	if (!a->sensors || !a->kpi || !a->alerts || !a->keys || !a->auth) {
 		log_error("out of memory");
 		goto out;
 	}
@@ -542,7 +545,7 @@ static int startup_db(struct app *a)
 		goto out;
 	}
 	kpi_advance(a->kpi, clock_now_us());
-	if (load_state(conn, a->cfg.tenant, a->kpi, a->alerts, &sink, err,
+	if (load_state(conn, a->cfg.tenant, a->sensors, a->alerts, &sink, err,
 		       sizeof(err)) < 0) {
 		log_error("cannot load the state: %s", err);
 		goto out;
@@ -550,7 +553,7 @@ static int startup_db(struct app *a)
 	log_info("state rebuilt in %.3f s: %zu calls, %zu tickets, %d "
 		 "sensors, %d keys, %d screen tokens and sessions",
 		 (double)(clock_now_us() - t0) / 1e6, kpi_calls_held(a->kpi),
-		 kpi_tickets_held(a->kpi), kpi_sensor_count(a->kpi),
+		 kpi_tickets_held(a->kpi), sensors_count(a->sensors),
 		 keys_count(a->keys), auth_count(a->auth));
 	rc = 0;
 out:
@@ -662,6 +665,7 @@ out_loop:
 out:
 	json_decref(a->published);
 	kpi_free(a->kpi);
+	sensors_free(a->sensors);
 	alerts_free(a->alerts);
 	keys_free(a->keys);
 	auth_free(a->auth);

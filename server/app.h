@@ -43,6 +43,7 @@ struct app {
 	uv_loop_t *loop;
 	struct config cfg;
 	int tz_offset_s;
+	struct sensors *sensors; /* the registry; the KPIs read it */
 	struct kpi *kpi;
 	struct alerts *alerts;
 	struct store *store;

@@ -1,5 +1,7 @@
 #include "kpi.h"
 
+#include "sensors.h"
+
 #include "hmap.h"
 
 #include <math.h>
@@ -91,18 +93,10 @@ struct day {
 	int64_t resolved;
 };
 
-struct sensor {
-	struct ev_sensor_def def;
-	int64_t registered_us;
-	bool has_reading;
-	double value;
-	int64_t at_us;
-};
-
 struct kpi {
 	struct kpi_config cfg;
 	int64_t now;
-	struct hmap calls, tickets, agencies, districts, sensors;
+	struct hmap calls, tickets, agencies, districts;
 	struct heap_item *heap;
 	size_t heap_len, heap_cap;
 	struct day days[DAYS];
@@ -115,9 +109,6 @@ struct kpi {
 	int64_t open, notdue, unassigned, resolved30, met30;
 	int64_t open_cat[EV_RC_COUNT];
 	struct ticket *tree;
-
-	struct sensor **sensor_list; /* sorted by id */
-	int nsensors;
 };
 
 static int64_t local_day(const struct kpi *k, int64_t us)
@@ -675,7 +666,7 @@ size_t kpi_tickets_held(const struct kpi *k)
 	return k->tickets.len;
 }
 
-/* ---- sensors ---- */
+/* ---- levels ---- */
 
 enum kpi_level kpi_level_of(const double th[3], double v)
 {
@@ -704,92 +695,6 @@ enum kpi_level kpi_level_parse(const char *name)
 		    strcmp(name, kpi_level_name((enum kpi_level)l)) == 0)
 			return (enum kpi_level)l;
 	return KPI_NORMAL;
-}
-
-static int sensor_cmp(const void *a, const void *b)
-{
-	const struct sensor *x = *(struct sensor *const *)a;
-	const struct sensor *y = *(struct sensor *const *)b;
-	return strcmp(x->def.sensor_id, y->def.sensor_id);
-}
-
-int kpi_sensor_define(struct kpi *k, const struct ev_sensor_def *def,
-		      int64_t registered_us)
-{
-	struct sensor *s = hmap_get(&k->sensors, def->sensor_id);
-	struct sensor **list;
-
-	if (s) {
-		s->def = *def;
-		return 0;
-	}
-	list =
-	    realloc(k->sensor_list, (size_t)(k->nsensors + 1) * sizeof(*list));
-	if (!list)
-		return -1;
-	k->sensor_list = list;
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return -1;
-	s->def = *def;
-	s->registered_us = registered_us;
-	if (hmap_put(&k->sensors, s->def.sensor_id, s) < 0) {
-		free(s);
-		return -1;
-	}
-	list[k->nsensors++] = s;
-	qsort(list, (size_t)k->nsensors, sizeof(*list), sensor_cmp);
-	return 0;
-}
-
-bool kpi_sensor_known(const struct kpi *k, const char *sensor_id)
-{
-	return hmap_get(&k->sensors, sensor_id) != NULL;
-}
-
-bool kpi_apply_reading(struct kpi *k, const char *sensor_id, int64_t at_us,
-		       double value)
-{
-	struct sensor *s = hmap_get(&k->sensors, sensor_id);
-
-	if (!s)
-		return false;
-	if (s->has_reading &&
-	    (at_us < s->at_us || (at_us == s->at_us && value <= s->value)))
-		return false;
-	s->has_reading = true;
-	s->at_us = at_us;
-	s->value = value;
-	return true;
-}
-
-const struct ev_sensor_def *kpi_sensor_def(const struct kpi *k, int i)
-{
-	return &k->sensor_list[i]->def;
-}
-
-int kpi_sensor_count(const struct kpi *k)
-{
-	return k->nsensors;
-}
-
-void kpi_sensor_view(const struct kpi *k, int i, int64_t now,
-		     struct kpi_sensor_view *v)
-{
-	const struct sensor *s = k->sensor_list[i];
-
-	v->sensor_id = s->def.sensor_id;
-	v->name = s->def.name;
-	v->unit = s->def.unit;
-	v->has_reading = s->has_reading;
-	v->value = s->value;
-	v->at_us = s->has_reading ? s->at_us : KPI_NONE;
-	v->level = s->has_reading ? kpi_level_of(s->def.thresholds, s->value)
-				  : KPI_NORMAL;
-	v->offline_after_s = s->def.offline_after_s;
-	v->online = s->has_reading &&
-		    now - s->at_us <= (int64_t)s->def.offline_after_s * SEC_US;
-	v->silent_since_us = s->has_reading ? s->at_us : s->registered_us;
 }
 
 /* ---- the snapshot ---- */
@@ -873,50 +778,6 @@ static json_t *median_h(const struct kpi *k)
 	return json_real(mid / (double)HOUR_US);
 }
 
-json_t *kpi_sensor_json(const struct kpi *k, int i, int64_t now)
-{
-	struct kpi_sensor_view v;
-	char at[40];
-
-	kpi_sensor_view(k, i, now, &v);
-	if (v.has_reading)
-		ev_time_format(v.at_us, k->cfg.tz_offset_s, at);
-	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:b}",
-			 "sensor_id", v.sensor_id, "name", v.name, "metric",
-			 k->sensor_list[i]->def.metric, "unit", v.unit, "value",
-			 v.has_reading ? json_real(v.value) : json_null(), "at",
-			 v.has_reading ? json_string(at) : json_null(), "level",
-			 v.has_reading ? json_string(kpi_level_name(v.level))
-				       : json_null(),
-			 "online", v.online);
-}
-
-static void sensors_json(struct kpi *k, int64_t now, json_t *o)
-{
-	json_t *latest = json_array();
-	int64_t by_level[KPI_LEVEL_COUNT] = {0};
-	int offline = 0;
-
-	for (int i = 0; i < k->nsensors; i++) {
-		struct kpi_sensor_view v;
-
-		kpi_sensor_view(k, i, now, &v);
-		if (v.online)
-			by_level[v.level]++;
-		else
-			offline++;
-		json_array_append_new(latest, kpi_sensor_json(k, i, now));
-	}
-	json_object_set_new(o, "sensors.total", json_integer(k->nsensors));
-	json_object_set_new(o, "sensors.offline", json_integer(offline));
-	json_t *levels = json_object();
-	for (int l = 0; l < KPI_LEVEL_COUNT; l++)
-		json_object_set_new(levels, kpi_level_name((enum kpi_level)l),
-				    json_integer(by_level[l]));
-	json_object_set_new(o, "sensors.by_level", levels);
-	json_object_set_new(o, "sensors.latest", latest);
-}
-
 json_t *kpi_snapshot(struct kpi *k, int64_t now)
 {
 	json_t *o = json_object();
@@ -974,7 +835,8 @@ json_t *kpi_snapshot(struct kpi *k, int64_t now)
 	json_object_set_new(o, "reports.by_category_open", open_cat);
 	json_object_set_new(o, "reports.by_district_open", by_district(k));
 
-	sensors_json(k, now, o);
+	if (k->cfg.sensors)
+		sensors_kpis(k->cfg.sensors, now, o);
 	return o;
 }
 
@@ -1024,9 +886,5 @@ void kpi_free(struct kpi *k)
 	hmap_free_all(&k->tickets, ent_free);
 	hmap_free_all(&k->agencies, named_free);
 	hmap_free_all(&k->districts, named_free);
-	for (int i = 0; i < k->nsensors; i++)
-		free(k->sensor_list[i]);
-	free(k->sensor_list);
-	hmap_free(&k->sensors);
 	free(k);
 }

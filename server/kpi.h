@@ -4,7 +4,8 @@
  *
  * Its input is what the database returns when events commit: the merged
  * summary of each call and ticket the events touched (calls and tickets
- * tables) and each new sensor reading.  Applying a summary replaces the
+ * tables); the sensors.* keys are read from the registry (sensors.h).
+ * Applying a summary replaces the
  * previous one, so the order of application does not matter and the same
  * rows give the same KPIs on any server.  Each application costs O(log n):
  * windows expire through a heap, the median through an order-statistic tree.
@@ -29,9 +30,14 @@ enum kpi_level {
 	KPI_LEVEL_COUNT
 };
 
+struct sensors;
+
 struct kpi_config {
 	int tz_offset_s;	     /* the tenant's UTC offset (WIB: 25200) */
 	int64_t sla_us[EV_RC_COUNT]; /* per report category */
+	/* The sensor registry (sensors.h) the sensors.* keys are read from
+	 * (borrowed); NULL: the snapshot has none. */
+	const struct sensors *sensors;
 };
 
 /* A call as the calls table holds it.  Strings are borrowed. */
@@ -56,20 +62,6 @@ struct kpi_ticket {
 	int64_t resolved_us; /* KPI_NONE when never resolved */
 };
 
-/* What the alert rules need to know of one sensor. */
-struct kpi_sensor_view {
-	const char *sensor_id; /* borrowed from the aggregator */
-	const char *name;
-	const char *unit;
-	bool has_reading;
-	double value;
-	int64_t at_us;
-	enum kpi_level level; /* of the latest reading; NORMAL if none */
-	bool online;
-	int64_t silent_since_us; /* latest reading, else registration */
-	int offline_after_s;
-};
-
 struct kpi;
 
 /* Returns a new aggregator, or NULL when out of memory. */
@@ -85,32 +77,11 @@ int kpi_apply_call(struct kpi *k, const struct kpi_call *c, int64_t now)
 int kpi_apply_ticket(struct kpi *k, const struct kpi_ticket *t, int64_t now)
     __attribute__((warn_unused_result));
 
-/* Registers or redefines a sensor.  Returns 0 or -1 (out of memory). */
-int kpi_sensor_define(struct kpi *k, const struct ev_sensor_def *def,
-		      int64_t registered_us)
-    __attribute__((warn_unused_result));
-bool kpi_sensor_known(const struct kpi *k, const char *sensor_id);
-/* A committed reading; an older one than the latest changes nothing.
- * Returns true when it became the latest. */
-bool kpi_apply_reading(struct kpi *k, const char *sensor_id, int64_t at_us,
-		       double value);
-
 /* Moves the clock: windows slide, tickets fall overdue. */
 void kpi_advance(struct kpi *k, int64_t now);
 
 /* Forgets calls and tickets that no KPI can count any more. */
 void kpi_prune(struct kpi *k, int64_t now);
-
-/* Number of sensors, and a view of the i-th (in sensor_id order) at now. */
-int kpi_sensor_count(const struct kpi *k);
-void kpi_sensor_view(const struct kpi *k, int i, int64_t now,
-		     struct kpi_sensor_view *out);
-/* Sensor i as an entry of sensors.latest, its latest reading and level at
- * now (new reference); the registry's answer adds the definition to it. */
-json_t *kpi_sensor_json(const struct kpi *k, int i, int64_t now);
-
-/* The registry entry of the i-th sensor (borrowed). */
-const struct ev_sensor_def *kpi_sensor_def(const struct kpi *k, int i);
 
 /* a / b rounded down (C rounds towards zero): the day or bucket holding a
  * time before 1970 too. */

@@ -71,7 +71,7 @@ static double dbl_or_nan(const char *v)
 	return v ? strtod(v, NULL) : NAN;
 }
 
-static int load_sensors(PGconn *conn, const char *tenant, struct kpi *k,
+static int load_sensors(PGconn *conn, const char *tenant, struct sensors *k,
 			char *err, size_t errlen)
 {
 	const char *p[1] = {tenant};
@@ -98,7 +98,7 @@ static int load_sensors(PGconn *conn, const char *tenant, struct kpi *k,
 		for (int t = 0; t < EV_THRESHOLDS; t++)
 			d.thresholds[t] = dbl_or_nan(col(r, i, 7 + t));
 		d.offline_after_s = atoi(col(r, i, 10));
-		if (kpi_sensor_define(k, &d, parse_us(col(r, i, 11))) < 0) {
+		if (sensors_define(k, &d, parse_us(col(r, i, 11))) < 0) {
 			snprintf(err, errlen, "out of memory");
 			PQclear(r);
 			return -1;
@@ -147,7 +147,7 @@ static int load_alerts(PGconn *conn, const char *tenant, struct alerts *as,
 	return 0;
 }
 
-int load_state(PGconn *conn, const char *tenant, struct kpi *k,
+int load_state(PGconn *conn, const char *tenant, struct sensors *k,
 	       struct alerts *as, const struct store_sink *sink, char *err,
 	       size_t errlen)
 {

@@ -8,6 +8,7 @@
 #include "alert.h"
 #include "auth.h"
 #include "keys.h"
+#include "sensors.h"
 #include "kpi.h"
 #include "store.h"
 
@@ -17,10 +18,10 @@
 /*
  * Reads what the KPIs need (the registry and latest readings, calls and
  * tickets still inside a window or open, active alerts) and feeds it to
- * the sink, kpi and alerts.  Cost grows with what is open or recent, not
- * with the history.  Returns 0 or -1 with err filled.
+ * the sink, the registry and alerts.  Cost grows with what is open or recent,
+ * not with the history.  Returns 0 or -1 with err filled.
  */
-int load_state(PGconn *conn, const char *tenant, struct kpi *k,
+int load_state(PGconn *conn, const char *tenant, struct sensors *sensors,
 	       struct alerts *as, const struct store_sink *sink, char *err,
 	       size_t errlen) __attribute__((warn_unused_result));
 

@@ -1,8 +1,8 @@
 /*
- * tests/kpi/test_kpi_cases.c - the KPI aggregator against scenarios worked
+ * tests/unit/kpi/test_kpi_cases.c - the KPI aggregator against scenarios worked
  * out by hand from docs/kpis.md.
  *
- * Usage: test_kpi_cases tests/kpi/cases.json
+ * Usage: test_kpi_cases tests/unit/kpi/cases.json
  *
  * The file is {"cases": [case, ...]}.  A case has a "name", optionally
  * "sla_h" ({report category: hours}, overriding the 72 h of the others) and
@@ -17,7 +17,7 @@
  *               siaga, awas], null for a level the ladder lacks),
  *               offline_after_s? (900); registered at "at"
  *   reading     sensor_id, occurred, value, expect_latest? (what
- *               kpi_apply_reading must return)
+ *               sensors_apply_reading must return)
  *   advance     (moves the clock only)
  *   snapshot    expect: {KPI key: value}
  *   prune       checks that the whole snapshot at "at" is the same after
@@ -34,9 +34,11 @@
 #include <string.h>
 
 #include "kpi.h"
+#include "sensors.h"
 #include "kpitest.h"
 
 struct ctx {
+	struct sensors *s; /* the registry k reads sensors.* from */
 	struct kpi *k;
 	struct note *n;
 	char where[96]; /* "step 3 (call @time)", for the notes */
@@ -165,8 +167,8 @@ static void do_sensor_def(struct ctx *x, const json_t *step, int64_t now)
 		d.thresholds[i] = json_is_null(v) ? NAN : json_number_value(v);
 	}
 	d.offline_after_s = off ? (int)json_integer_value(off) : 900;
-	if (!x->bad && kpi_sensor_define(x->k, &d, now) != 0)
-		note_add(x->n, "%s: kpi_sensor_define failed", x->where);
+	if (!x->bad && sensors_define(x->s, &d, now) != 0)
+		note_add(x->n, "%s: sensors_define failed", x->where);
 }
 
 static void do_reading(struct ctx *x, const json_t *step)
@@ -181,9 +183,9 @@ static void do_reading(struct ctx *x, const json_t *step)
 		bad(x, "missing number", "value");
 	if (x->bad)
 		return;
-	got = kpi_apply_reading(x->k, id, at, json_number_value(value));
+	got = sensors_apply_reading(x->s, id, at, json_number_value(value));
 	if (want && json_is_true(want) != got)
-		note_add(x->n, "%s: kpi_apply_reading: expected %s, got %s",
+		note_add(x->n, "%s: sensors_apply_reading: expected %s, got %s",
 			 x->where, json_is_true(want) ? "true" : "false",
 			 got ? "true" : "false");
 }
@@ -215,8 +217,7 @@ static void do_snapshot(struct ctx *x, const json_t *step, int64_t now)
 	char prefix[160];
 
 	kt_check_keys(snap, x->where, x->n);
-	json_object_foreach((json_t *)expect, key, want)
-	{
+	json_object_foreach ((json_t *)expect, key, want) {
 		snprintf(prefix, sizeof prefix, "%s: %s", x->where, key);
 		kt_match(want, json_object_get(snap, key), prefix, x->n);
 	}
@@ -255,8 +256,7 @@ static void run_case(struct tap *tap, const json_t *c)
 		name = "(unnamed)";
 	for (int i = 0; i < EV_RC_COUNT; i++)
 		cfg.sla_us[i] = 72 * KT_HOUR;
-	json_object_foreach((json_t *)sla, key, v)
-	{
+	json_object_foreach ((json_t *)sla, key, v) {
 		int i = 0;
 
 		while (i < EV_RC_COUNT &&
@@ -270,7 +270,9 @@ static void run_case(struct tap *tap, const json_t *c)
 		cfg.sla_us[i] =
 		    (int64_t)(json_number_value(v) * 3600.0) * KT_SEC;
 	}
-	x.k = kpi_new(&cfg);
+	x.s = sensors_new(KT_WIB);
+	cfg.sensors = x.s;
+	x.k = x.s ? kpi_new(&cfg) : NULL;
 	if (!x.k) {
 		note_add(&note, "kpi_new failed");
 		x.bad = true;
@@ -313,6 +315,7 @@ static void run_case(struct tap *tap, const json_t *c)
 			bad(&x, "unknown op", op);
 	}
 	kpi_free(x.k);
+	sensors_free(x.s);
 	tap_case(tap, name, &note);
 }
 

@@ -1,5 +1,5 @@
 /*
- * tests/kpi/test_kpi_random.c - the KPI aggregator against a brute-force
+ * tests/unit/kpi/test_kpi_random.c - the KPI aggregator against a brute-force
  * recomputation, over thousands of random summaries.
  *
  * Usage: test_kpi_random [seed]
@@ -21,7 +21,11 @@
 #include <string.h>
 
 #include "kpi.h"
+#include "sensors.h"
 #include "kpitest.h"
+
+/* The sensor registry the aggregator reads sensors.* from. */
+static struct sensors *registry;
 
 #define ROUNDS 100
 #define CALLS_PER_ROUND 30
@@ -316,8 +320,8 @@ static void define_sensor(struct kpi *k, int i, int64_t now, struct note *n)
 		break;
 	}
 	r->def.offline_after_s = offline[rnd(4)];
-	if (kpi_sensor_define(k, &r->def, now) != 0)
-		note_add(n, "kpi_sensor_define failed");
+	if (sensors_define(registry, &r->def, now) != 0)
+		note_add(n, "sensors_define failed");
 }
 
 static void random_reading(struct kpi *k, int64_t now, struct note *n)
@@ -353,14 +357,14 @@ static void random_reading(struct kpi *k, int64_t now, struct note *n)
 		v = (double)rnd(40000) / 100.0;
 	}
 	want = !r->has || at > r->at || (at == r->at && v > r->value);
-	got = kpi_apply_reading(k, r->def.sensor_id, at, v);
+	got = sensors_apply_reading(registry, r->def.sensor_id, at, v);
 	/* The same reading twice is neither older nor newer: either answer
 	 * is acceptable, and the state is the same. */
 	if (r->has && at == r->at && v == r->value)
 		return;
 	if (got != want) {
 		char t[40];
-		note_add(n, "kpi_apply_reading(%s, %s, %g): expected %s",
+		note_add(n, "sensors_apply_reading(%s, %s, %g): expected %s",
 			 r->def.sensor_id, kt_time_str(at, t), v,
 			 want ? "true" : "false");
 	}
@@ -646,34 +650,34 @@ static void expect_sensors(json_t *o, int64_t now)
 	json_object_set_new(o, "sensors.latest", latest);
 }
 
-/* What the alert rules read: the same state through kpi_sensor_view. */
+/* What the alert rules read: the same state through sensors_view. */
 static void check_views(struct kpi *k, int64_t now, struct note *n)
 {
 	struct sensor_rec *order[NSENSORS];
 
-	if (kpi_sensor_count(k) != NSENSORS) {
-		note_add(n, "kpi_sensor_count: expected %d, got %d", NSENSORS,
-			 kpi_sensor_count(k));
+	if (sensors_count(registry) != NSENSORS) {
+		note_add(n, "sensors_count: expected %d, got %d", NSENSORS,
+			 sensors_count(registry));
 		return;
 	}
-	if (kpi_sensor_known(k, "sensor-99"))
-		note_add(n, "kpi_sensor_known: sensor-99 is not registered");
+	if (sensors_known(registry, "sensor-99"))
+		note_add(n, "sensors_known: sensor-99 is not registered");
 	sensors_in_order(order);
 	for (int i = 0; i < NSENSORS; i++) {
 		const struct sensor_rec *r = order[i];
 		const char *id = r->def.sensor_id;
-		struct kpi_sensor_view v;
+		struct sensor_view v;
 		int level = r->has ? level_of(r->def.thresholds, r->value) : 0;
 
-		kpi_sensor_view(k, i, now, &v);
+		sensors_view(registry, i, now, &v);
 		if (strcmp(v.sensor_id, id) != 0 ||
-		    strcmp(kpi_sensor_def(k, i)->sensor_id, id) != 0) {
+		    strcmp(sensors_def(registry, i)->sensor_id, id) != 0) {
 			note_add(n, "sensor %d: expected %s, got %s", i, id,
 				 v.sensor_id);
 			continue;
 		}
-		if (!kpi_sensor_known(k, id))
-			note_add(n, "kpi_sensor_known(%s) is false", id);
+		if (!sensors_known(registry, id))
+			note_add(n, "sensors_known(%s) is false", id);
 		if (v.has_reading != r->has ||
 		    (r->has && (v.value != r->value || v.at_us != r->at ||
 				v.silent_since_us != r->at)))
@@ -813,7 +817,9 @@ int main(int argc, char **argv)
 		sla_us[c] = 72 * KT_HOUR;
 	sla_us[EV_RC_ROAD] = 24 * KT_HOUR;
 	memcpy(cfg.sla_us, sla_us, sizeof sla_us);
-	k = kpi_new(&cfg);
+	registry = sensors_new(KT_WIB);
+	cfg.sensors = registry;
+	k = registry ? kpi_new(&cfg) : NULL;
 	if (!k)
 		return 2;
 
@@ -885,5 +891,6 @@ int main(int argc, char **argv)
 		tap_case(&tap, name, &n);
 	}
 	kpi_free(k);
+	sensors_free(registry);
 	return tap_done(&tap);
 }
