@@ -60,6 +60,28 @@ static const char KEY_LIST_SQL[] =
     " kd_utc_text(created_at), kd_utc_text(revoked_at)"
     " FROM api_keys WHERE tenant = $1 ORDER BY created_at, key_id";
 
+/* An option "--name VALUE" of a subcommand, and where its value goes. */
+struct opt {
+	const char *name;
+	const char **value;
+};
+
+/* Reads argv's options into opts (ended by a NULL name); false on anything
+ * that is not one of them with its value. */
+static bool parse_opts(int argc, char **argv, const struct opt *opts)
+{
+	for (int i = 0; i < argc; i++) {
+		const struct opt *o = opts;
+
+		while (o->name && strcmp(argv[i], o->name) != 0)
+			o++;
+		if (!o->name || i + 1 >= argc)
+			return false;
+		*o->value = argv[++i];
+	}
+	return true;
+}
+
 /*
  * Runs a listing ($1: the tenant) and prints its ncols columns as a table
  * under heads, padded to widths (all but the last).  Returns the exit code.
@@ -123,15 +145,9 @@ static int token_create(PGconn *conn, const char *tenant, int argc, char **argv)
 	unsigned char digest[32];
 	PGresult *r;
 
-	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
-			name = argv[++i];
-		else if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
-			role = argv[++i];
-		else
-			return token_usage();
-	}
-	if (!name || !role)
+	const struct opt opts[] = {{"--name", &name}, {"--role", &role}, {0}};
+
+	if (!parse_opts(argc, argv, opts) || !name || !role)
 		return token_usage();
 	if (!good_name(name)) {
 		fprintf(stderr, "kendali: --name takes 1 to 64 letters, "
@@ -267,13 +283,10 @@ static int user_add(PGconn *conn, const char *tenant, int argc, char **argv)
 	PGresult *r;
 	int rc;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
-			role = argv[++i];
-		else
-			return user_usage();
-	}
-	if (!name || !role || name[0] == '-')
+	const struct opt opts[] = {{"--role", &role}, {0}};
+
+	if (argc < 1 || !parse_opts(argc - 1, argv + 1, opts) || !name ||
+	    !role || name[0] == '-')
 		return user_usage();
 	if (!good_name(name)) {
 		fprintf(stderr, "kendali: a user name has 1 to 64 letters, "
@@ -387,17 +400,12 @@ static int key_create(PGconn *conn, const char *tenant, int argc, char **argv)
 	unsigned mask;
 	PGresult *r;
 
-	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--poster") == 0 && i + 1 < argc)
-			poster = argv[++i];
-		else if (strcmp(argv[i], "--types") == 0 && i + 1 < argc)
-			types = argv[++i];
-		else if (strcmp(argv[i], "--sensors") == 0 && i + 1 < argc)
-			sensors = argv[++i];
-		else
-			return key_usage();
-	}
-	if (!poster || !types)
+	const struct opt opts[] = {{"--poster", &poster},
+				   {"--types", &types},
+				   {"--sensors", &sensors},
+				   {0}};
+
+	if (!parse_opts(argc, argv, opts) || !poster || !types)
 		return key_usage();
 	if (strlen(poster) < 1 || strlen(poster) > 64) {
 		fprintf(stderr,
