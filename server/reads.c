@@ -28,6 +28,33 @@ static bool rows_ok(PGresult *r)
 	return r && PQresultStatus(r) == PGRES_TUPLES_OK;
 }
 
+/* A statement's callback and its argument, for the typed callbacks. */
+struct pending {
+	void (*cb)(void);
+	void *arg;
+};
+
+static struct pending *pending_new(void (*cb)(void), void *arg)
+{
+	struct pending *q = malloc(sizeof(*q));
+
+	if (q)
+		*q = (struct pending){cb, arg};
+	return q;
+}
+
+static int queue(struct pgc *c, const char *sql, int n, const char *const *p,
+		 pgc_result_cb done, struct pending *q)
+{
+	if (!q)
+		return -1;
+	if (pgc_query(c, sql, n, p, done, q) < 0) {
+		free(q);
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- alerts ---- */
 
 void reads_alert_row(PGresult *r, int i, struct alert *a)
@@ -46,23 +73,19 @@ void reads_alert_row(PGresult *r, int i, struct alert *a)
 	snprintf(a->note, sizeof(a->note), "%s", PQgetvalue(r, i, 9));
 }
 
-struct alerts_q {
-	reads_alerts_cb cb;
-	void *arg;
-};
-
 static void alerts_done(void *arg, PGresult *r, const char *error)
 {
-	struct alerts_q *q = arg;
+	struct pending *q = arg;
+	reads_alerts_cb cb = (reads_alerts_cb)q->cb;
 	int n = rows_ok(r) ? PQntuples(r) : 0;
 	struct alert *list = n ? calloc((size_t)n, sizeof(*list)) : NULL;
 
 	if (!rows_ok(r) || (n && !list)) {
-		q->cb(q->arg, false, NULL, 0);
+		cb(q->arg, false, NULL, 0);
 	} else {
 		for (int i = 0; i < n; i++)
 			reads_alert_row(r, i, &list[i]);
-		q->cb(q->arg, true, list, (size_t)n);
+		cb(q->arg, true, list, (size_t)n);
 	}
 	free(list);
 	free(q);
@@ -71,69 +94,47 @@ static void alerts_done(void *arg, PGresult *r, const char *error)
 int reads_alerts_all(struct pgc *c, const char *tenant, int limit,
 		     reads_alerts_cb cb, void *arg)
 {
-	struct alerts_q *q = malloc(sizeof(*q));
 	char lim[16];
 	const char *p[2] = {tenant, lim};
 
-	if (!q)
-		return -1;
-	q->cb = cb;
-	q->arg = arg;
 	snprintf(lim, sizeof(lim), "%d", limit);
-	if (pgc_query(c,
-		      "SELECT " READS_ALERT_COLUMNS " FROM alerts"
-		      " WHERE tenant = $1 ORDER BY raised_at DESC, id DESC"
-		      " LIMIT $2",
-		      2, p, alerts_done, q) < 0) {
-		free(q);
-		return -1;
-	}
-	return 0;
+	return queue(c,
+		     "SELECT " READS_ALERT_COLUMNS " FROM alerts"
+		     " WHERE tenant = $1 ORDER BY raised_at DESC, id DESC"
+		     " LIMIT $2",
+		     2, p, alerts_done, pending_new((void (*)(void))cb, arg));
 }
 
 /* ---- the KPI history ---- */
 
-struct kpis_at_q {
-	reads_kpis_at_cb cb;
-	void *arg;
-};
-
 static void kpis_at_done(void *arg, PGresult *r, const char *error)
 {
-	struct kpis_at_q *q = arg;
+	struct pending *q = arg;
+	reads_kpis_at_cb cb = (reads_kpis_at_cb)q->cb;
 
 	if (!rows_ok(r))
-		q->cb(q->arg, false, false, KPI_NONE, NULL);
+		cb(q->arg, false, false, KPI_NONE, NULL);
 	else if (PQntuples(r) == 0)
-		q->cb(q->arg, true, false, KPI_NONE, NULL);
+		cb(q->arg, true, false, KPI_NONE, NULL);
 	else
-		q->cb(q->arg, true, true, us_or_none(r, 0, 0),
-		      PQgetvalue(r, 0, 1));
+		cb(q->arg, true, true, us_or_none(r, 0, 0),
+		   PQgetvalue(r, 0, 1));
 	free(q);
 }
 
 int reads_kpis_at(struct pgc *c, const char *tenant, int64_t at_us,
 		  reads_kpis_at_cb cb, void *arg)
 {
-	struct kpis_at_q *q = malloc(sizeof(*q));
 	char at[24];
 	const char *p[2] = {tenant, at};
 
-	if (!q)
-		return -1;
-	q->cb = cb;
-	q->arg = arg;
 	snprintf(at, sizeof(at), "%lld", (long long)at_us);
-	if (pgc_query(c,
-		      "SELECT kd_us(at), kpis::text FROM kpi_history"
-		      " WHERE tenant = $1 AND at <= kd_ts($2)"
-		      " AND at > kd_ts($2) - interval '15 minutes'"
-		      " ORDER BY at DESC LIMIT 1",
-		      2, p, kpis_at_done, q) < 0) {
-		free(q);
-		return -1;
-	}
-	return 0;
+	return queue(c,
+		     "SELECT kd_us(at), kpis::text FROM kpi_history"
+		     " WHERE tenant = $1 AND at <= kd_ts($2)"
+		     " AND at > kd_ts($2) - interval '15 minutes'"
+		     " ORDER BY at DESC LIMIT 1",
+		     2, p, kpis_at_done, pending_new((void (*)(void))cb, arg));
 }
 
 /* ---- series ---- */
@@ -266,33 +267,6 @@ int reads_series(struct pgc *c, const struct reads_series_q *sq,
 }
 
 /* ---- logins and sessions ---- */
-
-/* A statement's callback and its argument, for the typed callbacks. */
-struct pending {
-	void (*cb)(void);
-	void *arg;
-};
-
-static struct pending *pending_new(void (*cb)(void), void *arg)
-{
-	struct pending *q = malloc(sizeof(*q));
-
-	if (q)
-		*q = (struct pending){cb, arg};
-	return q;
-}
-
-static int queue(struct pgc *c, const char *sql, int n, const char *const *p,
-		 pgc_result_cb done, struct pending *q)
-{
-	if (!q)
-		return -1;
-	if (pgc_query(c, sql, n, p, done, q) < 0) {
-		free(q);
-		return -1;
-	}
-	return 0;
-}
 
 static void login_read(void *arg, PGresult *r, const char *error)
 {
