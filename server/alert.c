@@ -53,6 +53,7 @@ int alerts_load(struct alerts *as, const struct alert *a)
 		return -1;
 	*x = *a;
 	x->dirty = x->saving = false;
+	x->reading_level = x->severity;
 	x->next = as->list;
 	as->list = x;
 	return 0;
@@ -92,6 +93,7 @@ static void raise_alert(struct alerts *as, const struct sensor_view *v,
 		return; /* retried at the next check */
 	a->kind = kind;
 	a->severity = severity;
+	a->reading_level = v->level;
 	snprintf(a->sensor_id, sizeof(a->sensor_id), "%s", v->sensor_id);
 	if (kind == ALERT_LEVEL)
 		level_message(a, v);
@@ -116,8 +118,12 @@ void alerts_check(struct alerts *as, const struct sensor_view *v, int64_t now)
 
 	if (high && !lv) {
 		raise_alert(as, v, ALERT_LEVEL, v->level, now);
-	} else if (high && v->level == KPI_AWAS && lv->severity < KPI_AWAS) {
-		/* A new danger needs a new acknowledgement. */
+	} else if (high && v->level == KPI_AWAS &&
+		   lv->reading_level < KPI_AWAS &&
+		   (lv->severity < KPI_AWAS || lv->acked_us != KPI_NONE)) {
+		/* A new danger needs a new acknowledgement: a rise to awas
+		 * from siaga, or again after a fall back to siaga once the
+		 * first was acknowledged. */
 		lv->severity = KPI_AWAS;
 		lv->acked_us = KPI_NONE;
 		lv->acked_by[0] = '\0';
@@ -128,6 +134,8 @@ void alerts_check(struct alerts *as, const struct sensor_view *v, int64_t now)
 		lv->cleared_us = now;
 		changed(as, lv);
 	}
+	if (lv && v->has_reading)
+		lv->reading_level = v->level;
 
 	if (silent && !off)
 		raise_alert(as, v, ALERT_OFFLINE, KPI_NORMAL, now);

@@ -24,6 +24,10 @@ struct alert {
 	int64_t id; /* 0 until first stored */
 	enum alert_kind kind;
 	enum kpi_level severity; /* level alerts; unused for offline */
+	/* Level alerts: the level of the latest reading seen, so that every
+	 * rise to awas, also a second one after a fall to siaga, needs a new
+	 * acknowledgement.  Not stored: loaded as the severity. */
+	enum kpi_level reading_level;
 	char sensor_id[65];
 	char message[200];
 	int64_t raised_us;
