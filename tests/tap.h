@@ -9,6 +9,7 @@
 
 struct tap {
 	int n, failed;
+	int todo; /* failing cases marked as a known bug (tap_todo) */
 };
 
 /* What went wrong in one case, one line per mismatch. */
@@ -28,6 +29,15 @@ void note_add(struct note *n, const char *fmt, ...)
 
 /* Reports one case: "ok" when the note is empty, else its lines. */
 void tap_case(struct tap *t, const char *name, const struct note *n);
+
+/*
+ * Reports a case that shows a known bug of the code under test, not yet
+ * fixed, with TAP's TODO directive; why says which bug.  Its failure does not
+ * fail the program (meson counts an expected failure).  Its pass does, as an
+ * unexpected pass: the bug is gone, and the mark must be taken off.
+ */
+void tap_todo(struct tap *t, const char *name, const struct note *n,
+	      const char *why);
 
 /* Prints the plan and the summary; returns the exit status. */
 int tap_done(const struct tap *t);

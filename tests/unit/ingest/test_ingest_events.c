@@ -1,5 +1,6 @@
 /*
- * tests/unit/test_ingest_events.c - ev_parse_batch() against a case file.
+ * tests/unit/ingest/test_ingest_events.c - ev_parse_batch() against a case
+ * file.
  *
  * Usage: test_ingest_events tests/data/ingest/events.json
  *

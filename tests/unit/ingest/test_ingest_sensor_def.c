@@ -1,6 +1,6 @@
 /*
- * tests/unit/test_ingest_sensor_def.c - ev_parse_sensor_def() against a case
- * file.
+ * tests/unit/ingest/test_ingest_sensor_def.c - ev_parse_sensor_def() against a
+ * case file.
  *
  * Usage: test_ingest_sensor_def tests/data/ingest/sensors.json
  */

@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_ingest_time.c - ev_time_parse() and ev_time_format().
+ * tests/unit/ingest/test_ingest_time.c - ev_time_parse() and ev_time_format().
  *
  * Usage: test_ingest_time tests/data/ingest/times.json
  *

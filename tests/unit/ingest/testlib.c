@@ -1,5 +1,5 @@
 /*
- * tests/unit/testlib.c - case files for the ingest tests.
+ * tests/unit/ingest/testlib.c - case files for the ingest tests.
  *
  * How a case builds its body (the first member present wins):
  *   "body": "..."          the bytes of the string, as they are;
@@ -62,8 +62,7 @@ static json_t *expand(json_t *v)
 	}
 	if (json_is_object(v)) {
 		r = json_object();
-		json_object_foreach(v, key, m)
-		{
+		json_object_foreach (v, key, m) {
 			json_object_set_new(r, key, expand(m));
 		}
 		return r;
@@ -123,8 +122,7 @@ static json_t *build_event(const json_t *spec, const json_t *bases,
 	}
 	ev = json_deep_copy(base);
 	set = json_object_get(spec, "set");
-	json_object_foreach(set, path, v)
-	{
+	json_object_foreach (set, path, v) {
 		const char *last;
 		json_t *obj = walk(ev, path, true, buf, sizeof buf, &last);
 

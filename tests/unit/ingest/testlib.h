@@ -1,5 +1,5 @@
 /*
- * tests/unit/testlib.h - case files for the ingest tests.
+ * tests/unit/ingest/testlib.h - case files for the ingest tests.
  *
  * A case file is JSON.  Each case names itself, builds a request body from
  * its members and states what the parser must answer; see the comment at the

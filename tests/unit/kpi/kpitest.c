@@ -1,5 +1,5 @@
 /*
- * tests/kpi/kpitest.c - what the KPI tests share.
+ * tests/unit/kpi/kpitest.c - what the KPI tests share.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -86,13 +86,11 @@ static bool match_at(const json_t *want, const json_t *got, const char *path,
 			ok = false;
 			break;
 		}
-		json_object_foreach((json_t *)want, key, v)
-		{
+		json_object_foreach ((json_t *)want, key, v) {
 			snprintf(sub, sizeof sub, "%s.%s", path, key);
 			ok &= match_at(v, json_object_get(got, key), sub, n);
 		}
-		json_object_foreach((json_t *)got, key, v)
-		{
+		json_object_foreach ((json_t *)got, key, v) {
 			if (json_object_get(want, key))
 				continue;
 			snprintf(sub, sizeof sub, "%s.%s", path, key);
@@ -142,8 +140,7 @@ void kt_check_keys(const json_t *snap, const char *prefix, struct note *n)
 		if (!json_object_get(snap, kt_keys[i]))
 			note_add(n, "%s: key %s is missing", prefix,
 				 kt_keys[i]);
-	json_object_foreach((json_t *)snap, key, v)
-	{
+	json_object_foreach ((json_t *)snap, key, v) {
 		size_t i = 0;
 
 		while (i < kt_nkeys && strcmp(kt_keys[i], key) != 0)

@@ -1,5 +1,5 @@
 /*
- * tests/kpi/kpitest.h - what the KPI tests share: the list of
+ * tests/unit/kpi/kpitest.h - what the KPI tests share: the list of
  * KPI keys, and a comparison of expected and actual JSON values that
  * reports every difference with its path.
  */

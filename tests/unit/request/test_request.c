@@ -1,10 +1,10 @@
 /*
- * tests/request/test_request.c - table-driven unit test of what the server
+ * tests/unit/request/test_request.c - table-driven unit test of what the server
  * reads of a request before anything else (server/reqtext.h), of an agency
  * key's sensor scope (server/idset.h) and of the escaping of log lines
  * (log_escape).  The cases are in cases.json, beside this file; TAP.
  *
- *   test_request tests/request/cases.json
+ *   test_request tests/unit/request/cases.json
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -82,8 +82,7 @@ static void route_case(const json_t *c, struct note *n)
 			 r.param);
 	if (json_is_array(methods)) {
 		unsigned bits = 0;
-		json_array_foreach(methods, i, m)
-		{
+		json_array_foreach (methods, i, m) {
 			const char *s = json_string_value(m);
 			bits |= strcmp(s, "GET") == 0	 ? ROUTE_GET
 				: strcmp(s, "POST") == 0 ? ROUTE_POST
@@ -225,8 +224,7 @@ int main(int argc, char **argv)
 		       root ? "no \"cases\" array" : err.text);
 		return 1;
 	}
-	json_array_foreach(cases, i, c)
-	{
+	json_array_foreach (cases, i, c) {
 		const char *kind =
 		    json_string_value(json_object_get(c, "kind"));
 		const char *name =
