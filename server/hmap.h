@@ -33,7 +33,13 @@ void hmap_free(struct hmap *m);
 /* Frees every value with free_value (free() when NULL), then the map. */
 void hmap_free_all(struct hmap *m, void (*free_value)(void *));
 
-/* Iteration: for (size_t i = 0; hmap_next(m, &i, &k, &v);) ... */
+/*
+ * Iteration: for (size_t i = 0; hmap_next(m, &i, &k, &v);) ...
+ * To remove the entry just returned, hmap_del it and step i back by one:
+ * the deletion may move a later entry of its chain into that slot.  Every
+ * entry is then visited, though one whose chain wraps around the end of
+ * the table may be visited twice (callers that remove must not mind).
+ */
 int hmap_next(const struct hmap *m, size_t *pos, const char **key,
 	      void **value);
 

@@ -9,14 +9,23 @@
 #define IDLE_US (600 * INT64_C(1000000))
 #define SWEEP_EVERY 4096 /* takes between sweeps of idle buckets */
 
+/*
+ * Each bucket is kept as the generic cell rate algorithm keeps it: the time
+ * its next token is due (tat_us), one token every interval_us, a burst
+ * allowed as that time running ahead of the clock by up to (burst - 1)
+ * intervals.  Equal to the bucket of limit.h, with no running sum: adding
+ * fractions of a token as they came, 0.5 + 0.1 + 0.3 + 0.1 fell short of
+ * one token, and a request due at 1 s was refused.
+ */
 struct bucket {
 	char *key;
-	double tokens;
-	int64_t last_us;
+	double tat_us;
+	int64_t last_us; /* of the last request, for forgetting idle ones */
 };
 
 struct limiter {
 	double rate, burst;
+	double interval_us, ahead_us; /* 1 / rate; (burst - 1) / rate */
 	struct hmap buckets;
 	unsigned takes;
 };
@@ -29,6 +38,10 @@ struct limiter *limit_new(double rate, double burst)
 		return NULL;
 	l->rate = rate;
 	l->burst = burst < 1 ? 1 : burst;
+	if (rate > 0) {
+		l->interval_us = 1e6 / rate;
+		l->ahead_us = (l->burst - 1) * l->interval_us;
+	}
 	return l;
 }
 
@@ -83,18 +96,21 @@ int limit_take(struct limiter *l, const char *key, int64_t now_us)
 			free(b);
 			return 0; /* out of memory: do not refuse work */
 		}
-		b->tokens = l->burst;
-		b->last_us = now_us;
+		b->tat_us = (double)now_us; /* a full bucket */
 	}
-	if (now_us > b->last_us) {
-		b->tokens += l->rate * (double)(now_us - b->last_us) / 1e6;
-		if (b->tokens > l->burst)
-			b->tokens = l->burst;
+	/* A wall clock stepped back has not given time back. */
+	if (now_us > b->last_us)
 		b->last_us = now_us;
-	}
-	if (b->tokens >= 1) {
-		b->tokens -= 1;
+	double now = (double)b->last_us;
+	/* Idle time gives back tokens up to the burst, no more. */
+	double tat = b->tat_us > now ? b->tat_us : now;
+	double early = tat - now - l->ahead_us;
+
+	if (early <= 0) {
+		b->tat_us = tat + l->interval_us;
 		return 0;
 	}
-	return (int)ceil((1 - b->tokens) / l->rate);
+	/* Refused: it takes nothing; its answer is the whole seconds until
+	 * a token is back. */
+	return (int)ceil(early / 1e6);
 }
