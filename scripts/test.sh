@@ -22,14 +22,17 @@
 #
 # Every stage runs even when an earlier one failed (the tests need the build,
 # so they are skipped when it failed).  The last line is the total over all
-# stages, "N passed, N failed"; a stage that could not run at all counts as one
-# failure.  Exit status 0 only when nothing failed.
+# stages, "N passed, N failed, N skipped", with every skipped test named
+# above it; a stage that could not run at all, collected nothing or planned
+# nothing counts as one failure.  Exit status 0 only when nothing failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 
 passed=0
 failed=0
+skipped=0
+skips=() # "stage: test (reason)" of each skipped test
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -44,22 +47,35 @@ run() {
 	set -e
 }
 
+# Adds a stage's counts to the totals and says them.
+tally() {
+	local label=$1 p=$2 f=$3 s=$4
+	note "$label: $p passed, $f failed, $s skipped"
+	passed=$((passed + p))
+	failed=$((failed + f))
+	skipped=$((skipped + s))
+}
+
 # Adds up the summary of `meson test` in $tmp/out (exit status rc) under a
-# label.
+# label.  A TAP program that plans nothing ("1..0") is a skip to meson; here
+# it is a failure, since a data-driven test that lost its cases looks so.
 count_meson() {
-	local label=$1 ok xfail fail xpass tmo p f
+	local label=$1 ok xfail fail xpass tmo skip p f line
 	ok=$(sed -n 's/^Ok: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
 	if [[ -n $ok ]]; then
 		xfail=$(sed -n 's/^Expected Fail: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
 		fail=$(sed -n 's/^Fail: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
 		xpass=$(sed -n 's/^Unexpected Pass: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
 		tmo=$(sed -n 's/^Timeout: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
+		skip=$(sed -n 's/^Skipped: *\([0-9][0-9]*\).*/\1/p' "$tmp/out" | tail -n 1)
 		p=$((ok + ${xfail:-0}))
-		f=$((${fail:-0} + ${xpass:-0} + ${tmo:-0}))
+		f=$((${fail:-0} + ${xpass:-0} + ${tmo:-0} + ${skip:-0}))
+		# Meson's lines "N/M suite / name SKIP ...": each one named.
+		while IFS= read -r line; do
+			note "$label: $line planned nothing (a failure here)"
+		done < <(grep -E '^ *[0-9]+/[0-9]+ .* SKIP ' "$tmp/out" | sed 's/  */ /g' || true)
 		if ((rc != 0 && f == 0)); then f=1; fi
-		note "$label: $p passed, $f failed"
-		passed=$((passed + p))
-		failed=$((failed + f))
+		tally "$label" "$p" "$f" 0
 	elif ((rc == 0)); then
 		note "$label: none defined"
 	else
@@ -68,25 +84,33 @@ count_meson() {
 	fi
 }
 
-# Adds up the summary of pytest in $tmp/out (exit status rc) under a label.
+# Adds up the summary of pytest in $tmp/out (exit status rc) under a label;
+# pytest runs with -rs, so that each skip is listed with its reason
+# ("SKIPPED [1] file:line: reason").  Nothing collected (exit 5) fails.
 count_pytest() {
-	local label=$1 summary p f e
+	local label=$1 summary p f e s line
 	summary=$(grep -E '(^|[ =])[0-9]+ (passed|failed|errors?|skipped|deselected)|no tests ran' \
 		"$tmp/out" | tail -n 1 || true)
 	count() { sed -n "s/.*\\b\\([0-9][0-9]*\\) $1\\b.*/\\1/p" <<<"$summary" | tail -n 1; }
 	p=$(count passed)
 	f=$(count failed)
 	e=$(count 'errors\?')
+	s=$(count skipped)
 	p=${p:-0}
+	s=${s:-0}
 	f=$((${f:-0} + ${e:-0}))
 	case $rc in
 	0 | 1) if ((rc == 1 && f == 0)); then f=1; fi ;;
-	5) note "$label: none collected" ;;
+	5)
+		note "$label: nothing collected (a failure)"
+		f=$((f + 1))
+		;;
 	*) if ((f == 0)); then f=1; fi ;;
 	esac
-	note "$label: $p passed, $f failed"
-	passed=$((passed + p))
-	failed=$((failed + f))
+	while IFS= read -r line; do
+		skips+=("$label: ${line#SKIPPED }")
+	done < <(grep -E '^SKIPPED ' "$tmp/out" || true)
+	tally "$label" "$p" "$f" "$s"
 }
 
 # 1. dependencies
@@ -127,7 +151,7 @@ if ((built)); then
 	stage "integration tests (pytest tests/integration)"
 	if [[ -d tests/integration ]]; then
 		run env KENDALI_BIN="$root/build-test/server/kendali" \
-			/usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider
+			/usr/bin/python3 -m pytest tests/integration -q -rs -p no:cacheprovider
 		count_pytest "integration tests"
 	else
 		note "integration tests: no tests/integration directory"
@@ -138,7 +162,7 @@ fi
 stage "demo feed self-check (tools/demofeed.py --dry-run)"
 run /usr/bin/python3 tools/demofeed.py --dry-run --backfill-days 2 --seed 1
 if ((rc == 0)); then
-	passed=$((passed + 1))
+	tally "demo feed self-check" 1 0 0
 else
 	note "demo feed self-check failed (exit $rc)"
 	failed=$((failed + 1))
@@ -164,11 +188,16 @@ if ((built)); then
 			if [[ -n $p ]]; then
 				f=$(sed -n 's/^# fail \([0-9][0-9]*\)$/\1/p' "$tmp/out" | tail -n 1)
 				c=$(sed -n 's/^# cancelled \([0-9][0-9]*\)$/\1/p' "$tmp/out" | tail -n 1)
+				sk=$(sed -n 's/^# skipped \([0-9][0-9]*\)$/\1/p' "$tmp/out" | tail -n 1)
+				td=$(sed -n 's/^# todo \([0-9][0-9]*\)$/\1/p' "$tmp/out" | tail -n 1)
 				f=$((${f:-0} + ${c:-0}))
 				if ((rc != 0 && f == 0)); then f=1; fi
-				note "browser tests: $p passed, $f failed"
-				passed=$((passed + p))
-				failed=$((failed + f))
+				# node counts a skipped or todo test as passed too.
+				sk=$((${sk:-0} + ${td:-0}))
+				while IFS= read -r line; do
+					skips+=("browser tests: $line")
+				done < <(grep -E '^ *ok [0-9]+ - .*# (SKIP|TODO)' "$tmp/out" | sed 's/^ *ok [0-9]* - //' || true)
+				tally "browser tests" "$((p - sk))" "$f" "$sk"
 			else
 				note "browser tests could not run (exit $rc)"
 				failed=$((failed + 1))
@@ -219,7 +248,7 @@ if ((san_built)); then
 		mkdir -p "$logs"
 		run env "${san_env[@]}" KENDALI_BIN="$root/build-asan/server/kendali" \
 			KENDALI_IT_LOGDIR="$logs" \
-			/usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider \
+			/usr/bin/python3 -m pytest tests/integration -q -rs -p no:cacheprovider \
 			--basetemp="$base"
 		count_pytest "integration tests under ASan/UBSan"
 		# A report in a server's stderr fails the run even when no test
@@ -248,7 +277,7 @@ for src in tests/fuzz/fuzz_*.c; do
 	target=${target%.c}
 	run tests/fuzz/run.sh -t "${FUZZ_SECONDS:-30}" "$target"
 	if ((rc == 0)); then
-		passed=$((passed + 1))
+		tally "fuzz target $target" 1 0 0
 	else
 		note "fuzz target $target failed (exit $rc)"
 		failed=$((failed + 1))
@@ -256,5 +285,11 @@ for src in tests/fuzz/fuzz_*.c; do
 done
 
 echo
-echo "$passed passed, $failed failed"
+if ((${#skips[@]})); then
+	note "skipped, each a test that did not run:"
+	for s in "${skips[@]}"; do
+		note "  $s"
+	done
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
 ((failed == 0))
