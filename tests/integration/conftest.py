@@ -121,8 +121,15 @@ def make_server(work_dir, kendali_bin):
         made.append(srv)
         return srv.start()
     yield make
+    # Every server is stopped before the first bad exit is reported.
+    problems = []
     for srv in made:
-        srv.close()
+        try:
+            srv.close()
+        except pytest.fail.Exception as e:
+            problems.append(str(e))
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 # Posters and the event types their keys may post.

@@ -609,14 +609,35 @@ class Server:
             self.proc = None
 
     def restart(self):
-        rc = self.stop()
+        rc = self.stop(timeout=self.STOP_TIMEOUT)
+        self.check_exit(rc)
         self.start()
         return rc
 
+    # A stop under the sanitizers ends with the leak check of the whole
+    # heap, which takes seconds for a server that held a lot.
+    STOP_TIMEOUT = 30.0
+
+    def check_exit(self, rc):
+        """A server's exit status is part of the result: a clean stop
+        (SIGTERM) exits 0; under the sanitizers a leak or an error at exit
+        exits 23, and a server that had to be killed may have lost its
+        report.  Either fails the test."""
+        if rc is None:
+            pytest.fail(f"{self.name} did not stop within {self.STOP_TIMEOUT:.0f} s of SIGTERM "
+                        f"and was killed; stderr:\n{self.stderr_tail()}", pytrace=False)
+        if rc != 0:
+            pytest.fail(f"{self.name} exited {rc} when stopped; stderr:\n{self.stderr_tail()}",
+                        pytrace=False)
+
     def close(self):
-        self.stop()
+        """Stops the server if it still runs, and checks its exit."""
+        running = self.proc is not None
+        rc = self.stop(timeout=self.STOP_TIMEOUT)
         if self in LIVE_SERVERS:
             LIVE_SERVERS.remove(self)
+        if running:
+            self.check_exit(rc)
 
     def http(self, **kw):
         return Http(self.host, self.port, **kw)

@@ -6,6 +6,7 @@ comparison).  These run even before the server is built.
 
 import os
 import stat
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -143,3 +144,23 @@ def test_near_midnight():
     assert harness.near_wib_midnight(m - timedelta(seconds=5), 10)
     assert harness.near_wib_midnight(m + timedelta(seconds=5), 10)
     assert not harness.near_wib_midnight(m + timedelta(hours=3), 10)
+
+
+@pytest.mark.parametrize("script, want", [
+    ("trap 'exit 0' TERM; while :; do sleep 0.05; done", None),
+    ("trap 'exit 23' TERM; while :; do sleep 0.05; done", "exited 23"),   # a leak report
+    ("trap '' TERM; while :; do sleep 0.05; done", "did not stop"),       # killed: report lost
+])
+def test_a_server_exit_is_part_of_the_result(tmp_path, fresh_database, script, want, monkeypatch):
+    """Server.close() passes a clean stop only: a sanitizer's exit 23, or a
+    server that had to be killed, fails the test that ran it."""
+    import subprocess
+    srv = harness.Server(fresh_database, tmp_path, name="exit-check")
+    monkeypatch.setattr(harness.Server, "STOP_TIMEOUT", 1.0)
+    srv.proc = subprocess.Popen(["sh", "-c", script])
+    time.sleep(0.5)          # the shell has set its trap
+    if want is None:
+        srv.close()
+        return
+    with pytest.raises(pytest.fail.Exception, match=want):
+        srv.close()
