@@ -24,8 +24,8 @@ import pytest
 
 import dataset
 import reference
-from harness import (CATALOGUE, WsClient, compare_kpis, json_equal_diff, near_wib_midnight,
-                     parse_time, utcnow, wib_midnight)
+from harness import (CATALOGUE, WsClient, assert_problem, compare_kpis, json_equal_diff,
+                     near_wib_midnight, parse_time, utcnow, wib_midnight)
 
 CONVERGE_S = 10.0        # time-driven KPIs (offline alerts) are pushed at least every 5 s
 
@@ -52,7 +52,7 @@ def world(server, keys, api):
     sensors = {}
     for sid, body in ds.sensors.items():
         r = api.put(f"/api/v1/sensors/{urllib.parse.quote(sid)}", body, key=keys["sensors"])
-        assert r.status in (200, 201, 204), f"PUT /api/v1/sensors/{sid}: {r}"
+        assert r.status == 201, f"PUT /api/v1/sensors/{sid} (new): {r}"
         sensors[sid] = dict(body, registered_at=utcnow())
 
     ws = WsClient(server.ws_url).start()
@@ -154,11 +154,12 @@ def test_concurrent_requests_totals(world):
 
 
 def test_database_holds_each_event_once(world, database):
+    """Every event of the data set, readings included, is stored once: as
+    many rows as distinct (poster, event id) pairs sent."""
     n = database.count_events()
-    total = len(world.ds)
-    non_sensor = total - len(world.ds.events["sensors"])
-    assert n in (total, non_sensor), \
-        f"events table has {n} rows; the dataset has {total} distinct events ({non_sensor} without readings)"
+    pairs = database.scalar("SELECT count(DISTINCT (poster, event_id)) FROM events")
+    assert n == pairs == len(world.ds), \
+        f"events table has {n} rows, {pairs} distinct (poster, id); the dataset has {len(world.ds)} events"
 
 
 # --------------------------------------------------------------------------
@@ -308,18 +309,19 @@ def test_sensor_series(world, api, sensor_id):
     assert not wrong, f"{name} differs from the reference:\n" + "\n".join(wrong)
 
 
-@pytest.mark.parametrize("query", [
-    "name=calls.received&window=24h&step=30s",          # step below 1 min
-    "name=calls.received&window=800h&step=1h",          # window above 30 days
-    "name=calls.nonsense&window=24h&step=1h",           # no such series
-    "name=sensor:NO-SUCH-GAUGE&window=24h&step=1h",     # no such sensor
-    "name=calls.received&window=banana&step=1h",
+@pytest.mark.parametrize("query, status, code", [
+    ("name=calls.received&window=24h&step=30s", 400, "bad_request"),        # step below 1 min
+    ("name=calls.received&window=800h&step=1h", 400, "bad_request"),        # window above 30 days
+    ("name=calls.nonsense&window=24h&step=1h", 404, "not_found"),           # no such series
+    ("name=sensor:NO-SUCH-GAUGE&window=24h&step=1h", 404, "not_found"),     # no such sensor
+    ("name=calls.received&window=banana&step=1h", 400, "bad_request"),
 ])
-def test_series_bad_queries(api, world, query):
+def test_series_bad_queries(api, world, query, status, code):
+    """docs/api.md 5.2: 400 bad_request for a window or step out of range
+    or unreadable, 404 not_found for an unknown series or sensor."""
     r = api.get(f"/api/v1/series?{query}")
-    assert r.status in (400, 404, 422), f"{query}: {r}"
-    assert r.content_type == "application/problem+json", r
-    assert r.json.get("status") == r.status and r.json.get("detail")
+    assert_problem(r, status, code)
+    assert r.json.get("detail"), r
 
 
 # --------------------------------------------------------------------------
