@@ -920,10 +920,11 @@ def _time_diff(actual, expected, path, diffs):
 
 
 def deep_diff(actual, expected, path="", diffs=None):
-    """Differences between a JSON value and an expectation.  Numbers compare
-    with a relative tolerance, an expected datetime matches an RFC 3339 string
-    of the same instant, everything else compares exactly (None only equals
-    null, dict keys must match exactly, lists in order)."""
+    """Differences between a JSON value and an expectation.  An expected
+    integer (a count) must be that integer exactly; other numbers compare
+    with a relative tolerance; an expected datetime matches an RFC 3339
+    string of the same instant; everything else compares exactly (None only
+    equals null, dict keys must match exactly, lists in order)."""
     if diffs is None:
         diffs = []
     if isinstance(expected, datetime):
@@ -934,13 +935,16 @@ def deep_diff(actual, expected, path="", diffs=None):
     elif isinstance(expected, bool):
         if actual is not expected:
             diffs.append(f"{path}: expected {expected!r}, got {actual!r}")
+    elif isinstance(expected, int):
+        # A count is an integer, written as one ("5", never "5.0"), and
+        # equal exactly.
+        if not isinstance(actual, int) or isinstance(actual, bool) or actual != expected:
+            diffs.append(f"{path}: expected the integer {expected!r}, got {actual!r}")
     elif _is_num(expected):
         if not _is_num(actual):
             diffs.append(f"{path}: expected {expected!r}, got {actual!r}")
         elif not math.isclose(actual, expected, rel_tol=REL_TOL, abs_tol=ABS_TOL):
             diffs.append(f"{path}: expected {expected!r}, got {actual!r}")
-        elif isinstance(expected, int) and isinstance(actual, float) and not actual.is_integer():
-            diffs.append(f"{path}: expected the integer {expected!r}, got {actual!r}")
     elif isinstance(expected, str):
         if actual != expected:
             diffs.append(f"{path}: expected {expected!r}, got {actual!r}")

@@ -109,6 +109,11 @@ def test_deep_diff_rules():
     assert deep_diff("2026-11-23T08:15:00.001+07:00", t) != []
     assert deep_diff({"a": 1, "b": 2}, {"a": 1}) != []               # extra key
     assert deep_diff([1, 2], [2, 1]) != []                           # order matters
+    assert deep_diff(5, 5) == []
+    assert deep_diff(5.0, 5) != []                   # a count is written as an integer
+    assert deep_diff(5, 4) != []                     # and equal exactly, whatever its size
+    assert deep_diff(100001, 100000) != []
+    assert deep_diff(True, 1) != []
 
 
 def test_alerts_diff_rules():
