@@ -74,17 +74,24 @@ def test_rate_limit_per_key(fresh_database, make_server):
         client.close()
 
 
+# docs/security.md, "Pages", word for word.
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; "
+            "frame-ancestors 'none'")
+
+
 def test_pages_carry_security_headers(server):
     client = server.http()
     try:
-        for path in ("/", "/mayor", "/js/live.js"):
+        for path in ("/", "/mayor", "/login", "/js/live.js", "/css/wall.css", "/favicon.svg"):
             r = client.get(path)
             assert r.status == 200, path
-            csp = r.headers.get("Content-Security-Policy", "")
-            assert "script-src 'self'" in csp and "default-src 'none'" in csp, (path, csp)
-            assert "frame-ancestors 'none'" in csp, (path, csp)
+            assert r.headers.get("Content-Security-Policy") == PAGE_CSP, (path, r.headers)
+            assert r.headers.get("X-Frame-Options") == "DENY", path
             assert r.headers.get("X-Content-Type-Options") == "nosniff", path
             assert r.headers.get("Referrer-Policy") == "no-referrer", path
+            # Plain HTTP here: no HSTS, which only an HTTPS answer carries.
+            assert r.headers.get("Strict-Transport-Security") is None, path
     finally:
         client.close()
 

@@ -271,6 +271,10 @@ def test_silent_sensor_goes_offline_and_comes_back(ctx):
     wait_until(lambda: not active(ctx, SOFF, kind="offline"), what="offline alert cleared")
     stored = [x for x in ctx.api.alerts("all") if x["id"] == off_id]
     assert len(stored) == 1 and stored[0]["severity"] is None and stored[0]["kind"] == "offline", stored
+    # A cleared alert stays readable with state=all: inactive, with its
+    # clearing time in WIB, after its raising.
+    assert stored[0]["active"] is False and stored[0]["cleared_at"].endswith("+07:00"), stored
+    assert parse_time(stored[0]["cleared_at"]) >= parse_time(stored[0]["raised_at"]), stored
     assert latest_of(ctx, SOFF)["online"] is True
     assert not sensor_kpis_match(ctx)
 
@@ -278,6 +282,10 @@ def test_silent_sensor_goes_offline_and_comes_back(ctx):
 def test_ack_errors(ctx):
     r = ctx.api.post("/api/v1/alerts/999999999/ack", {"by": "operator1"}, key=ctx.key)
     assert_problem(r, 404, "not_found")
+    # The list takes state=active (the default) or all, nothing else.
+    for state in ("cleared", "ALL", ""):
+        assert_problem(ctx.api.get(f"/api/v1/alerts?state={state}", key=ctx.key), 400,
+                       "bad_request")
     # Anonymous access names itself in `by`, which is required: 422
     # invalid_ack, field "by" (docs/api.md 5.4).
     r = ctx.api.post(f"/api/v1/alerts/{ctx.second_id}/ack", {"note": "no operator"}, key=ctx.key)
