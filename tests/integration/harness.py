@@ -1176,15 +1176,14 @@ class WsClient:
                 return
             kind = msg.get("type")
             seq = msg.get("seq")
-            # every message is numbered; an error without a seq is tolerated
-            # (docs/spec/ws.md shows errors without one)
-            if not (kind == "error" and seq is None):
-                if type(seq) is not int:
-                    self.violations.append(f"{kind} message without an integer seq: {_short(msg, 300)}")
-                elif self.last_seq is not None and seq != self.last_seq + 1:
-                    self.violations.append(f"seq went from {self.last_seq} to {seq} ({kind})")
-                if type(seq) is int:
-                    self.last_seq = seq
+            # Every message is numbered, errors too (docs/api.md 8.2: the
+            # contract's example leaves seq out; the server never does).
+            if type(seq) is not int:
+                self.violations.append(f"{kind} message without an integer seq: {_short(msg, 300)}")
+            elif self.last_seq is not None and seq != self.last_seq + 1:
+                self.violations.append(f"seq went from {self.last_seq} to {seq} ({kind})")
+            if type(seq) is int:
+                self.last_seq = seq
             if self.snapshot is None and kind != "error":
                 if kind != "snapshot":
                     self.violations.append(f"first message is {kind!r}, not a snapshot")
