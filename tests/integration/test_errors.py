@@ -458,3 +458,58 @@ def test_order_of_checks(server, api, keys, nothing_stored):
 def test_server_still_accepts_after_all_errors(api, keys, baseline):
     r = api.post_events(good_calls(3), key=keys["calls"])
     assert r.status == 202 and r.json["accepted"] == 3, r
+
+
+def raw_exchange(port, request, timeout=5.0):
+    """Sends raw request bytes and reads until the server closes (or
+    timeout); returns (status, headers, rest), status None when nothing came
+    back."""
+    import socket
+    from harness import parse_response_head
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request)
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except (socket.timeout, ConnectionResetError):
+            pass
+    if not data:
+        return None, {}, b""
+    return parse_response_head(data)
+
+
+def test_http_limits_of_the_request_text(server, keys, nothing_stored):
+    """docs/api.md, errors: 411 length_required for a body without
+    Content-Length (the connection then closed), 414 uri_too_long past 255
+    bytes of path, and headers over 4 KiB closing the connection."""
+    key = keys["calls"]
+    host = f"127.0.0.1:{server.port}"
+    # A body announced as chunked: no Content-Length.
+    status, headers, rest = raw_exchange(server.port, (
+        f"POST /api/v1/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "2\r\n[]\r\n0\r\n\r\n").encode())
+    assert status == 411 and json.loads(rest)["code"] == "length_required", (status, rest[:200])
+    assert headers.get("connection", "").lower() == "close", headers
+    # 255 bytes of path are read; 256 are too many.
+    for n, want in ((255, 404), (256, 414)):
+        path = "/" + "p" * (n - 1)
+        status, _, rest = raw_exchange(server.port, (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").encode())
+        assert status == want, (n, status, rest[:200])
+        if want == 414:
+            assert json.loads(rest)["code"] == "uri_too_long", rest[:200]
+    # 4 KiB of headers at most: past that the connection is closed, with
+    # nothing served (docs/security.md, limits).
+    status, _, _ = raw_exchange(server.port, (
+        f"GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Pad: {'x' * 6000}\r\n"
+        "Connection: close\r\n\r\n").encode())
+    assert status is None, f"a request with 6 KiB of headers got {status}, not a closed connection"
+    # And the server goes on serving.
+    status, _, _ = raw_exchange(server.port, (
+        f"GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").encode())
+    assert status == 200
