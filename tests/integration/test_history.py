@@ -2,7 +2,8 @@
 Past values: GET /api/v1/kpis?at=<time> answers the latest record at or
 before that time, within 15 minutes (docs/api.md, section 4).  No record is
 an answer (kpis null), not an error: the mayor's page asks for "the same
-time yesterday" on every load, and a new database has none.
+time yesterday" on every load, and a new database has none.  And the alert
+history: GET /api/v1/alerts?state=all, newest first, at most 1,000.
 """
 
 import datetime
@@ -42,3 +43,28 @@ def test_past_values(fresh_database, make_server):
 
     r = api.get("/api/v1/kpis?at=yesterday")
     assert r.status == 400 and r.json["code"] == "bad_request", r
+
+
+def test_alert_history_is_capped_newest_first(fresh_database, make_server):
+    """GET /api/v1/alerts?state=all: the tenant's alerts, active or cleared,
+    newest raised first, at most 1,000 (docs/api.md 5.3)."""
+    srv = make_server(fresh_database)
+    api = srv.http()
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    fresh_database.execute(
+        "INSERT INTO alerts (tenant, kind, sensor_id, severity, message, raised_at, cleared_at)"
+        " SELECT 'semarang', 'level', 'HIST-' || i, 'siaga', 'HIST-' || i || ': SIAGA 210 cm',"
+        " %s - i * interval '1 minute', %s - i * interval '1 minute' + interval '30 s'"
+        " FROM generate_series(1, 1005) AS i", (now, now))
+    r = api.get("/api/v1/alerts?state=all")
+    assert r.status == 200, r
+    alerts = r.json["alerts"]
+    assert len(alerts) == 1000, len(alerts)
+    # Newest first: HIST-1 (raised a minute ago) down to HIST-1000.
+    assert [a["sensor_id"] for a in alerts] == [f"HIST-{i}" for i in range(1, 1001)]
+    first = alerts[0]
+    assert first["active"] is False and first["severity"] == "siaga" and first["kind"] == "level"
+    assert first["raised_at"] == (now - datetime.timedelta(minutes=1)).astimezone(WIB).isoformat(
+        timespec="milliseconds"), first
+    # None of them is active, so the active list is empty.
+    assert api.get("/api/v1/alerts").json["alerts"] == []
