@@ -17,11 +17,12 @@ import select
 import socket
 import threading
 import time
+import urllib.parse
 
 import pytest
 
 import reference
-from harness import (Http, PgCluster, Server, WsClient, ago, create_key, kendali_cli,
+from harness import (Http, PgCluster, Server, WsClient, ago, assert_problem, create_key, kendali_cli,
                      near_wib_midnight, parse_time, utcnow)
 
 PHASE_S = 1.5          # load between faults
@@ -378,6 +379,22 @@ def test_screens_told_while_database_down(srv, own_pg):
             late = WsClient(srv.ws_url).start()
             assert late.snapshot["database"] == "down", late.snapshot
             assert late.snapshot["down_since"] == down["down_since"]
+            # What needs the database answers 503 with Retry-After: 2,
+            # and what is held in memory goes on (docs/api.md).
+            api = srv.http()
+            try:
+                for method, path, body in (
+                        ("POST", "/api/v1/session", {"username": "petugas", "password": "x" * 12}),
+                        ("GET", "/api/v1/kpis?at=" + urllib.parse.quote(utcnow().isoformat()), None),
+                        ("GET", "/api/v1/alerts?state=all", None),
+                        ("GET", "/api/v1/series?name=calls.received&window=1h&step=5m", None)):
+                    r = api.request(method, path, body, fresh=True)
+                    assert_problem(r, 503, "unavailable")
+                    assert r.headers.get("Retry-After") == "2", (path, r.headers)
+                assert api.get("/api/v1/kpis", fresh=True).status == 200
+                assert api.get("/api/v1/alerts", fresh=True).status == 200
+            finally:
+                api.close()
         finally:
             own_pg.start()
         srv.wait_ready(timeout=30)
