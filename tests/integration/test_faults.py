@@ -475,3 +475,45 @@ def network_cut(s, path, db, keys):
         assert p.acked_between(back, time.monotonic()) > 0, \
             f"{p.etype}: nothing acknowledged after the network came back"
     assert refused_during > 0, "nothing was refused while the network was cut"
+
+
+def test_a_blip_shows_no_band(srv, db, own_pg):
+    """A database gone for less than a second (its connections killed and
+    made again at once) tells no screen that the data is stale: the band
+    is for outages of a second or more (docs/operations.md)."""
+    srv.wait_ready(timeout=30)
+    ws = WsClient(srv.ws_url).start()
+    try:
+        assert ws.snapshot["database"] == "up"
+        start = len(ws.messages)
+        assert terminate_server_connections(own_pg, db) >= 1
+        srv.wait_ready(timeout=5)
+        time.sleep(2.0)      # past the 1 s after which an outage is told
+        told = [m for _, m in ws.messages[start:] if m.get("type") == "status"]
+        assert told == [], f"a blip was told to the screens: {told}"
+        assert ws.database == "up" and not ws.violations, ws.violations[:5]
+    finally:
+        ws.close()
+
+
+def test_sigterm_under_load_loses_nothing(db, keys, work_dir):
+    """SIGTERM while clients post: the server stops taking work, answers
+    what it accepted, exits 0, and every event it answered 202 is stored
+    (docs/operations.md, Stopping)."""
+    s = Server(db, work_dir / "logs", ["--rate-limit", "0"], name=f"sigterm-{db.name}")
+    s.start()
+    posters = [Poster(s.port, "call", keys["call"], "tc"),
+               Poster(s.port, "report", keys["report"], "tr")]
+    try:
+        for p in posters:
+            p.start()
+        time.sleep(PHASE_S)
+        rc = s.stop(timeout=s.STOP_TIMEOUT)
+        assert rc == 0, f"the server exited {rc} on SIGTERM under load"
+        time.sleep(0.5)
+    finally:
+        stop_posters(posters)
+        s.close()
+    acked = sum(len(p.acked) for p in posters)
+    assert acked > 50, f"too little load to mean anything: {acked} acknowledged"
+    check_posters(posters, db)
