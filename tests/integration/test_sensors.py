@@ -124,7 +124,10 @@ def test_siaga_raises_an_alert(ctx):
     assert len(alerts) == 1
     a = alerts[0]
     assert a["severity"] == "siaga" and a["acked_by"] is None and a["acked_at"] is None
-    assert a["message"] and parse_time(a["raised_at"])
+    # docs/api.md 5.3: "<name>: SIAGA <value rounded> <unit>".
+    assert a["message"] == f"{S3.title()}: SIAGA 210 cm", a
+    assert msg["message"] == a["message"], msg
+    assert parse_time(a["raised_at"])
     assert str(a["id"]) == str(msg["id"])
     ctx.first_id = a["id"]
     k = ctx.api.kpis()["kpis"]
@@ -155,6 +158,7 @@ def test_awas_escalates_and_resets_the_acknowledgement(ctx):
     a = active(ctx, S3)
     assert len(a) == 1 and a[0]["id"] == ctx.first_id, a
     assert a[0]["severity"] == "awas" and a[0]["acked_by"] is None and a[0]["acked_at"] is None
+    assert a[0]["message"] == msg["message"] == f"{S3.title()}: AWAS 270 cm", (a, msg)
 
 
 def test_back_to_siaga_keeps_it(ctx):
@@ -262,6 +266,7 @@ def test_silent_sensor_goes_offline_and_comes_back(ctx):
     a = active(ctx, SOFF, kind="offline")
     assert len(a) == 1 and a[0]["severity"] is None, a
     assert not any(w in a[0]["message"].lower() for w in ("waspada", "siaga", "awas")), a
+    assert a[0]["message"] == "Silent gauge: tidak ada data (offline)", a
     off_id = a[0]["id"]
     assert latest_of(ctx, SOFF)["online"] is False
     assert not sensor_kpis_match(ctx)
