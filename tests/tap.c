@@ -84,3 +84,49 @@ int tap_done(const struct tap *t)
 	printf("\n");
 	return t->failed ? 1 : 0;
 }
+
+json_t *tap_load_cases(const char *path, size_t flags, json_t **root)
+{
+	json_error_t err;
+	json_t *cases;
+
+	*root = json_load_file(path, flags, &err);
+	cases = json_object_get(*root, "cases");
+	if (json_is_array(cases) && json_array_size(cases) > 0)
+		return cases;
+	printf("Bail out! no cases in %s (%s)\n", path,
+	       !*root		      ? err.text
+	       : json_is_array(cases) ? "\"cases\" is empty"
+				      : "no \"cases\" array");
+	json_decref(*root);
+	*root = NULL;
+	return NULL;
+}
+
+void tap_run_kinds(struct tap *t, const json_t *cases,
+		   const struct tap_kind *kinds, size_t nkinds)
+{
+	size_t i;
+	json_t *c;
+
+	json_array_foreach ((json_t *)cases, i, c) {
+		const char *kind =
+		    json_string_value(json_object_get(c, "kind"));
+		const char *name =
+		    json_string_value(json_object_get(c, "name"));
+		char title[200];
+		struct note n = {0};
+		size_t k = 0;
+
+		while (k < nkinds &&
+		       !(kind && strcmp(kind, kinds[k].kind) == 0))
+			k++;
+		if (k == nkinds)
+			note_add(&n, "unknown kind %s", kind ? kind : "(none)");
+		else
+			kinds[k].run(c, &n);
+		snprintf(title, sizeof(title), "%s: %s", kind ? kind : "?",
+			 name ? name : "?");
+		tap_case(t, title, &n);
+	}
+}

@@ -5,6 +5,7 @@
 #ifndef KENDALI_TAP_H
 #define KENDALI_TAP_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 struct tap {
@@ -38,6 +39,25 @@ void tap_case(struct tap *t, const char *name, const struct note *n);
  */
 void tap_todo(struct tap *t, const char *name, const struct note *n,
 	      const char *why);
+
+/*
+ * The "cases" array of a JSON cases file read with json_load_file's flags;
+ * *root holds the whole file (json_decref it when done).  A file missing,
+ * unreadable or without cases is a broken test, never a pass: NULL, after
+ * a "Bail out!" line.
+ */
+json_t *tap_load_cases(const char *path, size_t flags, json_t **root);
+
+/* A kind of case of a data-driven test, and the function that checks one. */
+struct tap_kind {
+	const char *kind;
+	void (*run)(const json_t *c, struct note *n);
+};
+
+/* Reports each case through the function of its "kind", titled
+ * "<kind>: <name>"; an unknown kind fails its case. */
+void tap_run_kinds(struct tap *t, const json_t *cases,
+		   const struct tap_kind *kinds, size_t nkinds);
 
 /* Prints the plan and the summary; returns the exit status. */
 int tap_done(const struct tap *t);

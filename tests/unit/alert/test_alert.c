@@ -516,7 +516,6 @@ done:
 int main(int argc, char **argv)
 {
 	struct tap t = {0};
-	json_error_t err;
 	json_t *root, *cases, *c;
 	int64_t t0;
 	size_t i;
@@ -529,17 +528,8 @@ int main(int argc, char **argv)
 		printf("Bail out! %s is not a time\n", T0_TEXT);
 		return 1;
 	}
-	root = json_load_file(argv[1], 0, &err);
-	cases = json_object_get(root, "cases");
-	/* No cases is a broken file, never a pass. */
-	if (!json_is_array(cases) || json_array_size(cases) == 0) {
-		printf("Bail out! no cases in %s (%s)\n", argv[1],
-		       !root		      ? err.text
-		       : json_is_array(cases) ? "\"cases\" is empty"
-					      : "no \"cases\" array");
-		json_decref(root);
+	if (!(cases = tap_load_cases(argv[1], 0, &root)))
 		return 1;
-	}
 	json_array_foreach (cases, i, c) {
 		const char *name = str(c, "name"), *bug = str(c, "bug");
 		struct note n = {0};

@@ -321,7 +321,6 @@ static void run_case(struct tap *tap, const json_t *c)
 
 int main(int argc, char **argv)
 {
-	json_error_t je;
 	json_t *root, *cases;
 	struct tap tap = {0, 0};
 
@@ -329,12 +328,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s cases.json\n", argv[0]);
 		return 2;
 	}
-	root = json_load_file(argv[1], 0, &je);
-	if (!root) {
-		fprintf(stderr, "%s:%d: %s\n", argv[1], je.line, je.text);
-		return 2;
-	}
-	cases = json_object_get(root, "cases");
+	if (!(cases = tap_load_cases(argv[1], 0, &root)))
+		return 1;
 	for (size_t i = 0; i < json_array_size(cases); i++)
 		run_case(&tap, json_array_get(cases, i));
 	json_decref(root);

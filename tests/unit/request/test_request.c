@@ -198,52 +198,22 @@ static void log_escape_case(const json_t *c, struct note *n)
 
 int main(int argc, char **argv)
 {
-	static const struct {
-		const char *kind;
-		void (*run)(const json_t *, struct note *);
-	} kinds[] = {
+	static const struct tap_kind kinds[] = {
 	    {"route", route_case},	 {"cookie", cookie_case},
 	    {"host", host_case},	 {"origin", origin_case},
 	    {"duration", duration_case}, {"username", username_case},
 	    {"scope", scope_case},	 {"log_escape", log_escape_case},
 	};
 	struct tap t = {0};
-	json_error_t err;
-	json_t *root, *cases, *c;
-	size_t i;
+	json_t *root, *cases;
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: test_request CASES.json\n");
 		return 2;
 	}
-	root = json_load_file(argv[1], 0, &err);
-	cases = json_object_get(root, "cases");
-	/* No cases is a broken file, never a pass. */
-	if (!json_is_array(cases) || json_array_size(cases) == 0) {
-		printf("Bail out! no cases in %s (%s)\n", argv[1],
-		       root ? "no \"cases\" array" : err.text);
+	if (!(cases = tap_load_cases(argv[1], 0, &root)))
 		return 1;
-	}
-	json_array_foreach (cases, i, c) {
-		const char *kind =
-		    json_string_value(json_object_get(c, "kind"));
-		const char *name =
-		    json_string_value(json_object_get(c, "name"));
-		char title[200];
-		struct note n = {0};
-		size_t k = 0;
-
-		for (; k < sizeof(kinds) / sizeof(kinds[0]); k++)
-			if (kind && strcmp(kind, kinds[k].kind) == 0)
-				break;
-		if (k == sizeof(kinds) / sizeof(kinds[0]))
-			note_add(&n, "unknown kind %s", kind ? kind : "(none)");
-		else
-			kinds[k].run(c, &n);
-		snprintf(title, sizeof(title), "%s: %s", kind ? kind : "?",
-			 name ? name : "?");
-		tap_case(&t, title, &n);
-	}
+	tap_run_kinds(&t, cases, kinds, sizeof(kinds) / sizeof(kinds[0]));
 	json_decref(root);
 	return tap_done(&t);
 }
