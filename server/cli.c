@@ -26,6 +26,16 @@ static bool good_name(const char *s)
 	return reqtext_username_valid(s, strlen(s));
 }
 
+/* Whether role is one; says which are when not. */
+static bool good_role(const char *role)
+{
+	if (auth_role_parse(role) >= 0)
+		return true;
+	fprintf(stderr,
+		"kendali: --role is one of wall, operator, mayor, admin\n");
+	return false;
+}
+
 static int db_error(PGresult *r)
 {
 	fprintf(stderr, "kendali: %s", PQresultErrorMessage(r));
@@ -154,11 +164,8 @@ static int token_create(PGconn *conn, const char *tenant, int argc, char **argv)
 				"digits and . _ - @\n");
 		return 2;
 	}
-	if (auth_role_parse(role) < 0) {
-		fprintf(stderr, "kendali: --role is one of wall, operator, "
-				"mayor, admin\n");
+	if (!good_role(role))
 		return 2;
-	}
 	if (auth_mint("st", cred, id, digest) < 0) {
 		fprintf(stderr, "kendali: no random bytes\n");
 		return 1;
@@ -293,11 +300,8 @@ static int user_add(PGconn *conn, const char *tenant, int argc, char **argv)
 				"digits and . _ - @\n");
 		return 2;
 	}
-	if (auth_role_parse(role) < 0) {
-		fprintf(stderr, "kendali: --role is one of wall, operator, "
-				"mayor, admin\n");
+	if (!good_role(role))
 		return 2;
-	}
 	if ((rc = new_password(stored, sizeof(stored))) != 0)
 		return rc;
 	const char *p[4] = {name, tenant, role, stored};
