@@ -19,6 +19,9 @@
  * anonymous: false, name: 'login' }) starts it without: every read then needs a
  * credential, and the harness reads the API with a screen token of its own
  * (role wall). `name` keeps each harness's logs apart under browser-logs/.
+ * `dataset: false` leaves the database without the data set of dataset.js,
+ * for tests that post events of their own (h.post) and write rows directly
+ * (h.sql).
  *
  * KENDALI_BROWSER_KEEP=1 keeps the temporary directory (cluster, logs).
  */
@@ -367,8 +370,9 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 }
 
 class Harness {
-  constructor({ anonymous = true, name = 'pages' } = {}) {
+  constructor({ anonymous = true, name = 'pages', dataset: withDataset = true } = {}) {
     this.anonymous = anonymous;
+    this.withDataset = withDataset;
     this.name = name;
     this.readToken = null;
     this.tmp = null;
@@ -423,9 +427,11 @@ class Harness {
     await this.server.start();
     log(`server ready on port ${this.server.port} after ${Date.now() - t0} ms`);
 
-    // The data set.
-    await this.load(dataset.generate(REPO, Date.now()));
-    log(`data set loaded after ${Date.now() - t0} ms`);
+    // The data set (unless the tests bring their own events).
+    if (this.withDataset) {
+      await this.load(dataset.generate(REPO, Date.now()));
+      log(`data set loaded after ${Date.now() - t0} ms`);
+    }
 
     // The browser.
     const { chromium } = require('playwright-core');
@@ -488,6 +494,18 @@ class Harness {
   /** `kendali ARGS` against the test database (input: its stdin). */
   cli(args, input) {
     return kendali(this.databaseUrl, args, input);
+  }
+
+  /**
+   * Runs SQL in the test database with psql (stops at the first error) and
+   * returns its output, unaligned and tuples only.  vars become psql
+   * variables, to be used quoted as :'name' in the SQL.
+   */
+  sql(text, vars = {}) {
+    const args = ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', this.pg.sock, '-p', String(PG_PORT),
+      '-U', 'postgres', '-d', 'kendali'];
+    for (const [k, v] of Object.entries(vars)) args.push('-v', `${k}=${v}`);
+    return run(path.join(this.pg.bindir, 'psql'), args, { input: text, env: cleanEnv() }).stdout;
   }
 
   /** kendali token create: {token, id, stdout}; the token is the last line. */

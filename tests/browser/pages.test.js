@@ -21,20 +21,15 @@ const {
   Harness, SCREENSHOTS, sleep, waitFresh, staleShown, expectPageMatchesApi,
   describe: describeEl, pngSize,
 } = require('./harness');
+const { formatter, readNumbers, checkNumberTexts } = require('./numbers');
 
 const WALL = { name: 'wall', path: '/', sizes: [[1920, 1080], [3840, 2160]] };
 const MAYOR = { name: 'mayor', path: '/mayor', sizes: [[1024, 768], [768, 1024]] };
 const size = ([width, height]) => ({ width, height });
 const sizeName = ([w, h]) => `${w}x${h}`;
 
-// Formatters written here, independently of the pages: Indonesian by default.
-const ID = {
-  int: new Intl.NumberFormat('id-ID', { maximumFractionDigits: 0 }),
-  pct: new Intl.NumberFormat('id-ID', { style: 'percent', minimumFractionDigits: 1, maximumFractionDigits: 1 }),
-  dec: (v, digits, min) =>
-    new Intl.NumberFormat('id-ID', { minimumFractionDigits: min, maximumFractionDigits: digits }).format(v),
-};
-const EN_INT = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+// Formatters of numbers.js (Node's Intl, independent of the pages): Indonesian by default.
+const ID = formatter('id');
 
 // A plain element of reports.open (not a map/list entry, not computed).
 const OPEN_SEL = '[data-kpi="reports.open"]:not([data-key]):not([data-field]):not([data-derived])';
@@ -133,39 +128,79 @@ test('each page loads at each target size with no console error, no failed reque
 // 2. The numbers equal the API, formatted in Indonesian
 // ---------------------------------------------------------------------------
 
-/** Checks the displayed text of a few numbers; returns [checks, problems]. */
-function checkIndonesianFormat(els, kpis) {
-  const checks = [];
+/**
+ * Reads every number of the page and GET /api/v1/kpis right after, and checks
+ * each number's text as docs/ui.md formats it in lang (numbers.js); retries
+ * for up to withinMs (a push or one of the page's fetches may be in flight).
+ * Returns {checked, read, kpis, tries}; fails with every problem.
+ */
+async function expectNumberTexts(page, lang, withinMs = 3000) {
+  const deadline = Date.now() + withinMs;
+  let tries = 0;
+  for (;;) {
+    tries++;
+    const read = await readNumbers(page);
+    const { kpis } = await h.kpis();
+    const r = checkNumberTexts(read, kpis, lang);
+    if (!read.els.length) r.problems.push('no [data-kpi] element on the page');
+    if (!r.problems.length) return { checked: r.checked, read, kpis, tries };
+    if (Date.now() >= deadline) {
+      assert.fail(`the numbers' texts (${lang}) after ${tries} tries in ${withinMs} ms:\n  ` + r.problems.join('\n  '));
+    }
+    await sleep(200);
+  }
+}
+
+/** Two of each kind of number checked, for the diagnostics. */
+function examples(checked) {
+  const kinds = ['(count)', '(percentage', '(measurement', '(gauge', '(change, unknown)', '(change, ', '(null)'];
+  return kinds.flatMap((k) => checked.filter((c) => c.includes(k) && (k !== '(change, ' || !c.includes('unknown')))
+    .slice(0, 2)).join('; ');
+}
+
+/** Waits until the mayor's page compares its three "today" counts with yesterday's series. */
+async function waitSeriesChanges(page) {
+  await page.waitForFunction(() => document.querySelectorAll('[data-derived="change_24h"][data-source="series"]').length === 3,
+    null, { timeout: 8000, polling: 100 }).catch(() => {
+    throw new Error('the mayor\'s page does not compare its three "today" counts with yesterday\'s series within 8 s');
+  });
+}
+
+/**
+ * What the data set must put on a page for the formatting check to mean
+ * something: a count over a thousand, percentages, a null; on the wall gauge
+ * readings with decimals and both measurements with their units; on the
+ * mayor's page all eight changes against yesterday.  Returns problems.
+ */
+function formattingCoverage(pg, checked, kpis) {
   const problems = [];
-  const expectText = (el, want, what) => {
-    checks.push(`${describeEl(el)} "${el.text}" (${what})`);
-    if (el.text !== want) problems.push(`${describeEl(el)}: shows "${el.text}", expected "${want}" (${what})`);
-  };
-  for (const el of els) {
-    const value = el.value == null ? undefined : JSON.parse(el.value);
-    if (typeof value !== 'number') continue;
-    if (isPlain(el) && el.kpi === 'reports.open') {
-      if (value < 1000) problems.push(`reports.open is ${value}: the data set should make it over 1000`);
-      expectText(el, ID.int.format(value), 'count with "." for thousands');
-      if (!/^\d{1,3}(\.\d{3})+$/.test(el.text)) problems.push(`reports.open: "${el.text}" has no "." for thousands`);
-    } else if ((isPlain(el) && /(^|\.)(sla_met_30d|service_level_1h|abandon_rate_1h)$/.test(el.kpi)) ||
-      (el.field === 'sla_met_30d' && el.derived == null)) {
-      expectText(el, ID.pct.format(value), 'percentage with "," and one decimal');
-    } else if (el.kpi === 'sensors.latest' && el.field === 'value' && el.derived == null &&
-      !Number.isInteger(value)) {
-      // As many decimals as the page chose (at least one), with a comma.
-      const digits = (el.text.split(',')[1] || '').replace(/\D.*$/, '').length;
-      const fits = digits >= 1 && [0, digits].some((min) => ID.dec(value, digits, min) === el.text);
-      checks.push(`${describeEl(el)} "${el.text}" (decimal with ",")`);
-      if (!fits) {
-        problems.push(`${describeEl(el)}: shows "${el.text}" for ${value}, expected the id-ID decimal ` +
-          `"${ID.dec(value, 1, 0)}" or "${ID.dec(value, 2, 0)}"`);
+  const has = (re) => checked.some((c) => re.test(c));
+  if (!(kpis['reports.open'] >= 1000)) {
+    problems.push(`reports.open is ${kpis['reports.open']}: the data set should make it over 1000`);
+  }
+  if (!has(/^\[data-kpi="reports\.open"\] "\d{1,3}[.,]\d{3}" \(count\)/)) {
+    problems.push('no plain reports.open over a thousand was checked');
+  }
+  if (!has(/\(percentage/)) problems.push('no percentage was checked');
+  if (pg === WALL) {
+    if (!has(/^\[data-kpi="sensors\.latest"\].* "\d+[.,]\d+" \(gauge reading/)) {
+      problems.push('wall: no gauge reading with decimals was checked');
+    }
+    for (const k of ['calls.asa_1h_s', 'reports.resolution_p50_30d_h']) {
+      if (!checked.some((c) => c.startsWith(`[data-kpi="${k}"] `) && c.includes('(measurement with its unit)'))) {
+        problems.push(`wall: ${k} was not checked with its unit`);
       }
     }
+  } else {
+    if (!has(/ "—" \(null\)/)) problems.push('mayor: no null shown as "—" was checked');
+    const changes = checked.filter((c) => c.includes('[data-derived="change_24h"]'));
+    if (changes.length !== 8) problems.push(`mayor: ${changes.length} changes against yesterday checked, not 8`);
+    // The data set has no KPI record of yesterday, but 48 hours of events: the
+    // three "today" counts are compared, the five others unknown.
+    const known = changes.filter((c) => !c.endsWith('(change, unknown)'));
+    if (known.length !== 3) problems.push(`mayor: ${known.length} changes known, not the 3 "today" counts`);
   }
-  if (!checks.some((c) => c.includes('"reports.open"'))) problems.push('no plain reports.open element to check');
-  if (!checks.some((c) => c.includes('percentage'))) problems.push('no percentage to check');
-  return [checks, problems];
+  return problems;
 }
 
 test('the numbers shown equal GET /api/v1/kpis, formatted in Indonesian', { timeout: 60000 }, async (t) => {
@@ -193,11 +228,13 @@ test('the numbers shown equal GET /api/v1/kpis, formatted in Indonesian', { time
           assert.ok(r.compared.some((e) => e.kpi === 'sensors.latest'), 'wall: no sensors.latest entry was compared');
         }
 
-        const [checks, problems] = checkIndonesianFormat(r.els, r.kpis);
-        if (pg === WALL && !checks.some((c) => c.includes('decimal'))) {
-          problems.push('wall: no gauge value with a decimal comma to check');
-        }
-        st.diagnostic(`formatting checked: ${checks.join('; ')}`);
+        // The text of every number, formatted in Indonesian; on the mayor's
+        // page once yesterday's series have come (the three "today" counts).
+        if (pg === MAYOR) await waitSeriesChanges(page);
+        const f = await expectNumberTexts(page, 'id', 3000);
+        st.diagnostic(`${f.checked.length} texts checked in Indonesian (try ${f.tries}), e.g. ${examples(f.checked)}`);
+        assert.equal(f.checked.length, f.read.els.length, `${pg.name}: not every number's text was checked`);
+        const problems = formattingCoverage(pg, f.checked, f.kpis);
         assert.deepEqual(problems, [], `${pg.name}:\n  ${problems.join('\n  ')}`);
       });
     });
@@ -294,7 +331,7 @@ test('a posted report changes reports.open on screen within one second', { timeo
       latencies.map((l) => `${l.label} ${l.ms} ms (${l.ms + accepted - sent} ms)`).join(', '));
     for (const l of latencies) {
       assert.ok(l.ms < 1000, `${l.label}: reports.open changed ${l.ms} ms after the 202 (limit 1000 ms)`);
-      assert.equal(l.text, ID.int.format(before + 1), `${l.label}: the text of reports.open`);
+      assert.equal(l.text, ID.int(before + 1), `${l.label}: the text of reports.open`);
     }
     assert.equal((await h.kpis()).kpis['reports.open'], before + 1, 'reports.open of the API after the post');
     for (const p of pages) assert.deepEqual(p.watch.problems, [], `${p.label}: ${p.watch.problems.join('; ')}`);
@@ -325,7 +362,9 @@ test('?lang=en switches the labels to English', { timeout: 60000 }, async (t) =>
         await settle(page);
         if (query) await screenshot(page, pg, query, sz);
         const r = await readLabels(page);
-        r.open = await page.$$eval(OPEN_SEL, (els) => els.map((el) => [el.getAttribute('data-value'), el.textContent.trim()]));
+        // Every number's text in this page's language (en-US with ?lang=en).
+        if (pg === MAYOR) await waitSeriesChanges(page);
+        r.numbers = await expectNumberTexts(page, query ? 'en' : 'id', 3000);
         r.problems = watch.problems;
         return r;
       });
@@ -352,11 +391,16 @@ test('?lang=en switches the labels to English', { timeout: 60000 }, async (t) =>
         assert.ok(idText.includes(word), `${pg.name}: "${word}" is not among the Indonesian labels`);
       }
 
-      // Numbers follow the language too: 1,234 in English.
-      assert.ok(en.open.length > 0, `${pg.name}: no reports.open element in English`);
-      for (const [raw, text] of en.open) {
-        assert.equal(text, EN_INT.format(JSON.parse(raw)), `${pg.name}: reports.open in English`);
-      }
+      // Numbers follow the language too (1,234, 87.5%, 2.3 pp): every one was
+      // checked in en-US by expectNumberTexts, the same ones as in Indonesian.
+      assert.equal(en.numbers.checked.length, en.numbers.read.els.length,
+        `${pg.name}: not every number's text was checked in English`);
+      assert.equal(en.numbers.checked.length, id.numbers.checked.length,
+        `${pg.name}: not the same numbers in both languages`);
+      const open = en.numbers.checked.filter((c) => c.startsWith('[data-kpi="reports.open"] "'));
+      assert.ok(open.length > 0 && open.every((c) => /"\d{1,3},\d{3}"/.test(c)),
+        `${pg.name}: reports.open in English is not shown with "," for thousands: ${open.join('; ')}`);
+      st.diagnostic(`${en.numbers.checked.length} numbers' texts checked in English, e.g. ${examples(en.numbers.checked)}`);
       assert.deepEqual(en.problems, [], `${pg.name}?lang=en:\n  ${en.problems.join('\n  ')}`);
     });
   }
