@@ -1,11 +1,15 @@
 """
-The websocket protocol (docs/spec/ws.md): subprotocol situation.v1, a
-snapshot first with every KPI of the catalogue, then `kpis` deltas with only
-the changed keys, `seq` rising by one per message on each connection,
-changes pushed within ~1 s of the 202 and coalesced (at most one message per
-250 ms), time-driven changes pushed without any event, junk answered with
+The websocket protocol (docs/api.md 8, docs/spec/ws.md): subprotocol
+situation.v1, a snapshot first with every KPI of the catalogue, then `kpis`
+deltas with only the changed keys, `seq` rising by one per message on each
+connection, changes pushed no later than 250 ms after their commit and
+coalesced (never two kpis messages less than 250 ms apart; a change after a
+quiet interval at once), time-driven changes pushed without any event within
+a second (plus the publish interval) of becoming due, junk answered with
 {"type":"error"} without disturbing other clients, and subscriptions that
-narrow the stream.
+narrow the stream.  Gaps between messages are measured on kernel receive
+timestamps (RawScreen, test_ws_timing.py); more timing and flow control is in
+test_ws_timing.py.
 """
 
 import asyncio
@@ -18,6 +22,19 @@ import pytest
 
 from harness import (CATALOGUE, SUBPROTOCOL, WsClient, ago, ev_call, ev_reading, fmt_time, json_equal_diff,
                      parse_time, raw_ws_connect, sensor_body, utcnow, ws_first_messages)
+from test_ws_timing import EVALUATE_S, LATE_S, OP_TEXT, PUBLISH_S, SANITIZED, RawScreen
+
+# Two kpis messages may arrive this much closer than the publish interval:
+# the gaps are the kernel's receive timestamps (RawScreen), so this process's
+# scheduling is not in them; libuv's loop clock counts whole milliseconds, so
+# the server's 250 ms can come out up to 1 ms short (249.0 ms seen), and 1 ms
+# more covers its own work between the timer and the write.
+GAP_ALLOW_S = 0.002
+# docs/api.md 8.2: a change committed when the last message is older than
+# the publish interval is sent at once, "a few milliseconds after its 202";
+# measured from the 202 to the kernel's receipt of the frame.  Room for a
+# loaded 2-core machine (and several times that under the sanitizers).
+QUIET_S = 0.25 if SANITIZED else 0.05
 
 GAUGE = "SMG-SRINGIN-TERBOYO"
 
@@ -49,8 +66,22 @@ def post_call(api, keys, **kw):
     return time.monotonic()
 
 
-def kpis_messages(c, start=0):
-    return [(t, m) for t, m in c.messages[start:] if m.get("type") == "kpis"]
+def raw_state(screen):
+    """A RawScreen's state: its last snapshot with the kpis deltas after it
+    merged in."""
+    state = {}
+    for _, m in screen.received():
+        if m.get("type") == "snapshot":
+            state = dict(m["kpis"])
+        elif m.get("type") == "kpis":
+            state.update(m["kpis"])
+    return state
+
+
+def raw_kpis(screen, start=0):
+    """(kernel stamp, message) of a RawScreen's kpis messages with keys (an
+    empty one is a heartbeat)."""
+    return [(t, m) for t, m in screen.received()[start:] if m.get("type") == "kpis" and m.get("kpis")]
 
 
 def test_snapshot_first(server, api, setup):
@@ -65,7 +96,11 @@ def test_snapshot_first(server, api, setup):
     assert not json_equal_diff(first["kpis"], body["kpis"]), json_equal_diff(first["kpis"], body["kpis"])
 
 
-def test_change_pushed_within_a_second_with_only_changed_keys(api, keys, client):
+def test_change_pushed_within_the_interval_with_only_changed_keys(api, keys, client):
+    """docs/spec/ws.md: a change reaches the screens no later than 250 ms
+    after it was committed (measured from its 202, which follows the
+    commit), in a kpis message holding the keys that changed and only
+    those."""
     before = dict(client.state)
     start = len(client.messages)
     t202 = post_call(api, keys, category="medical")
@@ -73,7 +108,7 @@ def test_change_pushed_within_a_second_with_only_changed_keys(api, keys, client)
                                 3.0, start)
     assert found, "no kpis message after a new call"
     _, t_msg, msg = found
-    assert t_msg - t202 <= 1.0, f"pushed {t_msg - t202:.3f} s after the 202"
+    assert t_msg - t202 <= PUBLISH_S + LATE_S, f"pushed {t_msg - t202:.3f} s after the 202"
     delta = msg["kpis"]
     assert msg["at"].endswith("+07:00")
     # every key in a delta changed, and those that must change are there
@@ -104,77 +139,148 @@ def test_seq_rises_by_one_per_connection(api, keys, client, server):
         other.close()
 
 
-def test_coalescing(api, keys, client):
-    start = len(client.messages)
-    t_begin = time.monotonic()
-    n = 0
-    while time.monotonic() - t_begin < 2.0:
-        post_call(api, keys)
-        n += 1
-    t_end = time.monotonic()
-    time.sleep(0.6)
-    msgs = kpis_messages(client, start)
-    span = t_end - t_begin
-    assert n >= 10, "too few posts to judge coalescing"
-    assert 1 <= len(msgs) <= span / 0.25 + 3, f"{len(msgs)} kpis messages for {n} changes in {span:.2f} s"
-    gaps = [b[0] - a[0] for a, b in zip(msgs, msgs[1:])]
-    assert sum(1 for g in gaps if g < 0.15) <= 2, f"messages closer than 250 ms: {gaps}"
-    assert client.wait(lambda: not json_equal_diff(client.state, api.kpis()["kpis"]), 2.0)
+def test_coalescing(api, keys, server, setup):
+    """docs/api.md 8.2: a screen gets at most one kpis message per 250 ms,
+    and under continuous load every change within 250 ms of its commit.
+    Calls are posted back to back for 2 s: no two kpis messages reach the
+    screen less than 250 ms apart (kernel receive stamps, GAP_ALLOW_S), and
+    the first message showing the n-th call (calls.active) comes no later
+    than 250 ms after that call's 202 (+ LATE_S)."""
+    screen = RawScreen(server)
+    try:
+        screen.next(5)                          # the snapshot
+        screen.start_reading()
+        start = len(screen.received())
+        base = api.kpis()["kpis"]["calls.active"]
+        acks = []                               # wall-clock time of each 202
+        t_begin = time.monotonic()
+        while time.monotonic() - t_begin < 2.0:
+            post_call(api, keys)
+            acks.append(time.time())
+        n = len(acks)
+        assert n >= 10, "too few posts to judge coalescing"
+        assert wait_for(lambda: any(m["kpis"].get("calls.active") == base + n for _, m in raw_kpis(screen, start)),
+                        PUBLISH_S + LATE_S + 2), "the last call never reached the screen"
+        msgs = raw_kpis(screen, start)
+        gaps = [b[0] - a[0] for a, b in zip(msgs, msgs[1:])]
+        close = [round(g, 4) for g in gaps if g < PUBLISH_S - GAP_ALLOW_S]
+        assert not close, f"kpis messages closer than {PUBLISH_S * 1000:.0f} ms: {close} " \
+                          f"({len(msgs)} messages for {n} calls)"
+        late = []
+        for i, t202 in enumerate(acks, 1):
+            t_msg = next(t for t, m in msgs if m["kpis"].get("calls.active", 0) >= base + i)
+            if t_msg - t202 > PUBLISH_S + LATE_S:
+                late.append((i, round(t_msg - t202, 3)))
+        assert not late, f"calls shown later than {PUBLISH_S} s after their 202: {late[:10]}"
+        print(f"\n{n} calls, {len(msgs)} kpis messages, smallest gap {min(gaps) * 1000:.2f} ms")
+        assert not screen.violations, screen.violations[:5]
+        assert wait_for(lambda: not json_equal_diff(raw_state(screen), api.kpis()["kpis"]), 2.0), \
+            json_equal_diff(raw_state(screen), api.kpis()["kpis"])
+    finally:
+        screen.shut()
+
+
+def wait_for(predicate, timeout):
+    """Polls predicate every 10 ms until it is true or timeout seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return predicate()
+        time.sleep(0.01)
+    return True
 
 
 def test_quiet_change_shows_at_once_busy_ones_coalesce(fresh_database, make_server):
-    """With a long interval (--publish-ms 1000), a change after a quiet
-    second reaches the screen at once, not at the next tick; changes that
-    follow it wait until the interval since that message has passed."""
+    """docs/api.md 8.2, with a long interval (--publish-ms 1000): a change
+    committed when the last message is older than the interval is sent at
+    once, "a few milliseconds after its 202" (QUIET_S), not at the next
+    tick; changes that follow it wait until the interval since that message
+    has passed: in a burst, no two kpis messages less than 1 s apart
+    (kernel receive stamps, GAP_ALLOW_S), each change shown within 1 s of
+    its 202 (+ LATE_S)."""
     from harness import create_key
     srv = make_server(fresh_database, "--publish-ms", "1000")
     api = srv.http(key=create_key(fresh_database, "callcentre-112", ["call"], server=srv))
-    c = WsClient(srv.ws_url).start()
+    screen = RawScreen(srv)
     try:
+        screen.next(5)                          # the snapshot
+        screen.start_reading()
         delays = []
-        for _ in range(3):
+        for i in range(3):
             time.sleep(1.3)              # quiet: the last message is over 1 s old
-            start = len(c.messages)
+            start = len(screen.received())
             r = api.post_events([ev_call(at=ago(seconds=30))])
             assert r.status == 202, r
-            acked = time.monotonic()
-            assert c.wait(lambda: len(kpis_messages(c, start)) >= 1, 3.0)
-            delays.append(kpis_messages(c, start)[0][0] - acked)
-        # Well under the 1 s interval (a tick would wait 0.5 s on average).
-        assert max(delays) < 0.3, f"quiet changes reached the screen after {delays} s"
+            acked = time.time()
+            assert wait_for(lambda: raw_kpis(screen, start), 3.0), f"quiet change {i} never reached the screen"
+            delays.append(round(raw_kpis(screen, start)[0][0] - acked, 4))
+        assert max(delays) <= QUIET_S, f"quiet changes reached the screen {delays} s after their 202"
 
         # A burst: the first change at once, the rest at most one message a
         # second after it.
         time.sleep(1.3)
-        start = len(c.messages)
+        start = len(screen.received())
+        base = api.kpis()["kpis"]["calls.active"]
+        acks = []
         t0 = time.monotonic()
         while time.monotonic() - t0 < 2.5:
             assert api.post_events([ev_call(at=ago(seconds=30))]).status == 202
+            acks.append(time.time())
             time.sleep(0.05)
-        time.sleep(1.2)
-        msgs = kpis_messages(c, start)
-        gaps = [b[0] - a[0] for a, b in zip(msgs, msgs[1:])]
-        assert msgs and msgs[0][0] - t0 < 0.3, f"the burst's first change came after {msgs[0][0] - t0:.2f} s"
-        assert 2 <= len(msgs) <= 4 and min(gaps) > 0.9, f"burst messages {len(msgs)}, gaps {gaps}"
-        assert not c.violations, c.violations[:5]
-        assert c.wait(lambda: not json_equal_diff(c.state, api.kpis()["kpis"]), 2.0)
+        n = len(acks)
+        assert wait_for(lambda: any(m["kpis"].get("calls.active") == base + n for _, m in raw_kpis(screen, start)),
+                        1.0 + LATE_S + 2), "the burst's last call never reached the screen"
+        msgs = raw_kpis(screen, start)
+        gaps = [round(b[0] - a[0], 4) for a, b in zip(msgs, msgs[1:])]
+        assert msgs[0][0] - acks[0] <= QUIET_S, f"the burst's first change came {msgs[0][0] - acks[0]:.3f} s " \
+                                                f"after its 202"
+        assert gaps and min(gaps) >= 1.0 - GAP_ALLOW_S, f"burst messages {len(msgs)}, gaps {gaps}"
+        late = []
+        for i, t202 in enumerate(acks, 1):
+            t_msg = next(t for t, m in msgs if m["kpis"].get("calls.active", 0) >= base + i)
+            if t_msg - t202 > 1.0 + LATE_S:
+                late.append((i, round(t_msg - t202, 3)))
+        assert not late, f"burst calls shown later than 1 s after their 202: {late}"
+        print(f"\nquiet delays {delays} s; burst gaps {gaps} s")
+        assert not screen.violations, screen.violations[:5]
+        assert wait_for(lambda: not json_equal_diff(raw_state(screen), api.kpis()["kpis"]), 2.0), \
+            json_equal_diff(raw_state(screen), api.kpis()["kpis"])
     finally:
-        c.close()
+        screen.shut()
         api.close()
 
 
 def test_time_driven_change_is_pushed(api, keys, client):
-    """A call received 59 min 55 s ago is waiting; 5 s later it is not, with no
-    event in between: the server pushes the change (at least every 5 s)."""
-    now = utcnow()
-    r = api.post_events([ev_call(at=fmt_time(now - timedelta(minutes=59, seconds=55)))], key=keys["calls"])
+    """docs/api.md 8.2: time-driven KPIs are re-evaluated at least once a
+    second and sent when they change, with no event needed.  A call
+    received 59 min 57 s ago is waiting (docs/kpis.md: received time
+    `>= now - 1 h`); 3 s later it is not: the screen must show
+    calls.waiting one lower after that moment and no later than 1 s + one
+    publish interval (+ LATE_S) after it, with nothing posted meanwhile."""
+    start = len(client.messages)
+    at = fmt_time(utcnow() - timedelta(minutes=59, seconds=57))
+    r = api.post_events([ev_call(at=at)], key=keys["calls"])
     assert r.status == 202, r
-    assert client.wait(lambda: client.state.get("calls.waiting") == api.kpis()["kpis"]["calls.waiting"], 2)
+    # wall clock -> monotonic: the moment the call leaves the hour
+    wall0, mono0 = utcnow(), time.monotonic()
+    due = mono0 + (parse_time(at) + timedelta(hours=1) - wall0).total_seconds()
+    assert client.wait(lambda: client.state.get("calls.waiting") == api.kpis()["kpis"]["calls.waiting"], 1.5), \
+        f"the screen shows calls.waiting {client.state.get('calls.waiting')}, GET /api/v1/kpis another"
     peak = client.state["calls.waiting"]
-    t_leaves = now + timedelta(seconds=5)
-    ok = client.wait(lambda: client.state.get("calls.waiting") == peak - 1, 12)
-    assert ok, f"calls.waiting stayed {client.state.get('calls.waiting')} after the call left the hour " \
-               f"(expected {peak - 1} by {fmt_time(t_leaves)} + 5 s)"
+    rise = client.wait_message(lambda m: m.get("type") == "kpis" and m.get("kpis", {}).get("calls.waiting") == peak,
+                               0, start)
+    assert rise, f"no kpis message brought calls.waiting to {peak}"
+    found = client.wait_message(
+        lambda m: m.get("type") == "kpis" and m.get("kpis", {}).get("calls.waiting") == peak - 1,
+        due - time.monotonic() + EVALUATE_S + PUBLISH_S + 3, rise[0] + 1)
+    assert found, f"calls.waiting stayed {client.state.get('calls.waiting')} after the call left the hour"
+    _, t_msg, msg = found
+    assert msg["kpis"]["calls.waiting"] == peak - 1, f"calls.waiting went from {peak} to {msg['kpis']}"
+    late = t_msg - due
+    assert late >= -0.005, f"the call left calls.waiting {-late:.3f} s before its hour was over"
+    assert late <= EVALUATE_S + PUBLISH_S + LATE_S, \
+        f"the call left calls.waiting {late:.3f} s after its hour was over " \
+        f"(bound {EVALUATE_S + PUBLISH_S + LATE_S:.2f} s)"
 
 
 def test_junk_gets_an_error_and_others_are_untouched(api, keys, server, client):
@@ -192,6 +298,28 @@ def test_junk_gets_an_error_and_others_are_untouched(api, keys, server, client):
     assert client.wait_message(lambda m: m.get("type") == "kpis" and m.get("kpis"), 2.0, start), \
         "the other client got nothing"
     assert not client.closed
+
+
+def test_bad_messages_sent_together_each_get_their_error(server, setup):
+    """docs/api.md 8.4: anything the server does not understand is answered
+    with an error message (and 8.3: numbered like every message).  Five bad
+    messages written at once (one TCP write, so the server reads them in
+    one go) get five error replies, seq rising by one, and the connection
+    stays open (5 bad messages are allowed)."""
+    screen = RawScreen(server)
+    try:
+        assert screen.next(5)[1]["type"] == "snapshot"
+        screen.sock.sendall(b"".join(screen.encode_frame(OP_TEXT, f"junk {i}".encode()) for i in range(5)))
+        got = []
+        deadline = time.monotonic() + 3
+        while len(got) < 5 and (m := screen.next(max(0.0, deadline - time.monotonic()))) is not None:
+            if m[1].get("type") == "error":
+                got.append(m[1])
+        assert len(got) == 5, f"5 bad messages written together got {len(got)} error replies: {got}"
+        assert not screen.violations, screen.violations[:5]
+        assert screen.closed_with is None and not screen.eof, screen.closed_with
+    finally:
+        screen.shut()
 
 
 @pytest.mark.parametrize("payload", [{"type": "nonsense"}, {"type": "subscribe", "topics": "calls"},
