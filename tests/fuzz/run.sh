@@ -5,8 +5,9 @@
 #   tests/fuzz/run.sh [-t SECONDS] [TARGET...]
 #
 # TARGET is the part of tests/fuzz/fuzz_TARGET.c after "fuzz_" (ingest,
-# wsmsg, request); without one, every target runs.  SECONDS (default 30, or
-# $FUZZ_SECONDS) is each target's time.  The binaries go to build-fuzz/.
+# wsmsg, request, http); without one, every target runs.  SECONDS (default
+# 30, or $FUZZ_SECONDS) is each target's time.  The binaries go to
+# build-fuzz/, the server's library for them to build-fuzz/meson/.
 # When a target crashes, the input is printed in hex with the report, and
 # kept as build-fuzz/artifacts/TARGET/crash-* (rerun it with
 # build-fuzz/fuzz_TARGET FILE).  Needs clang and libclang-rt-14-dev.
@@ -25,7 +26,7 @@ while (($#)); do
 		shift 2
 		;;
 	-h | --help)
-		sed -n '2,15s/^# \{0,1\}//p' "$0"
+		sed -n '2,16s/^# \{0,1\}//p' "$0"
 		exit 0
 		;;
 	-*)
@@ -64,6 +65,20 @@ trap 'rm -rf "$tmp"' EXIT
 # Undefined behaviour aborts (the build says so too) with a stack.
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
+# The meson build of the server with clang, instrumented for the fuzzer,
+# configured once in build-fuzz/meson; builds the libraries named.
+meson_build() {
+	local dir=$out/meson
+	if [[ ! -f $dir/build.ninja ]]; then
+		rm -rf "$dir"
+		CC=$cc meson setup "$dir" --buildtype=plain \
+			-Db_sanitize=address,undefined -Db_lundef=false \
+			-Dc_args="-g -O1 -fsanitize=fuzzer-no-link -fno-sanitize-recover=undefined" ||
+			return 1
+	fi
+	ninja -C "$dir" "$@"
+}
+
 failed=0
 for t in "${targets[@]}"; do
 	src=tests/fuzz/fuzz_$t.c
@@ -75,13 +90,39 @@ for t in "${targets[@]}"; do
 	fi
 
 	# A target that reaches into server/ names its files in a line
-	# " * fuzz-sources: FILE..." of its opening comment.
+	# " * fuzz-sources: FILE..." of its opening comment.  One that runs the
+	# server itself links libraries of the meson build instead, built with
+	# clang and the same sanitizers: " * fuzz-meson: LIBRARY..." (paths in
+	# the build directory), with the pkg-config packages they need,
+	# " * fuzz-packages: PACKAGE...", and flags for the linker,
+	# " * fuzz-ldflags: FLAG...".
 	extra=$(sed -n 's/^ \* fuzz-sources: //p' "$src")
+	read -ra meson_libs <<<"$(sed -n 's/^ \* fuzz-meson: //p' "$src")"
+	packages=$(sed -n 's/^ \* fuzz-packages: //p' "$src")
+	ldflags=$(sed -n 's/^ \* fuzz-ldflags: //p' "$src")
+	libs=()
+	if ((${#meson_libs[@]})); then
+		if ! meson_build "${meson_libs[@]}" >"$tmp/meson-$t.log" 2>&1; then
+			tail -n 40 "$tmp/meson-$t.log"
+			echo "fuzz: $t FAILED (build of the server's library)"
+			failed=1
+			continue
+		fi
+		for l in "${meson_libs[@]}"; do
+			libs+=("$out/meson/$l")
+		done
+	fi
+	link=$jansson
+	if [[ -n $packages ]]; then
+		# shellcheck disable=SC2086 # one package a word
+		link=$(pkg-config --cflags --libs jansson $packages)
+	fi
 	# shellcheck disable=SC2086 # pkg-config's and extra's words are separate
 	if ! "$cc" -g -O1 -Wall -Wextra -Wno-unused-parameter \
 		-fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -Iingest -Iserver \
-		ingest/*.c $extra "$src" $jansson -lm -o "$bin"; then
+		ingest/*.c $extra "$src" "${libs[@]}" $link $ldflags -lm \
+		-o "$bin"; then
 		echo "fuzz: $t FAILED (build)"
 		failed=1
 		continue
@@ -114,8 +155,9 @@ for t in "${targets[@]}"; do
 	failed=1
 	echo "fuzz: $t: the fuzzer's report (exit $rc):"
 	# The log opens with one line per new input; the report starts at the
-	# sanitizer's or libFuzzer's first error line.
-	start=$(grep -n -m 1 -E 'ERROR|runtime error:|deadly signal' \
+	# sanitizer's or libFuzzer's first error line, or at the target's own
+	# words ("fuzz_TARGET: ...") before it.
+	start=$(grep -n -m 1 -E "ERROR|runtime error:|deadly signal|^fuzz_$t: " \
 		"$tmp/$t/log" | cut -d: -f1 || true)
 	if [[ -n $start ]]; then
 		sed -n "$start,\$p" "$tmp/$t/log" | head -n 200 || true
