@@ -64,6 +64,12 @@ static void help(FILE *f)
 	      "  kendali serve [options]      run the server (migrates first)\n"
 	      "  kendali migrate              apply the schema migrations and "
 	      "exit\n"
+	      "  kendali tenant create ID --name NAME --head HEAD [--tz ZONE]\n"
+	      "                 [--province --members ID,ID,...]\n"
+	      "                               create a regency or city (or a "
+	      "province\n"
+	      "                               seeing its members together)\n"
+	      "  kendali tenant list          list the tenants\n"
 	      "  kendali key create --poster NAME --types call,report,sensor\n"
 	      "                               create an API key for an agency "
 	      "system;\n"
@@ -84,9 +90,12 @@ static void help(FILE *f)
 	      "  kendali user passwd|disable|enable NAME | list\n"
 	      "  kendali --help | --version\n"
 	      "\n"
-	      "key, token and user need the schema `kendali migrate` makes; "
-	      "they never\n"
-	      "migrate themselves.\n"
+	      "key, token and user take --tenant ID, the tenant they work on "
+	      "(needed\n"
+	      "when the database has more than one).  tenant, key, token and "
+	      "user need\n"
+	      "the schema `kendali migrate` makes; they never migrate "
+	      "themselves.\n"
 	      "\n"
 	      "The database is taken from DATABASE_URL (a libpq connection "
 	      "string or\n"
@@ -343,15 +352,45 @@ static int migrate(const struct config *cfg)
 	return 0;
 }
 
-/* `kendali key|token|user ...`: on a migrated database. */
-static int admin_cli(int (*cli)(PGconn *, const char *, int, char **), int argc,
-		     char **argv, const struct config *cfg)
+/*
+ * Takes "--tenant ID" out of argv (anywhere after the subcommand) into
+ * *tenant.  Returns the new argc, or -1 when --tenant has no value.
+ */
+static int take_tenant(int argc, char **argv, const char **tenant)
 {
-	PGconn *conn = connect_blocking(cfg);
+	int n = 0;
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--tenant") != 0) {
+			argv[n++] = argv[i];
+			continue;
+		}
+		if (i + 1 >= argc)
+			return -1;
+		*tenant = argv[++i];
+	}
+	return n;
+}
+
+/*
+ * `kendali tenant|key|token|user ...`: on a migrated database, key, token
+ * and user on the tenant --tenant names (or the only one).
+ */
+static int admin_cli(const char *cmd, int argc, char **argv,
+		     const struct config *cfg)
+{
+	const char *given = NULL;
+	struct cli_tenant tenant;
+	PGconn *conn;
 	char err[512];
 	int rc;
 
-	if (!conn)
+	if (strcmp(cmd, "tenant") != 0 &&
+	    (argc = take_tenant(argc, argv, &given)) < 0) {
+		fprintf(stderr, "kendali: --tenant needs a tenant id\n");
+		return 2;
+	}
+	if (!(conn = connect_blocking(cfg)))
 		return 1;
 	/* Only `kendali migrate` migrates: a command that writes a key
 	 * must not change the schema under a running server's feet. */
@@ -371,7 +410,16 @@ static int admin_cli(int (*cli)(PGconn *, const char *, int, char **), int argc,
 		PQfinish(conn);
 		return 1;
 	}
-	rc = cli(conn, cfg->tenant, argc, argv);
+	if (strcmp(cmd, "tenant") == 0)
+		rc = cli_tenant(conn, argc, argv);
+	else if ((rc = cli_tenant_pick(conn, given, &tenant)) != 0)
+		; /* said why */
+	else if (strcmp(cmd, "key") == 0)
+		rc = cli_key(conn, &tenant, argc, argv);
+	else if (strcmp(cmd, "token") == 0)
+		rc = cli_token(conn, &tenant, argc, argv);
+	else
+		rc = cli_user(conn, &tenant, argc, argv);
 	PQfinish(conn);
 	return rc;
 }
@@ -394,12 +442,9 @@ int main(int argc, char **argv)
 		return serve(argc - 2, argv + 2, &cfg);
 	if (strcmp(argv[1], "migrate") == 0 && argc == 2)
 		return migrate(&cfg);
-	if (strcmp(argv[1], "key") == 0)
-		return admin_cli(cli_key, argc - 2, argv + 2, &cfg);
-	if (strcmp(argv[1], "token") == 0)
-		return admin_cli(cli_token, argc - 2, argv + 2, &cfg);
-	if (strcmp(argv[1], "user") == 0)
-		return admin_cli(cli_user, argc - 2, argv + 2, &cfg);
+	if (strcmp(argv[1], "tenant") == 0 || strcmp(argv[1], "key") == 0 ||
+	    strcmp(argv[1], "token") == 0 || strcmp(argv[1], "user") == 0)
+		return admin_cli(argv[1], argc - 2, argv + 2, &cfg);
 	help(stderr);
 	return 2;
 }
