@@ -206,15 +206,26 @@ static json_t *identity_json(struct app *a, const struct identity *w)
 		if (w->can & (1u << i))
 			json_array_append_new(can,
 					      json_string(auth_can_name(i)));
+	const struct tenant_info *t = &a->tenant;
+	char offset[16];
+
+	snprintf(offset, sizeof(offset), "%c%02d:%02d",
+		 t->tz_offset_s < 0 ? '-' : '+', abs(t->tz_offset_s) / 3600,
+		 abs(t->tz_offset_s) / 60 % 60);
 	if (w->expires_us)
 		ev_time_format(w->expires_us, a->tz_offset_s, at);
-	return json_pack("{s:s, s:s?, s:s, s:o, s:s?}", "kind",
+	return json_pack("{s:s, s:s?, s:s, s:o, s:s?, s:{s:s, s:s, s:s, s:s, "
+			 "s:s, s:s, s:s}}",
+			 "kind",
 			 w->kind == AUTH_USER	  ? "user"
 			 : w->kind == AUTH_SCREEN ? "screen"
 						  : "anonymous",
 			 "name", w->kind == AUTH_ANONYMOUS ? NULL : w->name,
 			 "role", auth_identity_role(w), "can", can,
-			 "expires_at", w->expires_us ? at : NULL);
+			 "expires_at", w->expires_us ? at : NULL, "tenant",
+			 "id", t->id, "name", t->name, "head", t->head, "kind",
+			 t->province ? "province" : "local", "time_zone",
+			 t->time_zone, "zone", t->zone, "utc_offset", offset);
 }
 
 void access_actor(const struct identity *w, const char *name, char *out,

@@ -522,11 +522,16 @@ static int startup_db(struct app *a)
 		log_error("%s", err);
 		goto out;
 	}
-	if (load_tz_offset(conn, a->cfg.tenant, &a->tz_offset_s, err,
-			   sizeof(err)) < 0) {
-		log_error("%s (run `kendali migrate`?)", err);
+	if (load_tenant(conn, a->cfg.tenant, &a->tenant, err, sizeof(err)) <
+	    0) {
+		log_error("%s (`kendali tenant list` shows them)", err);
 		goto out;
 	}
+	if (a->tenant.province) {
+		log_error("%s is a province: serve its members", a->tenant.id);
+		goto out;
+	}
+	a->tz_offset_s = a->tenant.tz_offset_s;
 	a->sensors = sensors_new(a->tz_offset_s);
 	struct kpi_config kc = {.tz_offset_s = a->tz_offset_s,
 				.sensors = a->sensors};

@@ -8,6 +8,7 @@
 
 #include "counters.h"
 #include "event.h"
+#include "tenant.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -42,8 +43,9 @@ struct config {
 struct app {
 	uv_loop_t *loop;
 	struct config cfg;
-	int tz_offset_s;
-	struct sensors *sensors; /* the registry; the KPIs read it */
+	struct tenant_info tenant; /* the tenant served */
+	int tz_offset_s;	   /* tenant.tz_offset_s */
+	struct sensors *sensors;   /* the registry; the KPIs read it */
 	struct kpi *kpi;
 	struct alerts *alerts;
 	struct store *store;

@@ -6,9 +6,11 @@ the tenant named, refuse an unknown one with exit code 2, and must be told
 which tenant once the database has several.
 """
 
+import subprocess
+
 import pytest
 
-from harness import KEY_RE, TOKEN_RE, assert_problem, kendali_cli, key_id
+from harness import KEY_RE, TOKEN_RE, assert_problem, free_port, kendali_cli, key_id, sanitized_env
 
 EVENT = {"id": "t-1", "type": "call", "occurred_at": "2026-12-01T08:00:00+07:00",
          "call": {"call_id": "C-1", "status": "received", "category": "info"}}
@@ -210,3 +212,55 @@ def test_a_server_refuses_another_tenants_key(db, make_server):
     r = http.post_events([EVENT], key=key_sm)
     assert r.status == 202, r
     assert db.rows("SELECT tenant, poster, event_id FROM events") == [("semarang", "cc", "t-1")]
+
+
+def tenant_of(srv):
+    r = srv.http().get("/api/v1/session", key=None)
+    assert r.status == 200, r
+    return r.json["tenant"]
+
+
+def test_the_session_names_the_tenant_and_its_zone(db, make_server):
+    """GET /api/v1/session carries the tenant the pages are titled with and
+    the zone their clocks follow; the server writes its times in that zone,
+    and counts "today" in it."""
+    kendali_cli(db, "tenant", "create", "batang", "--name", "Kabupaten Batang", "--head", "Bupati")
+    kendali_cli(db, "tenant", "create", "kota-makassar", "--name", "Kota Makassar", "--head", "Wali Kota",
+                "--tz", "Asia/Makassar")
+    kendali_cli(db, "tenant", "create", "jayapura", "--name", "Kota Jayapura", "--head", "Wali Kota",
+                "--tz", "Asia/Jayapura")
+    kendali_cli(db, "tenant", "create", "kolkata", "--name", "Test Kolkata", "--head", "Mayor",
+                "--tz", "Asia/Kolkata")
+    want = {
+        None: {"id": "semarang", "name": "Kota Semarang", "head": "Wali Kota", "kind": "local",
+               "time_zone": "Asia/Jakarta", "zone": "WIB", "utc_offset": "+07:00"},
+        "batang": {"id": "batang", "name": "Kabupaten Batang", "head": "Bupati", "kind": "local",
+                   "time_zone": "Asia/Jakarta", "zone": "WIB", "utc_offset": "+07:00"},
+        "kota-makassar": {"id": "kota-makassar", "name": "Kota Makassar", "head": "Wali Kota",
+                          "kind": "local", "time_zone": "Asia/Makassar", "zone": "WITA",
+                          "utc_offset": "+08:00"},
+        "jayapura": {"id": "jayapura", "name": "Kota Jayapura", "head": "Wali Kota", "kind": "local",
+                     "time_zone": "Asia/Jayapura", "zone": "WIT", "utc_offset": "+09:00"},
+        "kolkata": {"id": "kolkata", "name": "Test Kolkata", "head": "Mayor", "kind": "local",
+                    "time_zone": "Asia/Kolkata", "zone": "UTC+05:30", "utc_offset": "+05:30"},
+    }
+    for tenant, expected in want.items():
+        srv = make_server(db, *(["--tenant", tenant] if tenant else []), migrate=False)
+        assert tenant_of(srv) == expected
+        r = srv.http().get("/api/v1/kpis", key=None)
+        assert r.status == 200 and r.json["at"].endswith(expected["utc_offset"]), r
+        srv.close()
+
+
+def test_a_province_or_unknown_tenant_is_not_served(db, kendali_bin):
+    """`serve --tenant` of a province or of no tenant stops at once with the
+    reason (the provincial roll-up is served by its members' servers)."""
+    kendali_cli(db, "tenant", "create", "jateng", "--name", "Provinsi Jawa Tengah", "--head", "Gubernur",
+                "--province", "--members", "semarang")
+    for tenant, says in (("jateng", "jateng is a province: serve its members"),
+                         ("pati", 'unknown tenant "pati" (`kendali tenant list` shows them)')):
+        cp = subprocess.run([str(kendali_bin), "serve", "--listen", f"127.0.0.1:{free_port()}",
+                             "--tenant", tenant], capture_output=True, text=True, timeout=30,
+                            env=sanitized_env(DATABASE_URL=db.url))
+        assert cp.returncode == 1, (cp.returncode, cp.stderr)
+        assert says in cp.stderr, cp.stderr
