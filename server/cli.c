@@ -541,6 +541,7 @@ static int tenant_usage(void)
 	    "[--tz ZONE]\n"
 	    "                             [--province --members ID,ID,...]\n"
 	    "       kendali tenant list\n"
+	    "       kendali tenant import ID DIR\n"
 	    "ID: 1 to 32 lower-case letters, digits and -, beginning with "
 	    "a letter.\n"
 	    "HEAD: the head's title, e.g. \"Wali Kota\", \"Bupati\", "
@@ -548,7 +549,11 @@ static int tenant_usage(void)
 	    "ZONE: the tenant's time zone (default Asia/Jakarta), one "
 	    "whose offset\n"
 	    "does not change during the year, e.g. Asia/Makassar, "
-	    "Asia/Jayapura.\n");
+	    "Asia/Jayapura.\n"
+	    "DIR: the regency's or city's districts.json, agencies.json "
+	    "and\n"
+	    "gauges.json (docs/reference-data.md), imported all or "
+	    "nothing.\n");
 	return 2;
 }
 
@@ -756,6 +761,8 @@ int cli_tenant(PGconn *conn, int argc, char **argv)
 		return tenant_create(conn, argc - 1, argv + 1);
 	if (argc == 1 && strcmp(argv[0], "list") == 0)
 		return cli_list(conn, TENANT_LIST_SQL, NULL, 6, heads, widths);
+	if (argc == 3 && strcmp(argv[0], "import") == 0)
+		return cli_tenant_import(conn, argv[1], argv[2]);
 	return tenant_usage();
 }
 

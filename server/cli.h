@@ -29,6 +29,11 @@ bool cli_tenant_id_valid(const char *s);
 int cli_tenant_pick(PGconn *conn, const char *given, struct cli_tenant *t);
 
 int cli_tenant(PGconn *conn, int argc, char **argv);
+/*
+ * `kendali tenant import ID DIR`: the reference data of DIR
+ * (docs/reference-data.md) for the regency or city ID, all or nothing.
+ */
+int cli_tenant_import(PGconn *conn, const char *id, const char *dir);
 int cli_key(PGconn *conn, const struct cli_tenant *t, int argc, char **argv);
 int cli_token(PGconn *conn, const struct cli_tenant *t, int argc, char **argv);
 int cli_user(PGconn *conn, const struct cli_tenant *t, int argc, char **argv);
