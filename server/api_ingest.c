@@ -16,6 +16,7 @@
 #include "log.h"
 #include "sensors.h"
 #include "store.h"
+#include "tenant.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,8 @@ const struct key_info *api_authorize(struct http_req *r)
 		unauthorized_key(r);
 		return NULL;
 	}
+	/* The tenant of the key (the one served, until keys name theirs). */
+	r->tenant = r->app->tenant;
 	if ((wait_s = limit_take(r->app->limiter, k->key_id, clock_now_us())) >
 	    0) {
 		char detail[160];
@@ -214,7 +217,7 @@ void api_post_events(struct http_req *r)
 			return;
 		}
 		if (e->type == EV_SENSOR &&
-		    !sensors_known(a->sensors, e->subject)) {
+		    !sensors_known(r->tenant->sensors, e->subject)) {
 			snprintf(detail, sizeof(detail),
 				 "Sensor \"%.64s\" is not registered; register "
 				 "it with PUT /api/v1/sensors/{id} first.",
@@ -257,22 +260,22 @@ static void sensor_stored(void *arg, bool ok, bool created,
 {
 	struct put_sensor *ps = arg;
 	struct http_req *r = ps->r;
-	struct app *a = r->app;
+	struct tenant *t = r->tenant;
 
 	if (!ok) {
 		log_warn("storing sensor %s failed: %s", ps->def.sensor_id,
 			 error ? error : "?");
 		http_unavailable(r, "The sensor could not be stored now; retry "
 				    "later.");
-	} else if (sensors_define(a->sensors, &ps->def, registered_us) < 0) {
+	} else if (sensors_define(t->sensors, &ps->def, registered_us) < 0) {
 		http_problem(r, 500, "internal", "Internal error",
 			     "Out of memory.", NULL);
 	} else {
-		app_touch(a);
+		tenant_touch(t);
 		http_respond_json(
 		    r, created ? 201 : 200,
 		    api_sensor_json(
-			a, sensors_index(a->sensors, ps->def.sensor_id),
+			t, sensors_index(t->sensors, ps->def.sensor_id),
 			clock_now_us()));
 	}
 	free(ps);

@@ -15,6 +15,7 @@
 #include "kpi.h"
 #include "pub.h"
 #include "store.h"
+#include "tenant.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -152,12 +153,14 @@ static void screen_metrics(struct buf *b, struct app *a)
 {
 	uint64_t pushes, push_us;
 
-	pub_push_time(a->pub, &pushes, &push_us);
-	gauge(b, "kendali_ws_clients", pub_clients(a->pub),
+	pub_push_time(a->tenant->pub, &pushes, &push_us);
+	gauge(b, "kendali_ws_clients", pub_clients(a->tenant->pub),
 	      "Open websocket connections of screens.");
-	counter(b, "kendali_ws_messages_total", pub_messages_sent(a->pub),
+	counter(b, "kendali_ws_messages_total",
+		pub_messages_sent(a->tenant->pub),
 		"Websocket messages sent to screens.");
-	counter(b, "kendali_ws_snapshots_total", pub_snapshots_sent(a->pub),
+	counter(b, "kendali_ws_snapshots_total",
+		pub_snapshots_sent(a->tenant->pub),
 		"Websocket snapshots sent to screens: one per connection, and "
 		"one per screen that fell too far behind. Far more than the "
 		"connections made means screens cannot keep up.");
@@ -173,9 +176,9 @@ static void screen_metrics(struct buf *b, struct app *a)
 
 static void state_metrics(struct buf *b, struct app *a)
 {
-	gauge(b, "kendali_calls_held", kpi_calls_held(a->kpi),
+	gauge(b, "kendali_calls_held", kpi_calls_held(a->tenant->kpi),
 	      "Calls held in memory for the KPIs.");
-	gauge(b, "kendali_tickets_held", kpi_tickets_held(a->kpi),
+	gauge(b, "kendali_tickets_held", kpi_tickets_held(a->tenant->kpi),
 	      "Tickets held in memory for the KPIs.");
 	gauge(b, "kendali_database_up", store_ready(a->store) ? 1 : 0,
 	      "1 when the writer's database connection is up, else 0: "

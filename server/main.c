@@ -11,9 +11,12 @@
 #include "migrate.h"
 
 #include <libpq-fe.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #ifndef KENDALI_STATIC_DIR
 #define KENDALI_STATIC_DIR "web-static"
@@ -21,6 +24,37 @@
 #ifndef KENDALI_VERSION
 #define KENDALI_VERSION "dev"
 #endif
+
+/*
+ * The pages' directory when `serve` has no --static: an installed kendali,
+ * PREFIX/bin/kendali, serves PREFIX/share/kendali/web-static when that
+ * directory exists (/usr/share/kendali/web-static for the package's
+ * /usr/bin/kendali); one run from its build directory has none there and
+ * serves the web-static of the tree it was built from, KENDALI_STATIC_DIR.
+ */
+static const char *default_static_dir(void)
+{
+	static char dir[PATH_MAX];
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	struct stat st;
+	char *slash;
+
+	if (n <= 0)
+		return KENDALI_STATIC_DIR;
+	exe[n] = '\0';
+	/* PREFIX/bin/kendali -> PREFIX */
+	for (int up = 0; up < 2; up++) {
+		if (!(slash = strrchr(exe, '/')))
+			return KENDALI_STATIC_DIR;
+		*slash = '\0';
+	}
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/share/kendali/web-static",
+			     exe) >= sizeof(dir) ||
+	    stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		return KENDALI_STATIC_DIR;
+	return dir;
+}
 
 /* The configuration before any option: every default is written here once,
  * and `kendali --help` prints them from it. */
@@ -33,7 +67,7 @@ static void config_defaults(struct config *cfg)
 	    .tenant = "semarang",
 	    .host = "127.0.0.1",
 	    .port = 8080,
-	    .static_dir = KENDALI_STATIC_DIR,
+	    .static_dir = default_static_dir(),
 	    .max_body = 1 << 20,
 	    .max_batch = 1000,
 	    .publish_ms = 250,
@@ -70,6 +104,9 @@ static void help(FILE *f)
 	      "province\n"
 	      "                               seeing its members together)\n"
 	      "  kendali tenant list          list the tenants\n"
+	      "  kendali tenant import ID DIR load a tenant's kecamatan, "
+	      "agencies and gauges\n"
+	      "                               (docs/reference-data.md)\n"
 	      "  kendali key create --poster NAME --types call,report,sensor\n"
 	      "                               create an API key for an agency "
 	      "system;\n"
