@@ -185,6 +185,11 @@ def test_contents(deb):
     assert "index.html" in pages and "mayor.html" in pages and "login.html" in pages
     wanted = ["/usr/bin/kendali", f"/{BACKUP_SCRIPT}", f"/{ENV_FILE}"]
     wanted += [f"/{PAGES}/{p}" for p in pages]
+    # The reference data of the tenants, for `kendali tenant import`.
+    ref = sorted(p.relative_to(REPO / "data").as_posix()
+                 for p in (REPO / "data" / "tenants").rglob("*.json"))
+    assert "tenants/batang/districts.json" in ref, ref
+    wanted += [f"/usr/share/kendali/{p}" for p in ref]
     missing = [p for p in wanted if p not in entries]
     assert not missing, f"the package lacks {missing}"
     for unit in UNITS:
