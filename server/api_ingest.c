@@ -117,6 +117,8 @@ static void problem_from(struct http_req *r, const struct ev_error *e)
 struct post_events {
 	struct http_req *r;
 	struct poster_count *count;
+	size_t n_unknown; /* events naming no kecamatan of the tenant */
+	struct poster_count *unknown[]; /* their rows, by district name */
 };
 
 static void events_done(void *arg, enum store_status st, size_t accepted,
@@ -126,7 +128,6 @@ static void events_done(void *arg, enum store_status st, size_t accepted,
 	struct http_req *r = pe->r;
 	struct poster_count *count = pe->count;
 
-	free(pe);
 	if (st == STORE_OK) {
 		/* The answer to every post, written without building a JSON
 		 * tree: jansson's dump of one allocates a table to detect
@@ -138,6 +139,8 @@ static void events_done(void *arg, enum store_status st, size_t accepted,
 
 		count->accepted += accepted;
 		count->duplicate += duplicates;
+		for (size_t i = 0; i < pe->n_unknown; i++)
+			pe->unknown[i]->accepted++;
 		http_respond(r, 202, "application/json", body, (size_t)n);
 	} else if (st == STORE_UNAVAILABLE) {
 		http_unavailable(r,
@@ -151,6 +154,7 @@ static void events_done(void *arg, enum store_status st, size_t accepted,
 			     "log.",
 			     NULL);
 	}
+	free(pe);
 }
 
 void api_post_events(struct http_req *r)
@@ -187,9 +191,11 @@ void api_post_events(struct http_req *r)
 		problem_from(r, &err);
 		return;
 	}
+	size_t n_unknown = 0;
 	for (size_t i = 0; i < batch.n; i++) {
 		const struct ev_event *e = &batch.events[i];
 
+		n_unknown += !tenant_district_known(r->tenant, e->district);
 		if (!(key->types & (1u << e->type))) {
 			snprintf(detail, sizeof(detail),
 				 "This key may not post \"%s\" events; ask "
@@ -231,7 +237,8 @@ void api_post_events(struct http_req *r)
 			return;
 		}
 	}
-	struct post_events *pe = malloc(sizeof(*pe));
+	struct post_events *pe =
+	    malloc(sizeof(*pe) + n_unknown * sizeof(pe->unknown[0]));
 	if (!pe) {
 		ev_batch_free(&batch);
 		http_problem(r, 500, "internal", "Internal error",
@@ -240,6 +247,11 @@ void api_post_events(struct http_req *r)
 	}
 	pe->r = r;
 	pe->count = counters_poster(&a->by_poster, key->poster);
+	pe->n_unknown = 0;
+	for (size_t i = 0; i < batch.n && pe->n_unknown < n_unknown; i++)
+		if (!tenant_district_known(r->tenant, batch.events[i].district))
+			pe->unknown[pe->n_unknown++] = counters_poster(
+			    &a->unknown_districts, batch.events[i].district);
 	int rc = store_submit(a->store, key->poster, r->client.peer, &batch,
 			      events_done, pe);
 	if (rc < 0) {

@@ -72,18 +72,18 @@ static void label_value(struct buf *b, const char *s)
 }
 
 /*
- * A counter with one sample per poster, and none before the first post:
- * there is no unlabelled total beside it, which Prometheus gives as
- * sum(name).
+ * A counter with one sample per row of c (a poster, a district), labelled
+ * label, and none before the first: there is no unlabelled total beside
+ * it, which Prometheus gives as sum(name).
  */
-static void per_poster(struct buf *b, const struct counters *c,
-		       const char *name, bool duplicate, const char *help)
+static void per_label(struct buf *b, const struct counters *c, const char *name,
+		      const char *label, bool duplicate, const char *help)
 {
 	const struct poster_count *row;
 
 	family(b, name, "counter", help);
 	for (size_t i = 0; (row = counters_next(c, &i));) {
-		buf_printf(b, "%s{poster=\"", name);
+		buf_printf(b, "%s{%s=\"", name, label);
 		label_value(b, row->poster);
 		buf_printf(b, "\"} %llu\n",
 			   (unsigned long long)(duplicate ? row->duplicate
@@ -116,7 +116,7 @@ static void build_info(struct buf *b)
 
 static void ingest_metrics(struct buf *b, struct app *a)
 {
-	char help[256];
+	char help[512];
 
 	/* The bound and the bucket of counters.h, said where operators
 	 * look. */
@@ -125,12 +125,23 @@ static void ingest_metrics(struct buf *b, struct app *a)
 		 "An agency that stops rising has stopped sending. Posters "
 		 "past the first %d are counted as poster=\"%s\".",
 		 COUNTERS_POSTERS_MAX, COUNTERS_OTHER);
-	per_poster(b, &a->by_poster, "kendali_events_accepted_total", false,
-		   help);
-	per_poster(b, &a->by_poster, "kendali_events_duplicate_total", true,
-		   "Events posted again (same poster and id) and not stored "
-		   "twice, per poster. A steady rise means that agency resends "
-		   "what was already stored.");
+	per_label(b, &a->by_poster, "kendali_events_accepted_total", "poster",
+		  false, help);
+	per_label(b, &a->by_poster, "kendali_events_duplicate_total", "poster",
+		  true,
+		  "Events posted again (same poster and id) and not stored "
+		  "twice, per poster. A steady rise means that agency resends "
+		  "what was already stored.");
+	snprintf(help, sizeof(help),
+		 "Events accepted whose district is none of the tenant's "
+		 "kecamatan (kendali tenant import), by that name, resent "
+		 "ones included: a misspelling to fix at its agency. Their "
+		 "reports count under \"%s\". Names past the first %d are "
+		 "counted as district=\"%s\".",
+		 TENANT_OTHER_DISTRICT, COUNTERS_POSTERS_MAX, COUNTERS_OTHER);
+	per_label(b, &a->unknown_districts,
+		  "kendali_events_unknown_district_total", "district", false,
+		  help);
 	counter(b, "kendali_requests_rejected_total", a->rejected,
 		"Agency requests refused: POST /api/v1/events for its content "
 		"(400, 403, 413 for too many events, 422) and either ingest "

@@ -343,6 +343,11 @@ static int startup_db(struct app *a)
 		log_error("%s", err);
 		goto out;
 	}
+	if (load_districts(conn, t->info.id, &t->districts, err, sizeof(err)) <
+	    0) {
+		log_error("cannot read the kecamatan: %s", err);
+		goto out;
+	}
 	kpi_advance(t->kpi, clock_now_us());
 	sink = tenant_sink(t);
 	if (load_state(conn, t->info.id, t->sensors, t->alerts, &sink, err,
@@ -371,6 +376,7 @@ int app_serve(const struct config *cfg)
 
 	a->cfg = *cfg;
 	a->schema_missing = -1;
+	a->unknown_districts.label = "district";
 	if (startup_db(a) < 0)
 		goto out;
 	if (uv_loop_init(&loop) != 0)
@@ -465,5 +471,6 @@ out:
 	keys_free(a->keys);
 	auth_free(a->auth);
 	counters_free(&a->by_poster);
+	counters_free(&a->unknown_districts);
 	return rc;
 }

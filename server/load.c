@@ -6,6 +6,8 @@
  */
 #include "load.h"
 
+#include "hmap.h"
+
 #include "reads.h"
 #include "sqltext.h"
 
@@ -90,6 +92,30 @@ int load_tenant(PGconn *conn, const char *id, struct tenant_info *t, char *err,
 	snprintf(t->time_zone, sizeof(t->time_zone), "%s", PQgetvalue(r, 0, 3));
 	t->tz_offset_s = atoi(PQgetvalue(r, 0, 4));
 	zone_label(t->time_zone, t->tz_offset_s, t->zone, sizeof(t->zone));
+	PQclear(r);
+	return 0;
+}
+
+int load_districts(PGconn *conn, const char *tenant, struct hmap *names,
+		   char *err, size_t errlen)
+{
+	const char *p[1] = {tenant};
+	PGresult *r =
+	    query(conn, "SELECT name FROM districts WHERE tenant = $1", 1, p,
+		  err, errlen);
+
+	if (!r)
+		return -1;
+	for (int i = 0; i < PQntuples(r); i++) {
+		char *name = strdup(PQgetvalue(r, i, 0));
+
+		if (!name || hmap_put(names, name, name) < 0) {
+			free(name);
+			PQclear(r);
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
 	PQclear(r);
 	return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "alert.h"
 #include "auth.h"
+#include "hmap.h"
 #include "keys.h"
 #include "sensors.h"
 #include "kpi.h"
@@ -29,6 +30,12 @@ int load_state(PGconn *conn, const char *tenant, struct sensors *sensors,
 /* The live agency keys, screen tokens and sessions, into keys and auth. */
 int load_credentials(PGconn *conn, const char *tenant, struct keys *keys,
 		     struct auth *auth, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* The names of the tenant's kecamatan (schema/012), into names (each key
+ * its own value, to be freed with hmap_free_all); none when not imported. */
+int load_districts(PGconn *conn, const char *tenant, struct hmap *names,
+		   char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* The tenant id, with its UTC offset now, into *t. */

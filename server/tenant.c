@@ -44,11 +44,22 @@ static void sink_call(void *arg, const struct kpi_call *c)
 	tenant_touch(t);
 }
 
+bool tenant_district_known(const struct tenant *t, const char *district)
+{
+	return !district || !district[0] || t->districts.len == 0 ||
+	       hmap_get(&t->districts, district);
+}
+
 static void sink_ticket(void *arg, const struct kpi_ticket *tk)
 {
 	struct tenant *t = arg;
+	struct kpi_ticket mapped = *tk;
 
-	if (kpi_apply_ticket(t->kpi, tk, clock_now_us()) < 0)
+	/* A misspelt or foreign kecamatan is counted apart, not as a
+	 * district of its own (/metrics names it). */
+	if (!tenant_district_known(t, tk->district))
+		mapped.district = TENANT_OTHER_DISTRICT;
+	if (kpi_apply_ticket(t->kpi, &mapped, clock_now_us()) < 0)
 		log_error("out of memory applying ticket %s", tk->ticket);
 	tenant_touch(t);
 }
@@ -303,6 +314,7 @@ void tenant_free(struct tenant *t)
 	if (!t)
 		return;
 	json_decref(t->published);
+	hmap_free_all(&t->districts, NULL);
 	pub_free(t->pub);
 	alerts_free(t->alerts);
 	kpi_free(t->kpi);

@@ -8,6 +8,8 @@
 #ifndef KENDALI_TENANT_H
 #define KENDALI_TENANT_H
 
+#include "hmap.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,6 +36,9 @@ struct tenant {
 	struct kpi *kpi;
 	struct alerts *alerts;
 	struct pub *pub; /* its screens */
+	/* Its kecamatan by name (each key its own value), read at start-up
+	 * from `kendali tenant import`'s data; empty when none was. */
+	struct hmap districts;
 
 	uv_timer_t publish; /* the next publication, when one is due */
 	bool publish_armed, timer_open;
@@ -54,6 +59,16 @@ void tenant_free(struct tenant *t);
 void tenant_start(struct tenant *t, uv_loop_t *loop);
 /* Stops and closes the timer (the loop must run to finish closing). */
 void tenant_close(struct tenant *t);
+
+/*
+ * Whether an event's district is one of the tenant's kecamatan: any is
+ * while none were imported, and an event without one (NULL, "") is too.
+ */
+bool tenant_district_known(const struct tenant *t, const char *district);
+
+/* The district key of reports.by_district_open for tickets whose district
+ * is not one of the tenant's kecamatan. */
+#define TENANT_OTHER_DISTRICT "other"
 
 /* Where the store sends the committed calls, tickets and readings. */
 struct store_sink tenant_sink(struct tenant *t);

@@ -7,10 +7,12 @@ which tenant once the database has several.
 """
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from harness import KEY_RE, TOKEN_RE, assert_problem, free_port, kendali_cli, key_id, sanitized_env
+from harness import (KEY_RE, TOKEN_RE, assert_problem, free_port, kendali_cli, key_id, sanitized_env,
+                     wait_until)
 
 EVENT = {"id": "t-1", "type": "call", "occurred_at": "2026-12-01T08:00:00+07:00",
          "call": {"call_id": "C-1", "status": "received", "category": "info"}}
@@ -264,3 +266,65 @@ def test_a_province_or_unknown_tenant_is_not_served(db, kendali_bin):
                             env=sanitized_env(DATABASE_URL=db.url))
         assert cp.returncode == 1, (cp.returncode, cp.stderr)
         assert says in cp.stderr, cp.stderr
+
+
+def metrics_unknown(srv):
+    """kendali_events_unknown_district_total by district, from /metrics."""
+    r = srv.http().get("/metrics")
+    assert r.status == 200, r
+    out = {}
+    for line in r.raw.decode().splitlines():
+        if line.startswith("kendali_events_unknown_district_total{"):
+            label, value = line[len("kendali_events_unknown_district_total{"):].split("} ")
+            assert label.startswith('district="') and label.endswith('"'), line
+            out[label[len('district="'):-1]] = int(value)
+    return out
+
+
+def report(eid, ticket, district):
+    e = {"id": eid, "type": "report", "occurred_at": "2026-12-01T08:00:00+07:00",
+         "report": {"ticket": ticket, "status": "received", "category": "road"}}
+    if district is not None:
+        e["district"] = district
+    return e
+
+
+def test_a_district_not_of_the_tenant_counts_as_other(db, make_server):
+    """Once Semarang's kecamatan are imported, a report naming another
+    district is stored as sent, counted under "other", and named in
+    /metrics, resent or not; the count survives a restart, since it comes
+    from the stored events and the imported names."""
+    srv = make_server(db, migrate=False)
+    repo = Path(__file__).resolve().parent.parent.parent
+    # Before any import every district is a kecamatan of its own.
+    key = last_line(kendali_cli(db, "key", "create", "--poster", "lapor", "--types", "report,call"))
+    srv.wait_key(key)
+    http = srv.http()
+    assert http.post_events([report("r0", "T-0", "Pedurungn")], key=key).status == 202
+    assert wait_until(lambda: http.kpis()["kpis"]["reports.by_district_open"] == {"Pedurungn": 1}, 5)
+    assert metrics_unknown(srv) == {}
+    srv.close()
+
+    kendali_cli(db, "tenant", "import", "semarang", repo / "data" / "tenants" / "semarang")
+    srv = make_server(db, migrate=False)
+    http = srv.http()
+    batch = [report("r1", "T-1", "Pedurungan"), report("r2", "T-2", "Pedurungn"),
+             report("r3", "T-3", "Batang"), report("r4", "T-4", None),
+             {"id": "c1", "type": "call", "occurred_at": "2026-12-01T08:00:00+07:00",
+              "district": "Semarang Utra",
+              "call": {"call_id": "C-1", "status": "received", "category": "info"}}]
+    r = http.post_events(batch, key=key)
+    assert (r.status, r.json) == (202, {"accepted": 5, "duplicates": 0}), r
+    want = {"Pedurungan": 1, "other": 3}     # T-0 (before the import) is "other" now too
+    assert wait_until(lambda: http.kpis()["kpis"]["reports.by_district_open"] == want, 5), \
+        http.kpis()["kpis"]["reports.by_district_open"]
+    assert metrics_unknown(srv) == {"Pedurungn": 1, "Batang": 1, "Semarang Utra": 1}
+    r = http.post_events(batch[1:3], key=key)
+    assert (r.status, r.json) == (202, {"accepted": 0, "duplicates": 2}), r
+    assert metrics_unknown(srv) == {"Pedurungn": 2, "Batang": 2, "Semarang Utra": 1}
+    assert db.rows("SELECT event_id, district FROM events ORDER BY event_id") == [
+        ("c1", "Semarang Utra"), ("r0", "Pedurungn"), ("r1", "Pedurungan"), ("r2", "Pedurungn"),
+        ("r3", "Batang"), ("r4", None)]
+    srv.restart()
+    assert srv.http().kpis()["kpis"]["reports.by_district_open"] == want
+    assert metrics_unknown(srv) == {}
