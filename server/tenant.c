@@ -163,7 +163,7 @@ static void publish(struct tenant *t, int64_t now, bool force)
 	t->last_eval_us = now;
 	if (json_object_size(changed) > 0 || force) {
 		t->seq++;
-		t->last_sent_ms = uv_now(t->app->loop);
+		t->last_sent_ns = uv_hrtime();
 	}
 	/* Even when nothing changed, the state is now known to hold at this
 	 * time: new screens and heartbeats carry it, so a quiet city does
@@ -199,14 +199,20 @@ static void publish_cb(uv_timer_t *timer)
 static void schedule_publish(struct tenant *t)
 {
 	struct app *a = t->app;
-	uint64_t now, due;
+	uint64_t now_ns, due_ns, wait_ms = 0;
 
 	if (t->publish_armed || a->stopping || !t->timer_open)
 		return;
-	now = uv_now(a->loop);
-	due = t->last_sent_ms + (uint64_t)a->cfg.publish_ms;
+	now_ns = uv_hrtime();
+	due_ns = t->last_sent_ns + (uint64_t)a->cfg.publish_ms * 1000000;
+	if (t->last_sent_ns && due_ns > now_ns)
+		/* A timer of N ms on a loop whose clock counts whole ms may
+		 * fire up to 1 ms short of N: one more keeps the interval
+		 * whole.  The loop's clock is brought up to now first. */
+		wait_ms = (due_ns - now_ns + 999999) / 1000000 + 1;
 	t->publish_armed = true;
-	uv_timer_start(&t->publish, publish_cb, due > now ? due - now : 0, 0);
+	uv_update_time(a->loop);
+	uv_timer_start(&t->publish, publish_cb, wait_ms, 0);
 }
 
 /*

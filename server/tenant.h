@@ -46,7 +46,7 @@ struct tenant {
 	uint64_t seq;		 /* state version: +1 per publication */
 	bool dirty;		 /* state changed since published */
 	int64_t last_eval_us;	 /* last snapshot built */
-	uint64_t last_sent_ms;	 /* loop time of the last kpis message */
+	uint64_t last_sent_ns;	 /* uv_hrtime of the last kpis message */
 	int64_t last_history_us; /* slot of the last KPI record */
 };
 
