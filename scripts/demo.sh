@@ -90,11 +90,13 @@ export DATABASE_URL
 
 say "migrating the database"
 "$BIN" migrate
+# Semarang's kecamatan, agencies and gauges (again: nothing changes).
+"$BIN" tenant import semarang data/tenants/semarang >/dev/null
 
 # The demo feed's key: reuse the stored one while the server still lists it
 # (not revoked), else create one.  A database that never had a key of the
 # demo feed has not had its history either.
-keys=$("$BIN" key list)
+keys=$("$BIN" key list --tenant semarang)
 fresh_db=1
 if awk 'NR > 1 && $2 == "demo-feed" { found = 1 } END { exit !found }' <<<"$keys"; then
 	fresh_db=0
@@ -110,7 +112,8 @@ if [[ -s $KEY_FILE ]]; then
 	fi
 fi
 if [[ -z $key ]]; then
-	key=$("$BIN" key create --poster demo-feed --types call,report,sensor | tail -n 1 |
+	key=$("$BIN" key create --tenant semarang --poster demo-feed --types call,report,sensor |
+		tail -n 1 |
 		tr -d '[:space:]')
 	[[ -n $key ]] || die "kendali key create printed no key"
 	(

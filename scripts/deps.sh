@@ -28,6 +28,7 @@ packages=(
 	# build
 	meson ninja-build pkg-config gcc libc6-dev
 	libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libjansson-dev libpq-dev libssl-dev
+	libsystemd-dev
 	# the database (server binaries in /usr/lib/postgresql/<version>/bin)
 	postgresql
 	# tests
@@ -39,6 +40,10 @@ packages=(
 	# that reports name files and lines; gcc's sanitizer runtimes, for the
 	# sanitized build, come with gcc
 	clang libclang-rt-14-dev llvm
+	# the Debian package (debian/, tests/integration/test_package.py):
+	# dpkg-buildpackage with debhelper, systemd-analyze to verify its
+	# units, pg_dump and pg_restore of its backup script
+	debhelper dpkg-dev systemd postgresql-client
 )
 if ((browser)); then
 	# Browser tests run headless Chromium from Node.js.

@@ -10,6 +10,7 @@
 #include "reads.h"
 #include "reqtext.h"
 #include "store.h"
+#include "tenant.h"
 
 #include <jansson.h>
 #include <libwebsockets.h>
@@ -98,6 +99,9 @@ bool access_allow(struct http_req *r, unsigned need)
 	case ACCESS_OK:
 		break;
 	}
+	/* The tenant of the identity (the one served, until credentials
+	 * name theirs). */
+	r->tenant = r->app->tenant;
 	if ((r->who.can & need) != need) {
 		snprintf(detail, sizeof(detail),
 			 "The role \"%s\" may not do this; ask the command "
@@ -206,15 +210,26 @@ static json_t *identity_json(struct app *a, const struct identity *w)
 		if (w->can & (1u << i))
 			json_array_append_new(can,
 					      json_string(auth_can_name(i)));
+	const struct tenant_info *t = &a->tenant->info;
+	char offset[16];
+
+	snprintf(offset, sizeof(offset), "%c%02d:%02d",
+		 t->tz_offset_s < 0 ? '-' : '+', abs(t->tz_offset_s) / 3600,
+		 abs(t->tz_offset_s) / 60 % 60);
 	if (w->expires_us)
-		ev_time_format(w->expires_us, a->tz_offset_s, at);
-	return json_pack("{s:s, s:s?, s:s, s:o, s:s?}", "kind",
+		ev_time_format(w->expires_us, t->tz_offset_s, at);
+	return json_pack("{s:s, s:s?, s:s, s:o, s:s?, s:{s:s, s:s, s:s, s:s, "
+			 "s:s, s:s, s:s}}",
+			 "kind",
 			 w->kind == AUTH_USER	  ? "user"
 			 : w->kind == AUTH_SCREEN ? "screen"
 						  : "anonymous",
 			 "name", w->kind == AUTH_ANONYMOUS ? NULL : w->name,
 			 "role", auth_identity_role(w), "can", can,
-			 "expires_at", w->expires_us ? at : NULL);
+			 "expires_at", w->expires_us ? at : NULL, "tenant",
+			 "id", t->id, "name", t->name, "head", t->head, "kind",
+			 t->province ? "province" : "local", "time_zone",
+			 t->time_zone, "zone", t->zone, "utc_offset", offset);
 }
 
 void access_actor(const struct identity *w, const char *name, char *out,
@@ -260,9 +275,10 @@ static void login_failed(struct login *l)
 {
 	struct http_req *r = l->r;
 
-	if (reads_login_failed(
-		l->app->reader, l->app->cfg.tenant, l->username, r->client.peer,
-		l->usable ? "password" : "unknown or disabled") < 0)
+	if (reads_login_failed(l->app->reader, l->app->tenant->info.id,
+			       l->username, r->client.peer,
+			       l->usable ? "password" : "unknown or disabled") <
+	    0)
 		log_warn("a failed login of %s was not recorded: database "
 			 "busy",
 			 l->username);
@@ -325,9 +341,9 @@ static void verify_done(uv_work_t *w, int status)
 		return;
 	}
 	auth_hex(l->who.sha256, 32, digest_hex + 2);
-	if (reads_session_open(a->reader, a->cfg.tenant, l->who.id, l->username,
-			       digest_hex, a->cfg.session_hours, r->client.peer,
-			       session_stored, l) < 0)
+	if (reads_session_open(a->reader, a->tenant->info.id, l->who.id,
+			       l->username, digest_hex, a->cfg.session_hours,
+			       r->client.peer, session_stored, l) < 0)
 		session_stored(l, false, 0);
 }
 
@@ -438,8 +454,8 @@ void access_login(struct http_req *r)
 	snprintf(l->username, sizeof(l->username), "%s", json_string_value(u));
 	snprintf(l->password, sizeof(l->password), "%s", json_string_value(pw));
 	json_decref(body);
-	if (reads_login(a->reader, a->cfg.tenant, l->username, user_read, l) <
-	    0)
+	if (reads_login(a->reader, a->tenant->info.id, l->username, user_read,
+			l) < 0)
 		user_read(l, false, NULL);
 }
 
@@ -487,7 +503,7 @@ void access_logout(struct http_req *r)
 	o->r = r;
 	memcpy(o->id, r->who.id, sizeof(o->id));
 	access_actor(&r->who, NULL, actor, sizeof(actor));
-	if (reads_session_end(a->reader, a->cfg.tenant, o->id, actor,
+	if (reads_session_end(a->reader, a->tenant->info.id, o->id, actor,
 			      r->client.peer, logout_done, o) < 0)
 		logout_done(o, false);
 }

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "sensors.h"
 #include "store.h"
+#include "tenant.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,8 @@ const struct key_info *api_authorize(struct http_req *r)
 		unauthorized_key(r);
 		return NULL;
 	}
+	/* The tenant of the key (the one served, until keys name theirs). */
+	r->tenant = r->app->tenant;
 	if ((wait_s = limit_take(r->app->limiter, k->key_id, clock_now_us())) >
 	    0) {
 		char detail[160];
@@ -114,6 +117,8 @@ static void problem_from(struct http_req *r, const struct ev_error *e)
 struct post_events {
 	struct http_req *r;
 	struct poster_count *count;
+	size_t n_unknown; /* events naming no kecamatan of the tenant */
+	struct poster_count *unknown[]; /* their rows, by district name */
 };
 
 static void events_done(void *arg, enum store_status st, size_t accepted,
@@ -123,7 +128,6 @@ static void events_done(void *arg, enum store_status st, size_t accepted,
 	struct http_req *r = pe->r;
 	struct poster_count *count = pe->count;
 
-	free(pe);
 	if (st == STORE_OK) {
 		/* The answer to every post, written without building a JSON
 		 * tree: jansson's dump of one allocates a table to detect
@@ -135,6 +139,8 @@ static void events_done(void *arg, enum store_status st, size_t accepted,
 
 		count->accepted += accepted;
 		count->duplicate += duplicates;
+		for (size_t i = 0; i < pe->n_unknown; i++)
+			pe->unknown[i]->accepted++;
 		http_respond(r, 202, "application/json", body, (size_t)n);
 	} else if (st == STORE_UNAVAILABLE) {
 		http_unavailable(r,
@@ -148,6 +154,7 @@ static void events_done(void *arg, enum store_status st, size_t accepted,
 			     "log.",
 			     NULL);
 	}
+	free(pe);
 }
 
 void api_post_events(struct http_req *r)
@@ -184,9 +191,11 @@ void api_post_events(struct http_req *r)
 		problem_from(r, &err);
 		return;
 	}
+	size_t n_unknown = 0;
 	for (size_t i = 0; i < batch.n; i++) {
 		const struct ev_event *e = &batch.events[i];
 
+		n_unknown += !tenant_district_known(r->tenant, e->district);
 		if (!(key->types & (1u << e->type))) {
 			snprintf(detail, sizeof(detail),
 				 "This key may not post \"%s\" events; ask "
@@ -214,7 +223,7 @@ void api_post_events(struct http_req *r)
 			return;
 		}
 		if (e->type == EV_SENSOR &&
-		    !sensors_known(a->sensors, e->subject)) {
+		    !sensors_known(r->tenant->sensors, e->subject)) {
 			snprintf(detail, sizeof(detail),
 				 "Sensor \"%.64s\" is not registered; register "
 				 "it with PUT /api/v1/sensors/{id} first.",
@@ -228,7 +237,8 @@ void api_post_events(struct http_req *r)
 			return;
 		}
 	}
-	struct post_events *pe = malloc(sizeof(*pe));
+	struct post_events *pe =
+	    malloc(sizeof(*pe) + n_unknown * sizeof(pe->unknown[0]));
 	if (!pe) {
 		ev_batch_free(&batch);
 		http_problem(r, 500, "internal", "Internal error",
@@ -237,6 +247,11 @@ void api_post_events(struct http_req *r)
 	}
 	pe->r = r;
 	pe->count = counters_poster(&a->by_poster, key->poster);
+	pe->n_unknown = 0;
+	for (size_t i = 0; i < batch.n && pe->n_unknown < n_unknown; i++)
+		if (!tenant_district_known(r->tenant, batch.events[i].district))
+			pe->unknown[pe->n_unknown++] = counters_poster(
+			    &a->unknown_districts, batch.events[i].district);
 	int rc = store_submit(a->store, key->poster, r->client.peer, &batch,
 			      events_done, pe);
 	if (rc < 0) {
@@ -257,22 +272,22 @@ static void sensor_stored(void *arg, bool ok, bool created,
 {
 	struct put_sensor *ps = arg;
 	struct http_req *r = ps->r;
-	struct app *a = r->app;
+	struct tenant *t = r->tenant;
 
 	if (!ok) {
 		log_warn("storing sensor %s failed: %s", ps->def.sensor_id,
 			 error ? error : "?");
 		http_unavailable(r, "The sensor could not be stored now; retry "
 				    "later.");
-	} else if (sensors_define(a->sensors, &ps->def, registered_us) < 0) {
+	} else if (sensors_define(t->sensors, &ps->def, registered_us) < 0) {
 		http_problem(r, 500, "internal", "Internal error",
 			     "Out of memory.", NULL);
 	} else {
-		app_touch(a);
+		tenant_touch(t);
 		http_respond_json(
 		    r, created ? 201 : 200,
 		    api_sensor_json(
-			a, sensors_index(a->sensors, ps->def.sensor_id),
+			t, sensors_index(t->sensors, ps->def.sensor_id),
 			clock_now_us()));
 	}
 	free(ps);

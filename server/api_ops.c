@@ -15,6 +15,7 @@
 #include "kpi.h"
 #include "pub.h"
 #include "store.h"
+#include "tenant.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -71,18 +72,18 @@ static void label_value(struct buf *b, const char *s)
 }
 
 /*
- * A counter with one sample per poster, and none before the first post:
- * there is no unlabelled total beside it, which Prometheus gives as
- * sum(name).
+ * A counter with one sample per row of c (a poster, a district), labelled
+ * label, and none before the first: there is no unlabelled total beside
+ * it, which Prometheus gives as sum(name).
  */
-static void per_poster(struct buf *b, const struct counters *c,
-		       const char *name, bool duplicate, const char *help)
+static void per_label(struct buf *b, const struct counters *c, const char *name,
+		      const char *label, bool duplicate, const char *help)
 {
 	const struct poster_count *row;
 
 	family(b, name, "counter", help);
 	for (size_t i = 0; (row = counters_next(c, &i));) {
-		buf_printf(b, "%s{poster=\"", name);
+		buf_printf(b, "%s{%s=\"", name, label);
 		label_value(b, row->poster);
 		buf_printf(b, "\"} %llu\n",
 			   (unsigned long long)(duplicate ? row->duplicate
@@ -115,7 +116,7 @@ static void build_info(struct buf *b)
 
 static void ingest_metrics(struct buf *b, struct app *a)
 {
-	char help[256];
+	char help[512];
 
 	/* The bound and the bucket of counters.h, said where operators
 	 * look. */
@@ -124,12 +125,23 @@ static void ingest_metrics(struct buf *b, struct app *a)
 		 "An agency that stops rising has stopped sending. Posters "
 		 "past the first %d are counted as poster=\"%s\".",
 		 COUNTERS_POSTERS_MAX, COUNTERS_OTHER);
-	per_poster(b, &a->by_poster, "kendali_events_accepted_total", false,
-		   help);
-	per_poster(b, &a->by_poster, "kendali_events_duplicate_total", true,
-		   "Events posted again (same poster and id) and not stored "
-		   "twice, per poster. A steady rise means that agency resends "
-		   "what was already stored.");
+	per_label(b, &a->by_poster, "kendali_events_accepted_total", "poster",
+		  false, help);
+	per_label(b, &a->by_poster, "kendali_events_duplicate_total", "poster",
+		  true,
+		  "Events posted again (same poster and id) and not stored "
+		  "twice, per poster. A steady rise means that agency resends "
+		  "what was already stored.");
+	snprintf(help, sizeof(help),
+		 "Events accepted whose district is none of the tenant's "
+		 "kecamatan (kendali tenant import), by that name, resent "
+		 "ones included: a misspelling to fix at its agency. Their "
+		 "reports count under \"%s\". Names past the first %d are "
+		 "counted as district=\"%s\".",
+		 TENANT_OTHER_DISTRICT, COUNTERS_POSTERS_MAX, COUNTERS_OTHER);
+	per_label(b, &a->unknown_districts,
+		  "kendali_events_unknown_district_total", "district", false,
+		  help);
 	counter(b, "kendali_requests_rejected_total", a->rejected,
 		"Agency requests refused: POST /api/v1/events for its content "
 		"(400, 403, 413 for too many events, 422) and either ingest "
@@ -152,12 +164,14 @@ static void screen_metrics(struct buf *b, struct app *a)
 {
 	uint64_t pushes, push_us;
 
-	pub_push_time(a->pub, &pushes, &push_us);
-	gauge(b, "kendali_ws_clients", pub_clients(a->pub),
+	pub_push_time(a->tenant->pub, &pushes, &push_us);
+	gauge(b, "kendali_ws_clients", pub_clients(a->tenant->pub),
 	      "Open websocket connections of screens.");
-	counter(b, "kendali_ws_messages_total", pub_messages_sent(a->pub),
+	counter(b, "kendali_ws_messages_total",
+		pub_messages_sent(a->tenant->pub),
 		"Websocket messages sent to screens.");
-	counter(b, "kendali_ws_snapshots_total", pub_snapshots_sent(a->pub),
+	counter(b, "kendali_ws_snapshots_total",
+		pub_snapshots_sent(a->tenant->pub),
 		"Websocket snapshots sent to screens: one per connection, and "
 		"one per screen that fell too far behind. Far more than the "
 		"connections made means screens cannot keep up.");
@@ -173,9 +187,9 @@ static void screen_metrics(struct buf *b, struct app *a)
 
 static void state_metrics(struct buf *b, struct app *a)
 {
-	gauge(b, "kendali_calls_held", kpi_calls_held(a->kpi),
+	gauge(b, "kendali_calls_held", kpi_calls_held(a->tenant->kpi),
 	      "Calls held in memory for the KPIs.");
-	gauge(b, "kendali_tickets_held", kpi_tickets_held(a->kpi),
+	gauge(b, "kendali_tickets_held", kpi_tickets_held(a->tenant->kpi),
 	      "Tickets held in memory for the KPIs.");
 	gauge(b, "kendali_database_up", store_ready(a->store) ? 1 : 0,
 	      "1 when the writer's database connection is up, else 0: "

@@ -16,6 +16,7 @@
 struct app;
 struct http_req;
 struct key_info;
+struct tenant;
 
 /* api_ingest.c */
 /* The request's agency key, allowed by its rate; NULL when the request has
@@ -26,8 +27,9 @@ bool api_sensor_begin(struct http_req *r);
 void api_put_sensor(struct http_req *r);
 
 /* api_screens.c */
-/* The sensor of registry index i as the API shows it (new reference). */
-json_t *api_sensor_json(struct app *a, int i, int64_t now);
+/* The tenant's sensor of registry index i as the API shows it (new
+ * reference). */
+json_t *api_sensor_json(struct tenant *t, int i, int64_t now);
 bool api_sensor_reader(struct http_req *r);
 void api_get_sensors(struct http_req *r);
 void api_get_kpis(struct http_req *r);

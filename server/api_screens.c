@@ -17,6 +17,7 @@
 #include "sensors.h"
 #include "reqtext.h"
 #include "store.h"
+#include "tenant.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -30,10 +31,10 @@
 
 /* ---- the sensor registry ---- */
 
-json_t *api_sensor_json(struct app *a, int i, int64_t now)
+json_t *api_sensor_json(struct tenant *tn, int i, int64_t now)
 {
-	const struct ev_sensor_def *d = sensors_def(a->sensors, i);
-	json_t *o = sensors_entry_json(a->sensors, i, now);
+	const struct ev_sensor_def *d = sensors_def(tn->sensors, i);
+	json_t *o = sensors_entry_json(tn->sensors, i, now);
 	json_t *th = json_object();
 
 	for (int t = 0; t < EV_THRESHOLDS; t++)
@@ -76,12 +77,12 @@ bool api_sensor_reader(struct http_req *r)
 
 void api_get_sensors(struct http_req *r)
 {
-	struct app *a = r->app;
+	struct tenant *t = r->tenant;
 	json_t *arr = json_array();
 	int64_t now = clock_now_us();
 
-	for (int i = 0; i < sensors_count(a->sensors); i++)
-		json_array_append_new(arr, api_sensor_json(a, i, now));
+	for (int i = 0; i < sensors_count(t->sensors); i++)
+		json_array_append_new(arr, api_sensor_json(t, i, now));
 	http_respond_json(r, 200, json_pack("{s:o}", "sensors", arr));
 }
 
@@ -113,7 +114,7 @@ static void history_done(void *arg, bool ok, bool found, int64_t at_us,
 		return;
 	}
 	kpis = json_loads(text, 0, &jerr);
-	ev_time_format(at_us, r->app->tz_offset_s, at);
+	ev_time_format(at_us, r->tenant->info.tz_offset_s, at);
 	http_respond_json(r, 200,
 			  json_pack("{s:s, s:o}", "at", at, "kpis",
 				    kpis ? kpis : json_object()));
@@ -131,14 +132,14 @@ static void get_kpis_at(struct http_req *r, const char *when)
 			     NULL);
 		return;
 	}
-	if (reads_kpis_at(r->app->reader, r->app->cfg.tenant, us, history_done,
+	if (reads_kpis_at(r->app->reader, r->tenant->info.id, us, history_done,
 			  r) < 0)
 		unanswered(r);
 }
 
 void api_get_kpis(struct http_req *r)
 {
-	struct app *a = r->app;
+	struct tenant *t = r->tenant;
 	int64_t now = clock_now_us();
 	char at[40], when[64];
 
@@ -147,11 +148,11 @@ void api_get_kpis(struct http_req *r)
 		return;
 	}
 
-	ev_time_format(now, a->tz_offset_s, at);
+	ev_time_format(now, t->info.tz_offset_s, at);
 	http_respond_json(r, 200,
 			  json_pack("{s:s, s:I, s:o}", "at", at, "seq",
-				    (json_int_t)a->seq, "kpis",
-				    app_snapshot(a, now)));
+				    (json_int_t)t->seq, "kpis",
+				    tenant_snapshot(t, now)));
 }
 
 #define MAX_WINDOW_S (30 * 24 * 3600)
@@ -208,7 +209,7 @@ static void series_done(void *arg, bool ok, const struct reads_bucket *b,
 		json_t *x = bucket_json(q->kind, at[i]);
 
 		ev_time_format(q->start_us + i * q->step_us,
-			       q->r->app->tz_offset_s, t);
+			       q->r->tenant->info.tz_offset_s, t);
 		json_object_set_new(x, "t", json_string(t));
 		json_array_append_new(arr, x);
 	}
@@ -223,6 +224,7 @@ static void series_done(void *arg, bool ok, const struct reads_bucket *b,
 void api_get_series(struct http_req *r)
 {
 	struct app *a = r->app;
+	struct tenant *tn = r->tenant;
 	char name[80], window[16], step[16];
 	const char *nm = http_arg(r, "name", name, sizeof(name));
 	const char *w = http_arg(r, "window", window, sizeof(window));
@@ -231,7 +233,7 @@ void api_get_series(struct http_req *r)
 			   : 24 * 3600 * INT64_C(1000000);
 	int64_t step_us =
 	    st ? reqtext_duration_us(st, MAX_WINDOW_S) : 5 * MINUTE_US;
-	int64_t off_us = (int64_t)a->tz_offset_s * 1000000,
+	int64_t off_us = (int64_t)tn->info.tz_offset_s * 1000000,
 		now = clock_now_us();
 	enum reads_series kind;
 	struct series *q;
@@ -262,7 +264,7 @@ void api_get_series(struct http_req *r)
 	else if (strcmp(nm, "reports.sla_met") == 0)
 		kind = READS_REPORTS_SLA_MET;
 	else if (strncmp(nm, "sensor:", 7) == 0 &&
-		 sensors_known(a->sensors, nm + 7))
+		 sensors_known(tn->sensors, nm + 7))
 		kind = READS_SENSOR;
 	else {
 		http_problem(r, 404, "not_found", "Unknown series",
@@ -289,7 +291,7 @@ void api_get_series(struct http_req *r)
 		      (int64_t)(q->n - 1) * step_us;
 	struct reads_series_q sq = {
 	    .kind = kind,
-	    .tenant = a->cfg.tenant,
+	    .tenant = tn->info.id,
 	    .sensor_id = kind == READS_SENSOR ? nm + 7 : NULL,
 	    .sla_us = a->cfg.sla_us,
 	    .start_us = q->start_us,
@@ -317,7 +319,7 @@ static void alerts_all_done(void *arg, bool ok, const struct alert *list,
 	arr = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(arr,
-				      alert_json(r->app->alerts, &list[i]));
+				      alert_json(r->tenant->alerts, &list[i]));
 	http_respond_json(r, 200, json_pack("{s:o}", "alerts", arr));
 }
 
@@ -328,9 +330,10 @@ void api_get_alerts(struct http_req *r)
 	const char *s = http_arg(r, "state", state, sizeof(state));
 
 	if (!s || strcmp(s, "active") == 0) {
-		http_respond_json(r, 200,
-				  json_pack("{s:o}", "alerts",
-					    alerts_active_json(a->alerts)));
+		http_respond_json(
+		    r, 200,
+		    json_pack("{s:o}", "alerts",
+			      alerts_active_json(r->tenant->alerts)));
 		return;
 	}
 	if (strcmp(s, "all") != 0) {
@@ -338,7 +341,7 @@ void api_get_alerts(struct http_req *r)
 			     "state is active or all.", NULL);
 		return;
 	}
-	if (reads_alerts_all(a->reader, a->cfg.tenant, MAX_ALERTS_READ,
+	if (reads_alerts_all(a->reader, r->tenant->info.id, MAX_ALERTS_READ,
 			     alerts_all_done, r) < 0)
 		unanswered(r);
 }
@@ -346,6 +349,7 @@ void api_get_alerts(struct http_req *r)
 void api_ack_alert(struct http_req *r)
 {
 	struct app *a = r->app;
+	struct tenant *t;
 	char id_text[24], *end;
 	long long id;
 	struct alert *al;
@@ -355,12 +359,13 @@ void api_ack_alert(struct http_req *r)
 
 	if (!access_allow(r, CAN_ACK))
 		return;
+	t = r->tenant;
 	snprintf(id_text, sizeof(id_text), "%.*s",
 		 (int)(r->route.param_len < 23 ? r->route.param_len : 23),
 		 r->route.param);
 	id = strtoll(id_text, &end, 10);
 	if (r->route.param_len > 19 || !isdigit((unsigned char)id_text[0]) ||
-	    *end || id <= 0 || !(al = alerts_find(a->alerts, id))) {
+	    *end || id <= 0 || !(al = alerts_find(t->alerts, id))) {
 		http_problem(r, 404, "not_found", "Unknown alert",
 			     "No active alert has this id; see GET "
 			     "/api/v1/alerts.",
@@ -411,7 +416,7 @@ void api_ack_alert(struct http_req *r)
 			     NULL);
 		return;
 	}
-	alerts_ack(a->alerts, al, by, note, clock_now_us());
+	alerts_ack(t->alerts, al, by, note, clock_now_us());
 	json_t *detail = json_pack("{s:I, s:s, s:s?}", "alert_id",
 				   (json_int_t)id, "by", by, "note", note);
 	char *dtext = json_dumps(detail, JSON_COMPACT), actor[96];
@@ -421,6 +426,6 @@ void api_ack_alert(struct http_req *r)
 	free(dtext);
 	json_decref(detail);
 	json_decref(body);
-	app_alerts_flush(a);
-	http_respond_json(r, 200, alert_json(a->alerts, al));
+	tenant_alerts_flush(t);
+	http_respond_json(r, 200, alert_json(t->alerts, al));
 }

@@ -12,11 +12,13 @@
 #include "load.h"
 #include "log.h"
 #include "migrate.h"
+#include "notify.h"
 #include "pgconn.h"
 #include "pub.h"
 #include "reads.h"
 #include "sensors.h"
 #include "store.h"
+#include "tenant.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -25,7 +27,6 @@
 #include <time.h>
 
 #define SEC_US INT64_C(1000000)
-#define EVALUATE_US SEC_US /* time-driven KPIs looked at */
 /* Keys change through NOTIFY at once; this is only a safety net. */
 #define KEYS_REFRESH_US (60 * SEC_US)
 #define EXPIRY_CHECK_US SEC_US /* sessions ending by the clock */
@@ -35,208 +36,11 @@
 /* Logins per client address: 10 in a row, then one every 6 s. */
 #define LOGIN_RATE (1.0 / 6)
 #define LOGIN_BURST 10
-#define HISTORY_US (300 * SEC_US)
 #define READER_QUEUE 64
 #define STOP_GRACE_MS 2000 /* longest a stop waits for screens and writes */
 /* Not ready for this long: screens are told their data is stale.  Shorter
  * losses (a connection killed and made again) pass unseen. */
 #define DB_DOWN_AFTER_US SEC_US
-
-static void schedule_publish(struct app *a);
-
-void app_touch(struct app *a)
-{
-	a->dirty = true;
-	schedule_publish(a);
-}
-
-json_t *app_snapshot(struct app *a, int64_t now)
-{
-	json_t *s = kpi_snapshot(a->kpi, now);
-
-	json_object_set_new(s, "alerts.active", alerts_active_json(a->alerts));
-	return s;
-}
-
-/* ---- committed state in: the store's sink ---- */
-
-static void sink_call(void *arg, const struct kpi_call *c)
-{
-	struct app *a = arg;
-
-	if (kpi_apply_call(a->kpi, c, clock_now_us()) < 0)
-		log_error("out of memory applying call %s", c->call_id);
-	app_touch(a);
-}
-
-static void sink_ticket(void *arg, const struct kpi_ticket *t)
-{
-	struct app *a = arg;
-
-	if (kpi_apply_ticket(a->kpi, t, clock_now_us()) < 0)
-		log_error("out of memory applying ticket %s", t->ticket);
-	app_touch(a);
-}
-
-static void sink_reading(void *arg, const char *sensor_id, int64_t at_us,
-			 double value)
-{
-	struct app *a = arg;
-
-	if (sensors_apply_reading(a->sensors, sensor_id, at_us, value))
-		app_touch(a);
-}
-
-/* ---- alerts: stored, then shown ---- */
-
-struct alert_save {
-	struct app *app;
-	struct alert *alert;
-};
-
-static void alert_saved(void *arg, bool ok, int64_t id)
-{
-	struct alert_save *s = arg;
-
-	alerts_save_done(s->app->alerts, s->alert, ok, id);
-	if (ok)
-		app_alerts_flush(s->app);
-	free(s);
-}
-
-void app_alerts_flush(struct app *a)
-{
-	struct alert *al;
-
-	while (!a->stopping && (al = alerts_next_unsaved(a->alerts))) {
-		struct alert_save *s = malloc(sizeof(*s));
-
-		alert_save_begin(al);
-		if (!s || store_save_alert(a->store, al, alert_saved, s) < 0) {
-			free(s);
-			/* Marked dirty again: the next tick retries. */
-			alerts_save_done(a->alerts, al, false, 0);
-			return;
-		}
-		s->app = a;
-		s->alert = al;
-	}
-}
-
-static void on_alert_change(void *arg, struct alert *al)
-{
-	struct app *a = arg;
-
-	a->dirty = true;
-	if (al->id != 0) {
-		json_t *j = alert_json(a->alerts, al);
-		pub_alert(a->pub, j);
-		json_decref(j);
-	}
-}
-
-static void check_alerts(struct app *a, int64_t now)
-{
-	for (int i = 0; i < sensors_count(a->sensors); i++) {
-		struct sensor_view v;
-
-		sensors_view(a->sensors, i, now, &v);
-		alerts_check(a->alerts, &v, now);
-	}
-	app_alerts_flush(a);
-}
-
-/* ---- publishing ---- */
-
-/* The keys whose values differ between two snapshots (new reference). */
-static json_t *diff(json_t *old, json_t *cur)
-{
-	json_t *changed = json_object();
-	const char *key;
-	json_t *v;
-
-	json_object_foreach (cur, key, v)
-		if (!old || !json_equal(json_object_get(old, key), v))
-			json_object_set(changed, key, v);
-	return changed;
-}
-
-static void publish(struct app *a, int64_t now, bool force)
-{
-	json_t *snap = app_snapshot(a, now);
-	json_t *changed = diff(a->published, snap);
-	char at[40];
-
-	a->dirty = false;
-	a->last_eval_us = now;
-	if (json_object_size(changed) > 0 || force) {
-		a->seq++;
-		a->last_sent_ms = uv_now(a->loop);
-	}
-	/* Even when nothing changed, the state is now known to hold at this
-	 * time: new screens and heartbeats carry it, so a quiet city does
-	 * not look like old data. */
-	ev_time_format(now, a->tz_offset_s, at);
-	pub_state(a->pub, snap, changed, at);
-	json_decref(a->published);
-	a->published = snap;
-	json_decref(changed);
-}
-
-static void publish_cb(uv_timer_t *t)
-{
-	struct app *a = t->data;
-	int64_t now = clock_now_us();
-
-	a->publish_armed = false;
-	check_alerts(a, now);
-	publish(a, now, false);
-}
-
-/*
- * Something to show: published at once when the last kpis message is a
- * publish interval old, else as soon as it is, so that screens get at most
- * one message per interval and a change in a quiet city shows without
- * waiting for a tick.  Every change of a commit's result is applied before
- * the timer fires.
- */
-static void schedule_publish(struct app *a)
-{
-	uint64_t now, due;
-
-	if (a->publish_armed || a->stopping || !a->loop)
-		return;
-	now = uv_now(a->loop);
-	due = a->last_sent_ms + (uint64_t)a->cfg.publish_ms;
-	a->publish_armed = true;
-	uv_timer_start(&a->publish, publish_cb, due > now ? due - now : 0, 0);
-}
-
-/*
- * Every HISTORY_US, on the boundary, the KPIs that are not lists go to
- * kpi_history, for "the same time yesterday" on the mayor's page.
- */
-static void record_history(struct app *a, int64_t now)
-{
-	int64_t slot = now - now % HISTORY_US;
-	json_t *rec;
-	const char *key;
-	json_t *v;
-	char *text;
-
-	if (slot <= a->last_history_us || !a->published)
-		return;
-	a->last_history_us = slot;
-	rec = json_object();
-	json_object_foreach (a->published, key, v)
-		if (!json_is_array(v))
-			json_object_set(rec, key, v);
-	text = json_dumps(rec, JSON_DUMP_FLAGS);
-	json_decref(rec);
-	if (text)
-		store_save_history(a->store, slot, text);
-	free(text);
-}
 
 static void keys_loaded(void *arg, PGresult *r, const char *error)
 {
@@ -256,7 +60,8 @@ static void keys_loaded(void *arg, PGresult *r, const char *error)
 static void refresh_keys(struct app *a)
 {
 	a->last_keys_us = clock_now_us();
-	a->keys_owed = reads_keys(a->reader, a->cfg.tenant, keys_loaded, a) < 0;
+	a->keys_owed =
+	    reads_keys(a->reader, a->tenant->info.id, keys_loaded, a) < 0;
 	if (a->keys_owed)
 		log_debug("keys not refreshed yet: reader busy or away");
 }
@@ -274,7 +79,7 @@ static void auth_loaded(void *arg, PGresult *r, const char *error)
 	struct app *a = arg;
 
 	if (r && auth_replace(a->auth, r) == 0) {
-		pub_revalidate(a->pub, credential_live, a);
+		pub_revalidate(a->tenant->pub, credential_live, a);
 		return;
 	}
 	log_warn("refreshing screen tokens and sessions failed: %s",
@@ -288,8 +93,8 @@ static bool ws_admit(void *arg, struct lws *wsi, char *id, size_t len)
 
 static void refresh_auth(struct app *a)
 {
-	a->auth_owed =
-	    reads_credentials(a->reader, a->cfg.tenant, auth_loaded, a) < 0;
+	a->auth_owed = reads_credentials(a->reader, a->tenant->info.id,
+					 auth_loaded, a) < 0;
 	if (a->auth_owed)
 		log_debug("sessions not refreshed yet: reader busy or away");
 }
@@ -355,7 +160,7 @@ static void credentials_notified(void *arg, const char *channel,
 {
 	struct app *a = arg;
 
-	if (payload && strcmp(payload, a->cfg.tenant) != 0)
+	if (payload && strcmp(payload, a->tenant->info.id) != 0)
 		return;
 	if (strcmp(channel, "kendali_auth") == 0)
 		refresh_auth(a);
@@ -369,7 +174,7 @@ static void credentials_notified(void *arg, const char *channel,
  */
 static void prune_sessions(struct app *a)
 {
-	if (reads_prune(a->reader, a->cfg.tenant) < 0)
+	if (reads_prune(a->reader, a->tenant->info.id) < 0)
 		log_debug("sessions not pruned: database unavailable");
 }
 
@@ -386,14 +191,12 @@ bool app_ready(const struct app *a)
 static void watch_database(struct app *a, int64_t now)
 {
 	bool ready = app_ready(a);
-	char at[40], since[40];
 
 	if (ready) {
 		a->db_lost_us = 0;
 		if (a->db_down_told) {
 			a->db_down_told = false;
-			ev_time_format(now, a->tz_offset_s, at);
-			pub_database(a->pub, true, NULL, at);
+			tenant_database(a->tenant, true, 0, now);
 			log_info("database back: screens told their data is "
 				 "current");
 		}
@@ -404,12 +207,10 @@ static void watch_database(struct app *a, int64_t now)
 	if (a->db_down_told || now - a->db_lost_us < DB_DOWN_AFTER_US)
 		return;
 	a->db_down_told = true;
-	ev_time_format(now, a->tz_offset_s, at);
-	ev_time_format(a->db_lost_us, a->tz_offset_s, since);
-	pub_database(a->pub, false, since, at);
-	log_warn("database unreachable since %s: screens told their data is "
-		 "stale",
-		 since);
+	tenant_database(a->tenant, false, a->db_lost_us, now);
+	log_warn("database unreachable for %.1f s: screens told their data "
+		 "is stale",
+		 (double)(now - a->db_lost_us) / 1e6);
 }
 
 /*
@@ -422,12 +223,11 @@ static void tick_cb(uv_timer_t *t)
 	struct app *a = t->data;
 	int64_t now = clock_now_us();
 
+	bool prune = now - a->last_prune_us >= PRUNE_US;
+
 	watch_database(a, now);
-	check_alerts(a, now);
-	if (a->dirty || now - a->last_eval_us >= EVALUATE_US)
-		schedule_publish(a);
-	pub_tick(a->pub);
-	record_history(a, now);
+	tenant_tick(a->tenant, now, prune);
+	notify_watchdog(); /* the loop still turns */
 	if (now - a->last_keys_us >= KEYS_REFRESH_US) {
 		refresh_keys(a);
 		refresh_auth(a);
@@ -440,13 +240,12 @@ static void tick_cb(uv_timer_t *t)
 	if (now - a->last_expiry_us >= EXPIRY_CHECK_US) {
 		/* Sessions end by the clock, without any NOTIFY. */
 		a->last_expiry_us = now;
-		pub_revalidate(a->pub, credential_live, a);
+		pub_revalidate(a->tenant->pub, credential_live, a);
 	}
 	if (now - a->last_schema_us >= SCHEMA_CHECK_US)
 		check_schema(a, now);
-	if (now - a->last_prune_us >= PRUNE_US) {
+	if (prune) {
 		a->last_prune_us = now;
-		kpi_prune(a->kpi, now);
 		prune_sessions(a);
 	}
 }
@@ -466,8 +265,7 @@ static void stop_finish(struct app *a)
 {
 	uv_timer_stop(&a->tick);
 	uv_close((uv_handle_t *)&a->tick, close_cb);
-	uv_timer_stop(&a->publish);
-	uv_close((uv_handle_t *)&a->publish, close_cb);
+	tenant_close(a->tenant);
 	http_close(a->http);
 	store_close(a->store);
 	pgc_close(a->reader);
@@ -476,10 +274,10 @@ static void stop_finish(struct app *a)
 static void stop_wait_cb(uv_timer_t *t)
 {
 	struct app *a = t->data;
-	int64_t waited = clock_now_us() - a->stop_us;
+	uint64_t waited_ms = uv_now(a->loop) - a->stop_ms;
 
-	if ((pub_clients(a->pub) == 0 && store_idle(a->store)) ||
-	    waited >= STOP_GRACE_MS * 1000)
+	if ((pub_clients(a->tenant->pub) == 0 && store_idle(a->store)) ||
+	    waited_ms >= STOP_GRACE_MS)
 		stop_finish(a);
 }
 
@@ -488,11 +286,12 @@ static void stop(struct app *a)
 	if (a->stopping)
 		return;
 	a->stopping = true;
-	a->stop_us = clock_now_us();
+	a->stop_ms = uv_now(a->loop);
 	log_info("stopping");
+	notify_stopping();
 	uv_close((uv_handle_t *)&a->sigint, close_cb);
 	uv_close((uv_handle_t *)&a->sigterm, close_cb);
-	pub_close_all(a->pub);
+	pub_close_all(a->tenant->pub);
 	/* The tick timer now only watches for the end of the grace time. */
 	uv_timer_start(&a->tick, stop_wait_cb, 20, 20);
 }
@@ -507,7 +306,8 @@ static void signal_cb(uv_signal_t *s, int signum)
 
 static int startup_db(struct app *a)
 {
-	struct store_sink sink = {sink_call, sink_ticket, sink_reading, a};
+	struct tenant_info info;
+	struct store_sink sink;
 	char err[512];
 	PGconn *conn = PQconnectdb(a->cfg.database_url);
 	int rc = -1, n;
@@ -522,38 +322,43 @@ static int startup_db(struct app *a)
 		log_error("%s", err);
 		goto out;
 	}
-	if (load_tz_offset(conn, a->cfg.tenant, &a->tz_offset_s, err,
-			   sizeof(err)) < 0) {
-		log_error("%s (run `kendali migrate`?)", err);
+	if (load_tenant(conn, a->cfg.tenant, &info, err, sizeof(err)) < 0) {
+		log_error("%s (`kendali tenant list` shows them)", err);
 		goto out;
 	}
-	a->sensors = sensors_new(a->tz_offset_s);
-	struct kpi_config kc = {.tz_offset_s = a->tz_offset_s,
-				.sensors = a->sensors};
-	memcpy(kc.sla_us, a->cfg.sla_us, sizeof(kc.sla_us));
-	a->kpi = kpi_new(&kc);
-	a->alerts = alerts_new(a->tz_offset_s, on_alert_change, a);
+	if (info.province) {
+		log_error("%s is a province: serve its members", info.id);
+		goto out;
+	}
+	a->tenant = tenant_new(a, &info);
 	a->keys = keys_new();
 	a->auth = auth_new();
-	if (!a->sensors || !a->kpi || !a->alerts || !a->keys || !a->auth) {
+	if (!a->tenant || !a->keys || !a->auth) {
 		log_error("out of memory");
 		goto out;
 	}
-	if (load_credentials(conn, a->cfg.tenant, a->keys, a->auth, err,
+	struct tenant *t = a->tenant;
+	if (load_credentials(conn, t->info.id, a->keys, a->auth, err,
 			     sizeof(err)) < 0) {
 		log_error("%s", err);
 		goto out;
 	}
-	kpi_advance(a->kpi, clock_now_us());
-	if (load_state(conn, a->cfg.tenant, a->sensors, a->alerts, &sink, err,
+	if (load_districts(conn, t->info.id, &t->districts, err, sizeof(err)) <
+	    0) {
+		log_error("cannot read the kecamatan: %s", err);
+		goto out;
+	}
+	kpi_advance(t->kpi, clock_now_us());
+	sink = tenant_sink(t);
+	if (load_state(conn, t->info.id, t->sensors, t->alerts, &sink, err,
 		       sizeof(err)) < 0) {
 		log_error("cannot load the state: %s", err);
 		goto out;
 	}
 	log_info("state rebuilt in %.3f s: %zu calls, %zu tickets, %d "
 		 "sensors, %d keys, %d screen tokens and sessions",
-		 (double)(clock_now_us() - t0) / 1e6, kpi_calls_held(a->kpi),
-		 kpi_tickets_held(a->kpi), sensors_count(a->sensors),
+		 (double)(clock_now_us() - t0) / 1e6, kpi_calls_held(t->kpi),
+		 kpi_tickets_held(t->kpi), sensors_count(t->sensors),
 		 keys_count(a->keys), auth_count(a->auth));
 	rc = 0;
 out:
@@ -571,14 +376,14 @@ int app_serve(const struct config *cfg)
 
 	a->cfg = *cfg;
 	a->schema_missing = -1;
+	a->unknown_districts.label = "district";
 	if (startup_db(a) < 0)
 		goto out;
 	if (uv_loop_init(&loop) != 0)
 		goto out;
 	a->loop = &loop;
-	uv_timer_init(&loop, &a->publish);
-	a->publish.data = a;
-	struct store_sink sink = {sink_call, sink_ticket, sink_reading, a};
+	tenant_start(a->tenant, &loop);
+	struct store_sink sink = tenant_sink(a->tenant);
 	a->store = store_new(&loop, cfg->database_url, cfg->tenant, &sink,
 			     cfg->max_pending_events,
 			     (unsigned)cfg->db_timeout_s * 1000);
@@ -587,13 +392,10 @@ int app_serve(const struct config *cfg)
 		    (unsigned)cfg->db_timeout_s * 1000, reader_state, a);
 	if (a->reader)
 		pgc_on_notify(a->reader, credentials_notified, a);
-	a->pub = pub_new();
-	if (a->pub)
-		pub_set_admit(a->pub, ws_admit, a);
+	pub_set_admit(a->tenant->pub, ws_admit, a);
 	a->limiter = limit_new(cfg->rate_limit, 2 * cfg->rate_limit);
 	a->login_limiter = limit_new(LOGIN_RATE, LOGIN_BURST);
-	if (!a->store || !a->reader || !a->pub || !a->limiter ||
-	    !a->login_limiter) {
+	if (!a->store || !a->reader || !a->limiter || !a->login_limiter) {
 		log_error("out of memory");
 		goto out_loop;
 	}
@@ -617,15 +419,15 @@ int app_serve(const struct config *cfg)
 	    .upgrade = access_upgrade,
 	    .app = a,
 	};
-	a->http = http_new(&loop, &handler, &hc, a->pub, err, sizeof(err));
+	a->http =
+	    http_new(&loop, &handler, &hc, a->tenant->pub, err, sizeof(err));
 	if (!a->http) {
 		log_error("%s", err);
 		goto out_loop;
 	}
 	/* The first snapshot exists before any screen can connect. */
 	a->last_keys_us = a->last_prune_us = a->last_expiry_us = clock_now_us();
-	check_alerts(a, clock_now_us());
-	publish(a, clock_now_us(), true);
+	tenant_publish(a->tenant, clock_now_us(), true);
 
 	uv_timer_init(&loop, &a->tick);
 	a->tick.data = a;
@@ -640,14 +442,17 @@ int app_serve(const struct config *cfg)
 
 	log_info("kendali listening on %s://%s:%d (tenant %s, UTC%+d)",
 		 cfg->tls_cert ? "https" : "http", cfg->host, cfg->port,
-		 cfg->tenant, a->tz_offset_s / 3600);
+		 cfg->tenant, a->tenant->info.tz_offset_s / 3600);
+	notify_status("serving tenant %s on %s:%d", cfg->tenant, cfg->host,
+		      cfg->port);
+	notify_ready();
 	uv_run(&loop, UV_RUN_DEFAULT);
 	rc = 0;
 out_loop:
 	if (!a->stopping) {
 		/* Start-up failed half-way: close what was opened. */
 		a->stopping = true;
-		uv_close((uv_handle_t *)&a->publish, close_cb);
+		tenant_close(a->tenant);
 		http_close(a->http);
 		if (a->store)
 			store_close(a->store);
@@ -659,16 +464,13 @@ out_loop:
 	uv_run(&loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&loop) != 0)
 		log_warn("some handles were still open at exit");
-	pub_free(a->pub);
 	limit_free(a->limiter);
 	limit_free(a->login_limiter);
 out:
-	json_decref(a->published);
-	kpi_free(a->kpi);
-	sensors_free(a->sensors);
-	alerts_free(a->alerts);
+	tenant_free(a->tenant);
 	keys_free(a->keys);
 	auth_free(a->auth);
 	counters_free(&a->by_poster);
+	counters_free(&a->unknown_districts);
 	return rc;
 }

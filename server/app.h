@@ -8,6 +8,7 @@
 
 #include "counters.h"
 #include "event.h"
+#include "tenant.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -42,10 +43,7 @@ struct config {
 struct app {
 	uv_loop_t *loop;
 	struct config cfg;
-	int tz_offset_s;
-	struct sensors *sensors; /* the registry; the KPIs read it */
-	struct kpi *kpi;
-	struct alerts *alerts;
+	struct tenant *tenant; /* the tenant served */
 	struct store *store;
 	struct pgc *reader; /* reads that must not wait behind writes */
 	struct keys *keys;
@@ -53,30 +51,21 @@ struct app {
 	struct limiter *limiter;
 	struct limiter *login_limiter; /* per client address */
 	int logins_in_flight;	       /* from the body read to the answer */
-	struct pub *pub;
 	struct http *http;
 	uv_timer_t tick;
-	uv_timer_t publish; /* the next publication, when one is due */
-	bool publish_armed;
 	uv_signal_t sigint, sigterm;
 	bool stopping;
 	bool reader_listening;	   /* LISTEN issued on the current connection */
 	bool keys_owed, auth_owed; /* a re-read not queued yet: retry */
-	int64_t stop_us;	   /* when the stop began */
+	uint64_t stop_ms;	   /* loop time the stop began (monotonic) */
 
-	json_t *published;     /* the last snapshot sent to screens */
-	uint64_t seq;	       /* state version: +1 per publication */
-	bool dirty;	       /* state changed since published */
-	int64_t last_eval_us;  /* last snapshot built */
-	uint64_t last_sent_ms; /* loop time of the last kpis message */
 	int64_t last_prune_us;
 	int64_t last_schema_us;
 	int schema_missing; /* migrations the database lacks; -1 until known */
 	int64_t last_keys_us;
 	int64_t last_expiry_us;
-	int64_t last_history_us; /* slot of the last KPI record */
-	int64_t db_lost_us;	 /* since when not ready, 0 when ready */
-	bool db_down_told;	 /* screens were told the data is stale */
+	int64_t db_lost_us; /* since when not ready, 0 when ready */
+	bool db_down_told;  /* screens were told the data is stale */
 
 	/* Counters for /metrics. */
 	uint64_t requests, rejected;
@@ -85,6 +74,9 @@ struct app {
 	 * per poster (api_ingest.c counts them, api_ops.c writes them).
 	 * Zero is an empty table; app_serve frees it. */
 	struct counters by_poster;
+	/* Events accepted naming a district that is none of their tenant's
+	 * kecamatan, by that name (the rows' accepted). */
+	struct counters unknown_districts;
 };
 
 /* Both database connections are up: events can be committed and read. */
@@ -92,14 +84,5 @@ bool app_ready(const struct app *a);
 
 /* Runs `kendali serve`; returns the process exit code. */
 int app_serve(const struct config *cfg);
-
-/* The current snapshot, alerts.active included (new reference). */
-json_t *app_snapshot(struct app *a, int64_t now);
-
-/* Marks the state changed, to be published at the next tick. */
-void app_touch(struct app *a);
-
-/* Stores and publishes dirty alerts. */
-void app_alerts_flush(struct app *a);
 
 #endif

@@ -1,8 +1,9 @@
 /*
- * server/cli.c - `kendali key|token|user ...`: the command line of the
- * credentials, on a blocking connection, apart from the modules that hold
- * them (keys.c, auth.c).  Output goes to stdout (a new key or token alone
- * on the last line), errors to stderr; each returns the exit code.
+ * server/cli.c - `kendali tenant|key|token|user ...`: the command line of
+ * the tenants and their credentials, on a blocking connection, apart from
+ * the modules that hold them (keys.c, auth.c).  Output goes to stdout (a new
+ * key or token alone on the last line), errors to stderr; each returns the exit
+ * code.
  */
 #include "cli.h"
 
@@ -70,10 +71,14 @@ static const char KEY_LIST_SQL[] =
     " kd_utc_text(created_at), kd_utc_text(revoked_at)"
     " FROM api_keys WHERE tenant = $1 ORDER BY created_at, key_id";
 
-/* An option "--name VALUE" of a subcommand, and where its value goes. */
+/*
+ * An option of a subcommand: "--name VALUE", its value going to *value, or
+ * a flag "--name" alone, which sets *value to its own name.
+ */
 struct opt {
 	const char *name;
 	const char **value;
+	bool flag;
 };
 
 /* Reads argv's options into opts (ended by a NULL name); false on anything
@@ -85,22 +90,23 @@ static bool parse_opts(int argc, char **argv, const struct opt *opts)
 
 		while (o->name && strcmp(argv[i], o->name) != 0)
 			o++;
-		if (!o->name || i + 1 >= argc)
+		if (!o->name || (!o->flag && i + 1 >= argc))
 			return false;
-		*o->value = argv[++i];
+		*o->value = o->flag ? o->name : argv[++i];
 	}
 	return true;
 }
 
 /*
- * Runs a listing ($1: the tenant) and prints its ncols columns as a table
- * under heads, padded to widths (all but the last).  Returns the exit code.
+ * Runs a listing ($1: the tenant, unless NULL) and prints its ncols columns as
+ * a table under heads, padded to widths (all but the last).  Returns the exit
+ * code.
  */
 static int cli_list(PGconn *conn, const char *sql, const char *tenant,
 		    int ncols, const char *const *heads, const int *widths)
 {
 	const char *p[1] = {tenant};
-	PGresult *r = exec(conn, sql, 1, p);
+	PGresult *r = exec(conn, sql, tenant ? 1 : 0, p);
 
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) != ncols)
 		return db_error(r);
@@ -197,8 +203,10 @@ static int token_list(PGconn *conn, const char *tenant)
 	return cli_list(conn, TOKEN_LIST_SQL, tenant, 5, heads, widths);
 }
 
-int cli_token(PGconn *conn, const char *tenant, int argc, char **argv)
+int cli_token(PGconn *conn, const struct cli_tenant *t, int argc, char **argv)
 {
+	const char *tenant = t->id;
+
 	if (argc >= 1 && strcmp(argv[0], "create") == 0)
 		return token_create(conn, tenant, argc - 1, argv + 1);
 	if (argc == 1 && strcmp(argv[0], "list") == 0)
@@ -351,8 +359,9 @@ static int user_list(PGconn *conn, const char *tenant)
 	return cli_list(conn, USER_LIST_SQL, tenant, 5, heads, widths);
 }
 
-int cli_user(PGconn *conn, const char *tenant, int argc, char **argv)
+int cli_user(PGconn *conn, const struct cli_tenant *t, int argc, char **argv)
 {
+	const char *tenant = t->id;
 	const char *cmd = argc > 0 ? argv[0] : "";
 
 	if (strcmp(cmd, "add") == 0)
@@ -500,10 +509,19 @@ static int key_revoke(PGconn *conn, const char *tenant, const char *id)
 			  2, p, "no active key", "Revoked key");
 }
 
-int cli_key(PGconn *conn, const char *tenant, int argc, char **argv)
+int cli_key(PGconn *conn, const struct cli_tenant *t, int argc, char **argv)
 {
+	const char *tenant = t->id;
+
 	if (argc < 1)
 		return key_usage();
+	if (strcmp(argv[0], "create") == 0 && t->province) {
+		fprintf(stderr,
+			"kendali: %s is a province: agencies post to its "
+			"members, so keys belong to them (--tenant MEMBER)\n",
+			tenant);
+		return 2;
+	}
 	if (strcmp(argv[0], "create") == 0)
 		return key_create(conn, tenant, argc - 1, argv + 1);
 	if (strcmp(argv[0], "list") == 0 && argc == 1)
@@ -511,4 +529,278 @@ int cli_key(PGconn *conn, const char *tenant, int argc, char **argv)
 	if (strcmp(argv[0], "revoke") == 0 && argc == 2)
 		return key_revoke(conn, tenant, argv[1]);
 	return key_usage();
+}
+
+/* ---- kendali tenant ---- */
+
+static int tenant_usage(void)
+{
+	fprintf(
+	    stderr,
+	    "usage: kendali tenant create ID --name NAME --head HEAD "
+	    "[--tz ZONE]\n"
+	    "                             [--province --members ID,ID,...]\n"
+	    "       kendali tenant list\n"
+	    "       kendali tenant import ID DIR\n"
+	    "ID: 1 to 32 lower-case letters, digits and -, beginning with "
+	    "a letter.\n"
+	    "HEAD: the head's title, e.g. \"Wali Kota\", \"Bupati\", "
+	    "\"Gubernur\".\n"
+	    "ZONE: the tenant's time zone (default Asia/Jakarta), one "
+	    "whose offset\n"
+	    "does not change during the year, e.g. Asia/Makassar, "
+	    "Asia/Jayapura.\n"
+	    "DIR: the regency's or city's districts.json, agencies.json "
+	    "and\n"
+	    "gauges.json (docs/reference-data.md), imported all or "
+	    "nothing.\n");
+	return 2;
+}
+
+bool cli_tenant_id_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > CLI_TENANT_ID_MAX || s[0] < 'a' || s[0] > 'z')
+		return false;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+/*
+ * Whether zone is a time zone PostgreSQL knows whose offset is the same on
+ * the first of every month this year: the server keeps a tenant's offset,
+ * not its rules (every zone of Indonesia qualifies).  -1 on a database
+ * error (printed).
+ */
+static int fixed_zone(PGconn *conn, const char *zone)
+{
+	static const char sql[] =
+	    "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_timezone_names"
+	    "  WHERE name = $1) THEN"
+	    " (SELECT count(DISTINCT (d AT TIME ZONE $1) - (d AT TIME ZONE"
+	    "  'UTC')) FROM generate_series(date_trunc('year', now()),"
+	    "  date_trunc('year', now()) + interval '11 months',"
+	    "  interval '1 month') d) = 1"
+	    " ELSE false END";
+	const char *p[1] = {zone};
+	PGresult *r = exec(conn, sql, 1, p);
+	int ok;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		return db_error(r), -1;
+	ok = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	return ok;
+}
+
+/* Checks each id of the comma-separated members: an existing regency or
+ * city in no other province.  Returns 0 or the exit code (said). */
+static int check_members(PGconn *conn, const char *members)
+{
+	static const char sql[] =
+	    "SELECT t.kind, m.province FROM tenants t"
+	    " LEFT JOIN tenant_members m ON m.member = t.id WHERE t.id = $1";
+	char *list = strdup(members), *save = NULL;
+	int rc = 0;
+
+	if (!list)
+		return 1;
+	for (char *id = strtok_r(list, ",", &save); id && !rc;
+	     id = strtok_r(NULL, ",", &save)) {
+		const char *p[1] = {id};
+		PGresult *r = exec(conn, sql, 1, p);
+
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			rc = db_error(r);
+			break;
+		}
+		if (PQntuples(r) != 1)
+			fprintf(stderr, "kendali: --members: no tenant %s\n",
+				id);
+		else if (strcmp(PQgetvalue(r, 0, 0), "local") != 0)
+			fprintf(stderr,
+				"kendali: --members: %s is a province\n", id);
+		else if (!PQgetisnull(r, 0, 1))
+			fprintf(stderr,
+				"kendali: --members: %s is already a member "
+				"of %s\n",
+				id, PQgetvalue(r, 0, 1));
+		else {
+			PQclear(r);
+			continue;
+		}
+		PQclear(r);
+		rc = 2;
+	}
+	free(list);
+	return rc;
+}
+
+static bool good_member_list(const char *s)
+{
+	size_t n = strlen(s);
+	char *list, *save = NULL;
+	bool ok = n > 0 && n <= 4000 && s[0] != ',' && s[n - 1] != ',' &&
+		  !strstr(s, ",,");
+
+	if (!ok || !(list = strdup(s)))
+		return false;
+	for (char *id = strtok_r(list, ",", &save); id && ok;
+	     id = strtok_r(NULL, ",", &save))
+		ok = cli_tenant_id_valid(id);
+	free(list);
+	return ok;
+}
+
+/* Runs sql with n parameters inside the current transaction; 0 or 1. */
+static int run(PGconn *conn, const char *sql, int n, const char *const *p)
+{
+	PGresult *r = exec(conn, sql, n, p);
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK &&
+	    PQresultStatus(r) != PGRES_TUPLES_OK)
+		return db_error(r);
+	PQclear(r);
+	return 0;
+}
+
+static int tenant_create(PGconn *conn, int argc, char **argv)
+{
+	const char *id = argc > 0 ? argv[0] : NULL, *name = NULL, *head = NULL,
+		   *tz = "Asia/Jakarta", *province = NULL, *members = NULL;
+	int rc;
+
+	const struct opt opts[] = {
+	    {"--name", &name, false},	    {"--head", &head, false},
+	    {"--tz", &tz, false},	    {"--province", &province, true},
+	    {"--members", &members, false}, {0}};
+
+	if (argc < 1 || id[0] == '-' || !parse_opts(argc - 1, argv + 1, opts) ||
+	    !name || !head || (members && !province))
+		return tenant_usage();
+	if (!cli_tenant_id_valid(id)) {
+		fprintf(stderr,
+			"kendali: a tenant id has 1 to %d lower-case "
+			"letters, digits and -, beginning with a "
+			"letter\n",
+			CLI_TENANT_ID_MAX);
+		return 2;
+	}
+	if (!name[0] || strlen(name) > 200 || !head[0] || strlen(head) > 64) {
+		fprintf(stderr, "kendali: --name takes 1 to 200 bytes, --head "
+				"1 to 64\n");
+		return 2;
+	}
+	if (members && !good_member_list(members)) {
+		fprintf(stderr, "kendali: --members takes a comma-separated "
+				"list of tenant ids\n");
+		return 2;
+	}
+	if ((rc = fixed_zone(conn, tz)) <= 0) {
+		if (rc == 0)
+			fprintf(stderr,
+				"kendali: --tz: %s is not a time zone with "
+				"one offset all year (e.g. Asia/Jakarta, "
+				"Asia/Makassar, Asia/Jayapura)\n",
+				tz);
+		return rc < 0 ? 1 : 2;
+	}
+	if (members && (rc = check_members(conn, members)) != 0)
+		return rc;
+
+	/* The tenant and its members together, or nothing. */
+	const char *p[5] = {id, name, head, tz,
+			    province ? "province" : "local"};
+	const char *m[2] = {id, members};
+	if ((rc = run(conn, "BEGIN", 0, NULL)) != 0)
+		return rc;
+	PGresult *r =
+	    exec(conn,
+		 "INSERT INTO tenants (id, name, head, time_zone, kind)"
+		 " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+		 5, p);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		rc = db_error(r);
+	else if (strcmp(PQcmdTuples(r), "1") != 0) {
+		fprintf(stderr, "kendali: there is already a tenant %s\n", id);
+		PQclear(r);
+		rc = 1;
+	} else {
+		PQclear(r);
+		if (members)
+			rc = run(conn,
+				 "INSERT INTO tenant_members (province, member)"
+				 " SELECT $1, unnest(string_to_array($2, ','))",
+				 2, m);
+	}
+	if (rc) {
+		run(conn, "ROLLBACK", 0, NULL);
+		return rc;
+	}
+	if ((rc = run(conn, "COMMIT", 0, NULL)) != 0)
+		return rc;
+	printf("Created %s %s, \"%s\" (head: %s, time zone %s%s%s).\n",
+	       province ? "province" : "tenant", id, name, head, tz,
+	       members ? ", members " : "", members ? members : "");
+	return 0;
+}
+
+static const char TENANT_LIST_SQL[] =
+    "SELECT t.id, t.kind, t.time_zone, t.head, t.name,"
+    " coalesce((SELECT string_agg(m.member, ',' ORDER BY m.member)"
+    "  FROM tenant_members m WHERE m.province = t.id), '-')"
+    " FROM tenants t ORDER BY t.kind, t.id";
+
+int cli_tenant(PGconn *conn, int argc, char **argv)
+{
+	static const char *const heads[] = {"TENANT", "KIND", "TIME_ZONE",
+					    "HEAD",   "NAME", "MEMBERS"};
+	static const int widths[] = {16, 8, 14, 12, 28};
+
+	if (argc >= 1 && strcmp(argv[0], "create") == 0)
+		return tenant_create(conn, argc - 1, argv + 1);
+	if (argc == 1 && strcmp(argv[0], "list") == 0)
+		return cli_list(conn, TENANT_LIST_SQL, NULL, 6, heads, widths);
+	if (argc == 3 && strcmp(argv[0], "import") == 0)
+		return cli_tenant_import(conn, argv[1], argv[2]);
+	return tenant_usage();
+}
+
+int cli_tenant_pick(PGconn *conn, const char *given, struct cli_tenant *t)
+{
+	const char *p[1] = {given};
+	PGresult *r;
+
+	if (given && !cli_tenant_id_valid(given)) {
+		fprintf(stderr,
+			"kendali: --tenant: no tenant \"%s\" "
+			"(`kendali tenant list` shows them)\n",
+			given);
+		return 2;
+	}
+	r = exec(conn,
+		 given ? "SELECT id, kind FROM tenants WHERE id = $1"
+		       : "SELECT id, kind FROM tenants ORDER BY id",
+		 given ? 1 : 0, given ? p : NULL);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		return db_error(r);
+	if (PQntuples(r) != 1) {
+		if (given)
+			fprintf(stderr,
+				"kendali: --tenant: no tenant %s "
+				"(`kendali tenant list` shows them)\n",
+				given);
+		else
+			fprintf(stderr,
+				"kendali: this database has %d tenants: say "
+				"which with --tenant ID (`kendali tenant "
+				"list` shows them)\n",
+				PQntuples(r));
+		PQclear(r);
+		return 2;
+	}
+	snprintf(t->id, sizeof(t->id), "%s", PQgetvalue(r, 0, 0));
+	t->province = strcmp(PQgetvalue(r, 0, 1), "province") == 0;
+	PQclear(r);
+	return 0;
 }

@@ -16,9 +16,11 @@ static struct poster_count *other(struct counters *c)
 static struct poster_count *overflow(struct counters *c)
 {
 	if (!c->warned) {
-		log_warn("metrics: more than %d posters, or out of memory; "
-			 "further posters are counted as poster=\"%s\"",
-			 COUNTERS_POSTERS_MAX, COUNTERS_OTHER);
+		const char *what = c->label ? c->label : "poster";
+
+		log_warn("metrics: more than %d %ss, or out of memory; "
+			 "further ones are counted as %s=\"%s\"",
+			 COUNTERS_POSTERS_MAX, what, what, COUNTERS_OTHER);
 		c->warned = true;
 	}
 	return other(c);

@@ -1,7 +1,7 @@
 /*
  * server/counters.h - the counters of /metrics that have a label: events
  * stored and events found already stored, per poster (the agency key's
- * poster name).
+ * poster name); events naming an unknown district, per district name.
  *
  * Posters are named by the keys the city's admins create: a few hundred at
  * most.  The table is still bounded, so that /metrics stays small whatever
@@ -33,6 +33,7 @@ struct counters {
 	struct hmap posters;	   /* poster -> struct poster_count */
 	struct poster_count other; /* poster is NULL until first used */
 	bool warned;		   /* the bound was reached and logged */
+	const char *label;	   /* what a row counts: "poster" when NULL */
 };
 
 /*

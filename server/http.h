@@ -23,6 +23,7 @@
 
 struct app;
 struct pub;
+struct tenant;
 struct lws;
 
 enum http_method { HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_PUT, HTTP_OTHER };
@@ -81,6 +82,7 @@ struct http_req {
 	struct http_client client; /* credential, origin, peer */
 	struct route route;	   /* of an API path (reqtext.h) */
 	struct identity who;	   /* set by the API's access checks */
+	struct tenant *tenant;	   /* the credential's, set with who */
 	int64_t content_length;	   /* -1 when not given */
 	size_t body_max;	   /* the route's limit, in bytes */
 	struct buf body;

@@ -6,12 +6,15 @@
  */
 #include "load.h"
 
+#include "hmap.h"
+
 #include "reads.h"
 #include "sqltext.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int64_t parse_us(const char *v)
 {
@@ -44,12 +47,32 @@ static PGresult *query(PGconn *conn, const char *sql, int n,
 	return query_as(conn, sql, n, p, 0, err, errlen);
 }
 
-int load_tz_offset(PGconn *conn, const char *tenant, int *offset_s, char *err,
-		   size_t errlen)
+/*
+ * The name Indonesians give a zone's time: WIB, WITA, WIT for the offsets
+ * of Indonesia's zones, else the offset itself.
+ */
+static void zone_label(const char *tz, int offset_s, char *out, size_t len)
 {
-	const char *p[1] = {tenant};
+	int m = abs(offset_s) / 60;
+
+	if (strncmp(tz, "Asia/", 5) == 0 && offset_s == 7 * 3600)
+		snprintf(out, len, "WIB");
+	else if (strncmp(tz, "Asia/", 5) == 0 && offset_s == 8 * 3600)
+		snprintf(out, len, "WITA");
+	else if (strncmp(tz, "Asia/", 5) == 0 && offset_s == 9 * 3600)
+		snprintf(out, len, "WIT");
+	else
+		snprintf(out, len, "UTC%c%02d:%02d", offset_s < 0 ? '-' : '+',
+			 m / 60 % 100, m % 60);
+}
+
+int load_tenant(PGconn *conn, const char *id, struct tenant_info *t, char *err,
+		size_t errlen)
+{
+	const char *p[1] = {id};
 	PGresult *r = query(conn,
-			    "SELECT extract(epoch FROM (now() AT TIME ZONE"
+			    "SELECT name, head, kind, time_zone,"
+			    " extract(epoch FROM (now() AT TIME ZONE"
 			    " time_zone) - (now() AT TIME ZONE 'UTC'))::int"
 			    " FROM tenants WHERE id = $1",
 			    1, p, err, errlen);
@@ -57,11 +80,42 @@ int load_tz_offset(PGconn *conn, const char *tenant, int *offset_s, char *err,
 	if (!r)
 		return -1;
 	if (PQntuples(r) != 1) {
-		snprintf(err, errlen, "unknown tenant \"%s\"", tenant);
+		snprintf(err, errlen, "unknown tenant \"%s\"", id);
 		PQclear(r);
 		return -1;
 	}
-	*offset_s = atoi(PQgetvalue(r, 0, 0));
+	memset(t, 0, sizeof(*t));
+	snprintf(t->id, sizeof(t->id), "%s", id);
+	snprintf(t->name, sizeof(t->name), "%s", PQgetvalue(r, 0, 0));
+	snprintf(t->head, sizeof(t->head), "%s", PQgetvalue(r, 0, 1));
+	t->province = strcmp(PQgetvalue(r, 0, 2), "province") == 0;
+	snprintf(t->time_zone, sizeof(t->time_zone), "%s", PQgetvalue(r, 0, 3));
+	t->tz_offset_s = atoi(PQgetvalue(r, 0, 4));
+	zone_label(t->time_zone, t->tz_offset_s, t->zone, sizeof(t->zone));
+	PQclear(r);
+	return 0;
+}
+
+int load_districts(PGconn *conn, const char *tenant, struct hmap *names,
+		   char *err, size_t errlen)
+{
+	const char *p[1] = {tenant};
+	PGresult *r =
+	    query(conn, "SELECT name FROM districts WHERE tenant = $1", 1, p,
+		  err, errlen);
+
+	if (!r)
+		return -1;
+	for (int i = 0; i < PQntuples(r); i++) {
+		char *name = strdup(PQgetvalue(r, i, 0));
+
+		if (!name || hmap_put(names, name, name) < 0) {
+			free(name);
+			PQclear(r);
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
 	PQclear(r);
 	return 0;
 }

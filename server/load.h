@@ -7,10 +7,12 @@
 
 #include "alert.h"
 #include "auth.h"
+#include "hmap.h"
 #include "keys.h"
 #include "sensors.h"
 #include "kpi.h"
 #include "store.h"
+#include "tenant.h"
 
 #include <libpq-fe.h>
 #include <stddef.h>
@@ -30,8 +32,14 @@ int load_credentials(PGconn *conn, const char *tenant, struct keys *keys,
 		     struct auth *auth, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* The tenant's UTC offset now, in seconds. */
-int load_tz_offset(PGconn *conn, const char *tenant, int *offset_s, char *err,
-		   size_t errlen) __attribute__((warn_unused_result));
+/* The names of the tenant's kecamatan (schema/012), into names (each key
+ * its own value, to be freed with hmap_free_all); none when not imported. */
+int load_districts(PGconn *conn, const char *tenant, struct hmap *names,
+		   char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* The tenant id, with its UTC offset now, into *t. */
+int load_tenant(PGconn *conn, const char *id, struct tenant_info *t, char *err,
+		size_t errlen) __attribute__((warn_unused_result));
 
 #endif

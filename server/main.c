@@ -11,9 +11,12 @@
 #include "migrate.h"
 
 #include <libpq-fe.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #ifndef KENDALI_STATIC_DIR
 #define KENDALI_STATIC_DIR "web-static"
@@ -21,6 +24,37 @@
 #ifndef KENDALI_VERSION
 #define KENDALI_VERSION "dev"
 #endif
+
+/*
+ * The pages' directory when `serve` has no --static: an installed kendali,
+ * PREFIX/bin/kendali, serves PREFIX/share/kendali/web-static when that
+ * directory exists (/usr/share/kendali/web-static for the package's
+ * /usr/bin/kendali); one run from its build directory has none there and
+ * serves the web-static of the tree it was built from, KENDALI_STATIC_DIR.
+ */
+static const char *default_static_dir(void)
+{
+	static char dir[PATH_MAX];
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	struct stat st;
+	char *slash;
+
+	if (n <= 0)
+		return KENDALI_STATIC_DIR;
+	exe[n] = '\0';
+	/* PREFIX/bin/kendali -> PREFIX */
+	for (int up = 0; up < 2; up++) {
+		if (!(slash = strrchr(exe, '/')))
+			return KENDALI_STATIC_DIR;
+		*slash = '\0';
+	}
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/share/kendali/web-static",
+			     exe) >= sizeof(dir) ||
+	    stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		return KENDALI_STATIC_DIR;
+	return dir;
+}
 
 /* The configuration before any option: every default is written here once,
  * and `kendali --help` prints them from it. */
@@ -33,7 +67,7 @@ static void config_defaults(struct config *cfg)
 	    .tenant = "semarang",
 	    .host = "127.0.0.1",
 	    .port = 8080,
-	    .static_dir = KENDALI_STATIC_DIR,
+	    .static_dir = default_static_dir(),
 	    .max_body = 1 << 20,
 	    .max_batch = 1000,
 	    .publish_ms = 250,
@@ -64,6 +98,15 @@ static void help(FILE *f)
 	      "  kendali serve [options]      run the server (migrates first)\n"
 	      "  kendali migrate              apply the schema migrations and "
 	      "exit\n"
+	      "  kendali tenant create ID --name NAME --head HEAD [--tz ZONE]\n"
+	      "                 [--province --members ID,ID,...]\n"
+	      "                               create a regency or city (or a "
+	      "province\n"
+	      "                               seeing its members together)\n"
+	      "  kendali tenant list          list the tenants\n"
+	      "  kendali tenant import ID DIR load a tenant's kecamatan, "
+	      "agencies and gauges\n"
+	      "                               (docs/reference-data.md)\n"
 	      "  kendali key create --poster NAME --types call,report,sensor\n"
 	      "                               create an API key for an agency "
 	      "system;\n"
@@ -84,9 +127,12 @@ static void help(FILE *f)
 	      "  kendali user passwd|disable|enable NAME | list\n"
 	      "  kendali --help | --version\n"
 	      "\n"
-	      "key, token and user need the schema `kendali migrate` makes; "
-	      "they never\n"
-	      "migrate themselves.\n"
+	      "key, token and user take --tenant ID, the tenant they work on "
+	      "(needed\n"
+	      "when the database has more than one).  tenant, key, token and "
+	      "user need\n"
+	      "the schema `kendali migrate` makes; they never migrate "
+	      "themselves.\n"
 	      "\n"
 	      "The database is taken from DATABASE_URL (a libpq connection "
 	      "string or\n"
@@ -343,15 +389,45 @@ static int migrate(const struct config *cfg)
 	return 0;
 }
 
-/* `kendali key|token|user ...`: on a migrated database. */
-static int admin_cli(int (*cli)(PGconn *, const char *, int, char **), int argc,
-		     char **argv, const struct config *cfg)
+/*
+ * Takes "--tenant ID" out of argv (anywhere after the subcommand) into
+ * *tenant.  Returns the new argc, or -1 when --tenant has no value.
+ */
+static int take_tenant(int argc, char **argv, const char **tenant)
 {
-	PGconn *conn = connect_blocking(cfg);
+	int n = 0;
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--tenant") != 0) {
+			argv[n++] = argv[i];
+			continue;
+		}
+		if (i + 1 >= argc)
+			return -1;
+		*tenant = argv[++i];
+	}
+	return n;
+}
+
+/*
+ * `kendali tenant|key|token|user ...`: on a migrated database, key, token
+ * and user on the tenant --tenant names (or the only one).
+ */
+static int admin_cli(const char *cmd, int argc, char **argv,
+		     const struct config *cfg)
+{
+	const char *given = NULL;
+	struct cli_tenant tenant;
+	PGconn *conn;
 	char err[512];
 	int rc;
 
-	if (!conn)
+	if (strcmp(cmd, "tenant") != 0 &&
+	    (argc = take_tenant(argc, argv, &given)) < 0) {
+		fprintf(stderr, "kendali: --tenant needs a tenant id\n");
+		return 2;
+	}
+	if (!(conn = connect_blocking(cfg)))
 		return 1;
 	/* Only `kendali migrate` migrates: a command that writes a key
 	 * must not change the schema under a running server's feet. */
@@ -371,7 +447,16 @@ static int admin_cli(int (*cli)(PGconn *, const char *, int, char **), int argc,
 		PQfinish(conn);
 		return 1;
 	}
-	rc = cli(conn, cfg->tenant, argc, argv);
+	if (strcmp(cmd, "tenant") == 0)
+		rc = cli_tenant(conn, argc, argv);
+	else if ((rc = cli_tenant_pick(conn, given, &tenant)) != 0)
+		; /* said why */
+	else if (strcmp(cmd, "key") == 0)
+		rc = cli_key(conn, &tenant, argc, argv);
+	else if (strcmp(cmd, "token") == 0)
+		rc = cli_token(conn, &tenant, argc, argv);
+	else
+		rc = cli_user(conn, &tenant, argc, argv);
 	PQfinish(conn);
 	return rc;
 }
@@ -394,12 +479,9 @@ int main(int argc, char **argv)
 		return serve(argc - 2, argv + 2, &cfg);
 	if (strcmp(argv[1], "migrate") == 0 && argc == 2)
 		return migrate(&cfg);
-	if (strcmp(argv[1], "key") == 0)
-		return admin_cli(cli_key, argc - 2, argv + 2, &cfg);
-	if (strcmp(argv[1], "token") == 0)
-		return admin_cli(cli_token, argc - 2, argv + 2, &cfg);
-	if (strcmp(argv[1], "user") == 0)
-		return admin_cli(cli_user, argc - 2, argv + 2, &cfg);
+	if (strcmp(argv[1], "tenant") == 0 || strcmp(argv[1], "key") == 0 ||
+	    strcmp(argv[1], "token") == 0 || strcmp(argv[1], "user") == 0)
+		return admin_cli(argv[1], argc - 2, argv + 2, &cfg);
 	help(stderr);
 	return 2;
 }

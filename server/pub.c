@@ -67,15 +67,19 @@ struct sess {
 	unsigned short close_code; /* of the close frame owed or sent */
 	const char *close_why;	   /* its reason, a static string */
 	char id[PUB_ID_MAX];	   /* the screen's credential, "" if none */
-	int errors;
-	char *error; /* a reply to send before anything else */
+	int errors;		   /* bad messages received */
+	int errors_sent;	   /* of their replies, those sent */
+	char *error[MAX_ERRORS];   /* the replies, each sent in turn before
+				      anything else */
 	struct buf rx;
 	int64_t last_write_us; /* last writable turn: it takes messages */
 	int64_t last_sent_us;  /* last message sent: heartbeats count from it */
 	int64_t last_rx_us;    /* last frame received, pongs included */
 	int64_t last_ping_us;  /* last ping sent */
-	int64_t rx_window_us;
-	int rx_count;
+	/* When the last MAX_RX_PER_S messages came, in a ring: one more
+	 * within a second of the oldest is one too many. */
+	int64_t rx_at_us[MAX_RX_PER_S];
+	unsigned rx_n; /* messages received */
 };
 
 struct pub {
@@ -260,9 +264,16 @@ static int writeable(struct pub *p, struct sess *s);
  * and the screen is then left to the writable turn that never comes, and
  * to pub_tick.
  */
+/* A reply to a bad message is waiting to be sent. */
+static bool error_owed(const struct sess *s)
+{
+	return s->errors_sent < s->errors && s->errors_sent < MAX_ERRORS &&
+	       s->error[s->errors_sent];
+}
+
 static void offer(struct pub *p, struct sess *s)
 {
-	if (s->state != SESS_OPEN || s->error || s->need_snapshot ||
+	if (s->state != SESS_OPEN || error_owed(s) || s->need_snapshot ||
 	    lws_partial_buffered(s->wsi)) {
 		lws_callback_on_writable(s->wsi);
 		return;
@@ -561,10 +572,12 @@ static int writeable(struct pub *p, struct sess *s)
 		s->last_ping_us = mono_us();
 		if (lws_write(s->wsi, b + LWS_PRE, 2, LWS_WRITE_PING) < 0)
 			return -1;
-	} else if (s->error) {
-		int rc = send_text(p, s, s->error);
-		free(s->error);
-		s->error = NULL;
+	} else if (error_owed(s)) {
+		char *text = s->error[s->errors_sent];
+		int rc = send_text(p, s, text);
+
+		free(text);
+		s->error[s->errors_sent++] = NULL;
 		if (rc < 0)
 			return -1;
 	} else {
@@ -603,7 +616,7 @@ static int writeable(struct pub *p, struct sess *s)
 		if (send_text(p, s, text) < 0)
 			return -1;
 	}
-	if (s->error || s->need_snapshot || s->tail < p->head ||
+	if (error_owed(s) || s->need_snapshot || s->tail < p->head ||
 	    s->need_heartbeat)
 		lws_callback_on_writable(s->wsi);
 	return 0;
@@ -614,8 +627,8 @@ static void reply_error(struct sess *s, const char *message)
 	json_t *e =
 	    json_pack("{s:s, s:s}", "type", "error", "message", message);
 
-	free(s->error);
-	s->error = json_dumps(e, JSON_DUMP_FLAGS);
+	/* One reply per bad message, however many came in one read. */
+	s->error[s->errors - 1] = json_dumps(e, JSON_DUMP_FLAGS);
 	json_decref(e);
 	lws_callback_on_writable(s->wsi);
 }
@@ -653,15 +666,18 @@ static int receive(struct sess *s, const void *in, size_t len)
 		return -1;
 	if (!lws_is_final_fragment(s->wsi))
 		return 0;
-	if (now - s->rx_window_us > 1000000) {
-		s->rx_window_us = now;
-		s->rx_count = 0;
-	}
-	if (++s->rx_count > MAX_RX_PER_S)
+	/* Any one second, not seconds counted from a first message: the
+	 * oldest of the last MAX_RX_PER_S is this one's MAX_RX_PER_S-th
+	 * predecessor. */
+	int64_t *oldest = &s->rx_at_us[s->rx_n % MAX_RX_PER_S];
+	if (s->rx_n >= MAX_RX_PER_S && now - *oldest <= 1000000) {
 		close_screen(s, LWS_CLOSE_STATUS_POLICY_VIOLATION,
 			     "too many messages");
-	else
+	} else {
+		*oldest = now;
+		s->rx_n++;
 		handle_message(s, s->rx.p, s->rx.len);
+	}
 	buf_reset(&s->rx);
 	return 0;
 }
@@ -730,7 +746,8 @@ int pub_ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (s->next)
 			s->next->prev = s->prev;
 		p->nsessions--;
-		free(s->error);
+		for (int e = s->errors_sent; e < MAX_ERRORS; e++)
+			free(s->error[e]);
 		buf_free(&s->rx);
 		s->wsi = NULL;
 		return 0;

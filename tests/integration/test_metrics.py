@@ -39,6 +39,7 @@ FAMILIES = {
     "kendali_build_info": "gauge",
     "kendali_events_accepted_total": "counter",
     "kendali_events_duplicate_total": "counter",
+    "kendali_events_unknown_district_total": "counter",
     "kendali_requests_rejected_total": "counter",
     "kendali_commit_groups_total": "counter",
     "kendali_commit_groups_rewritten_total": "counter",
@@ -51,7 +52,8 @@ FAMILIES = {
     "kendali_tickets_held": "gauge",
     "kendali_database_up": "gauge",
 }
-PER_POSTER = ("kendali_events_accepted_total", "kendali_events_duplicate_total")
+PER_POSTER = ("kendali_events_accepted_total", "kendali_events_duplicate_total",
+              "kendali_events_unknown_district_total")
 POSTERS_MAX = 1000          # docs/api.md: the bound on posters
 OTHER = "_other"            # docs/api.md: the label value past it
 

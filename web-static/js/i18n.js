@@ -3,14 +3,17 @@
  *
  * Bahasa Indonesia by default; English with ?lang=en. Every visible label comes
  * from the dictionary below. Numbers use Intl.NumberFormat ('id-ID': 1.234 and
- * 87,5%; 'en-US': 1,234 and 87.5%). Times are always shown in WIB (Asia/Jakarta).
+ * 87,5%; 'en-US': 1,234 and 87.5%). Times are shown in the tenant's zone (WIB,
+ * Asia/Jakarta, until the server names the tenant: I18n.setTenant).
  *
  * Exposes window.I18n:
  *   I18n.lang, I18n.locale
  *   I18n.t(key, vars)            label lookup, "{name}" placeholders filled from vars
  *   I18n.apply(root)             fills [data-i18n] elements, sets <html lang> and the title
+ *   I18n.setTenant(t)            the tenant of GET /api/v1/session: its name and head in
+ *                                the titles, its zone for every time; true if it changed
  *   I18n.fmt.int / pct / pct0 / pp / dec / clock / hm / hhmm / when / day / date
- *   I18n.wib.startOfDay(ms)      00:00 WIB of the day holding ms
+ *   I18n.tz.startOfDay(ms)       00:00 of the tenant's day holding ms
  *   I18n.category(key), I18n.level(key), I18n.role(key)
  *
  * To add a label: add the same key to both DICT.id and DICT.en, then use it as
@@ -19,14 +22,22 @@
 (function () {
   'use strict';
 
-  const TZ = 'Asia/Jakarta';
+  // The tenant's zone, its name in the page's clock, and its UTC offset.
+  let TZ = 'Asia/Jakarta';
+  let ZONE = 'WIB';
+  let OFFSET_MS = 7 * 3600 * 1000;
+  let tenant = null;
 
   const DICT = {
     id: {
-      'wall.doctitle': 'Ruang Kendali — Kota Semarang',
-      'wall.heading': 'Kota Semarang — Ruang Kendali',
-      'mayor.doctitle': 'Ringkasan Wali Kota — Kota Semarang',
-      'mayor.heading': 'Kota Semarang — Ringkasan Wali Kota',
+      'wall.doctitle': 'Ruang Kendali — {name}',
+      'wall.doctitle.bare': 'Ruang Kendali',
+      'wall.heading': '{name} — Ruang Kendali',
+      'wall.heading.bare': 'Ruang Kendali',
+      'mayor.doctitle': 'Ringkasan {head} — {name}',
+      'mayor.doctitle.bare': 'Ringkasan Kepala Daerah',
+      'mayor.heading': '{name} — Ringkasan {head}',
+      'mayor.heading.bare': 'Ringkasan Kepala Daerah',
       'lang.switch': 'English',
       'lang.switch.label': 'Ganti bahasa ke English',
 
@@ -165,8 +176,8 @@
       'delta.source.series': 'deret waktu',
       'delta.source.history': 'rekaman KPI',
 
-      'login.doctitle': 'Masuk — Ruang Kendali Kota Semarang',
-      'login.heading': 'Kota Semarang — Ruang Kendali',
+      'login.doctitle': 'Masuk — Ruang Kendali',
+      'login.heading': 'Ruang Kendali',
       'login.title': 'Masuk',
       'login.title_other': 'Masuk dengan akun lain',
       'login.intro': 'Masuk dengan akun Anda untuk membuka layar ruang kendali atau ringkasan wali kota.',
@@ -204,10 +215,18 @@
     },
 
     en: {
-      'wall.doctitle': 'Control Room — Kota Semarang',
-      'wall.heading': 'Kota Semarang — Control Room',
-      'mayor.doctitle': "Mayor's summary — Kota Semarang",
-      'mayor.heading': "Kota Semarang — Mayor's summary",
+      'wall.doctitle': 'Control Room — {name}',
+      'wall.doctitle.bare': 'Control Room',
+      'wall.heading': '{name} — Control Room',
+      'wall.heading.bare': 'Control Room',
+      'mayor.doctitle': "{head}'s summary — {name}",
+      'mayor.doctitle.bare': "Head of region's summary",
+      'mayor.heading': "{name} — {head}'s summary",
+      'mayor.heading.bare': "Head of region's summary",
+      // The heads' titles; any other is shown as the server names it.
+      'head.Wali Kota': 'Mayor',
+      'head.Bupati': 'Regent',
+      'head.Gubernur': 'Governor',
       'lang.switch': 'Bahasa Indonesia',
       'lang.switch.label': 'Switch language to Bahasa Indonesia',
 
@@ -347,8 +366,8 @@
       'delta.source.series': 'time series',
       'delta.source.history': 'KPI record',
 
-      'login.doctitle': 'Log in — Control Room, Kota Semarang',
-      'login.heading': 'Kota Semarang — Control Room',
+      'login.doctitle': 'Log in — Control Room',
+      'login.heading': 'Control Room',
       'login.title': 'Log in',
       'login.title_other': 'Log in with another account',
       'login.intro': "Log in with your account to open the control room screen or the mayor's summary.",
@@ -400,17 +419,29 @@
     return s;
   }
 
+  /**
+   * A label naming the tenant ({name}, {head}): its ".bare" form until the
+   * tenant is known.
+   */
+  function tenantLabel(key) {
+    if (!tenant && Object.prototype.hasOwnProperty.call(dict, key + '.bare')) return dict[key + '.bare'];
+    if (!tenant) return t(key);
+    const head = Object.prototype.hasOwnProperty.call(dict, 'head.' + tenant.head) ? dict['head.' + tenant.head]
+      : tenant.head;
+    return t(key, { name: tenant.name, head });
+  }
+
   /** Fill every [data-i18n] element under root; set <html lang> and the title. */
   function apply(root) {
     document.documentElement.lang = lang;
     (root || document).querySelectorAll('[data-i18n]').forEach((el) => {
-      el.textContent = t(el.dataset.i18n);
+      el.textContent = tenantLabel(el.dataset.i18n);
     });
     (root || document).querySelectorAll('[data-i18n-aria]').forEach((el) => {
       el.setAttribute('aria-label', t(el.dataset.i18nAria));
     });
     const title = document.querySelector('title[data-i18n]');
-    if (title) document.title = t(title.dataset.i18n);
+    if (title) document.title = tenantLabel(title.dataset.i18n);
   }
 
   // ---- numbers -------------------------------------------------------------
@@ -458,20 +489,50 @@
     return nf.format(v);
   }
 
-  // ---- times (always WIB) --------------------------------------------------
+  // ---- times (in the tenant's zone) ----------------------------------------
 
-  const dfClock = new Intl.DateTimeFormat('en-GB', {
-    timeZone: TZ, hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
-  });
-  const dfDay = new Intl.DateTimeFormat('en-CA', {
-    timeZone: TZ, year: 'numeric', month: '2-digit', day: '2-digit',
-  });
-  const dfShortDate = new Intl.DateTimeFormat(locale, {
-    timeZone: TZ, day: 'numeric', month: 'short',
-  });
-  const dfLongDate = new Intl.DateTimeFormat(locale, {
-    timeZone: TZ, weekday: 'long', day: 'numeric', month: 'long', year: 'numeric',
-  });
+  let dfClock, dfDay, dfShortDate, dfLongDate;
+  function buildTimeFormats() {
+    dfClock = new Intl.DateTimeFormat('en-GB', {
+      timeZone: TZ, hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
+    });
+    dfDay = new Intl.DateTimeFormat('en-CA', {
+      timeZone: TZ, year: 'numeric', month: '2-digit', day: '2-digit',
+    });
+    dfShortDate = new Intl.DateTimeFormat(locale, {
+      timeZone: TZ, day: 'numeric', month: 'short',
+    });
+    dfLongDate = new Intl.DateTimeFormat(locale, {
+      timeZone: TZ, weekday: 'long', day: 'numeric', month: 'long', year: 'numeric',
+    });
+  }
+  buildTimeFormats();
+
+  /**
+   * The tenant as GET /api/v1/session names it ({name, head, time_zone, zone,
+   * utc_offset}): the titles and every time follow it.  True when it changed
+   * anything (the page then renders its times again).
+   */
+  function setTenant(tn) {
+    if (!tn || typeof tn.name !== 'string' || typeof tn.time_zone !== 'string') return false;
+    const m = /^([+-])(\d\d):(\d\d)$/.exec(tn.utc_offset || '');
+    if (!m) return false;
+    const same = tenant && tenant.name === tn.name && tenant.head === tn.head && TZ === tn.time_zone &&
+      ZONE === tn.zone;
+    if (same) return false;
+    try {
+      new Intl.DateTimeFormat('en-GB', { timeZone: tn.time_zone });
+    } catch (e) {
+      return false; // a zone this browser does not know: keep the last one
+    }
+    tenant = { name: tn.name, head: tn.head };
+    TZ = tn.time_zone;
+    ZONE = tn.zone || 'UTC' + tn.utc_offset;
+    OFFSET_MS = (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 3600 + Number(m[3]) * 60) * 1000;
+    buildTimeFormats();
+    apply(document);
+    return true;
+  }
 
   function toDate(x) {
     if (x instanceof Date) return x;
@@ -480,20 +541,20 @@
     return Number.isNaN(d.getTime()) ? null : d;
   }
 
-  /** [hh, mm, ss] in WIB; built from parts so the separator is always ':'. */
+  /** [hh, mm, ss] in the zone; built from parts so the separator is always ':'. */
   function hms(d) {
     const p = {};
     for (const part of dfClock.formatToParts(d)) p[part.type] = part.value;
     return [p.hour === '24' ? '00' : p.hour, p.minute, p.second];
   }
 
-  /** "HH:MM:SS WIB" */
+  /** "HH:MM:SS WIB" (or WITA, WIT: the tenant's zone) */
   function clock(x) {
     const d = toDate(x);
-    return d ? hms(d).join(':') + ' WIB' : '—';
+    return d ? hms(d).join(':') + ' ' + ZONE : '—';
   }
 
-  /** "HH:MM" in WIB, prefixed with a short date when not today (WIB). */
+  /** "HH:MM" in the zone, prefixed with a short date when not today. */
   function hm(x, now) {
     const d = toDate(x);
     if (!d) return '—';
@@ -501,7 +562,7 @@
     return sameDay(d, now || new Date()) ? s : dfShortDate.format(d) + ' ' + s;
   }
 
-  /** "HH:MM:SS WIB", prefixed with a short date when not today (WIB). */
+  /** "HH:MM:SS WIB", prefixed with a short date when not today. */
   function when(x, now) {
     const d = toDate(x);
     if (!d) return '—';
@@ -509,19 +570,19 @@
     return sameDay(d, now || new Date()) ? s : dfShortDate.format(d) + ' ' + s;
   }
 
-  /** "HH:MM" in WIB, never with a date (chart axes). */
+  /** "HH:MM" in the zone, never with a date (chart axes). */
   function hhmm(x) {
     const d = toDate(x);
     return d ? hms(d).slice(0, 2).join(':') : '—';
   }
 
-  /** Short date in WIB: "23 Nov" (id) / "Nov 23" (en). */
+  /** Short date in the zone: "23 Nov" (id) / "Nov 23" (en). */
   function day(x) {
     const d = toDate(x);
     return d ? dfShortDate.format(d) : '—';
   }
 
-  /** Long date in WIB: "Senin, 23 November 2026". */
+  /** Long date in the zone: "Senin, 23 November 2026". */
   function date(x) {
     const d = toDate(x);
     return d ? dfLongDate.format(d) : '—';
@@ -531,14 +592,13 @@
     return dfDay.format(a) === dfDay.format(b);
   }
 
-  // WIB is UTC+07:00 all year (Asia/Jakarta has no daylight saving), so the start
-  // of a WIB day is plain arithmetic on epoch milliseconds.
-  const WIB_OFFSET_MS = 7 * 3600 * 1000;
+  // A tenant's zone keeps one offset all year (every zone of Indonesia does; the
+  // server refuses others), so the start of its day is plain arithmetic.
   const DAY_MS = 24 * 3600 * 1000;
 
-  /** Epoch ms of 00:00 WIB of the WIB day that holds ms. */
+  /** Epoch ms of 00:00 of the tenant's day that holds ms. */
   function startOfDay(ms) {
-    return Math.floor((ms + WIB_OFFSET_MS) / DAY_MS) * DAY_MS - WIB_OFFSET_MS;
+    return Math.floor((ms + OFFSET_MS) / DAY_MS) * DAY_MS - OFFSET_MS;
   }
 
   // ---- domain labels -------------------------------------------------------
@@ -568,7 +628,8 @@
     apply,
     isNum,
     fmt: { int, pct, pct0, pp, dec, clock, hm, hhmm, when, day, date },
-    wib: { startOfDay, DAY_MS },
+    tz: { startOfDay, DAY_MS },
+    setTenant,
     category,
     level,
     role,

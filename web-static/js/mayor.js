@@ -89,7 +89,7 @@
     const sr = series.get(name);
     if (!sr || !sr.buckets.length) return null;
     const cut = nowMs - DAY_MS;
-    const from = I18n.wib.startOfDay(cut);
+    const from = I18n.tz.startOfDay(cut);
     const bs = sr.buckets;
     if (bs[0].t > from || bs[bs.length - 1].t + sr.stepMs <= cut) return null; // not covered
     let sum = 0;
@@ -106,7 +106,7 @@
     if (!history) return null;
     // A "today" count from the record only if the record is of yesterday's day
     // (just after midnight, the record may be from the day before).
-    if (d.series && I18n.wib.startOfDay(Date.parse(history.at)) !== I18n.wib.startOfDay(nowMs - DAY_MS)) return null;
+    if (d.series && I18n.tz.startOfDay(Date.parse(history.at)) !== I18n.tz.startOfDay(nowMs - DAY_MS)) return null;
     const v = valueOf(d, history.kpis);
     return v == null ? null : { value: v, source: 'history', at: history.at };
   }
@@ -322,7 +322,8 @@
     setupLangSwitch();
     UI.startClock($('clock'), $('date'));
     render(null);
-    Session.start();
+    // The tenant titles the page and sets the zone: every time is shown again.
+    Session.start({ onChange: (id, tenantChanged) => tenantChanged && render(null) });
 
     const statusEls = { overlay: $('stale'), lastEl: $('stale-last'), updatedEl: $('updated') };
     Live.start({

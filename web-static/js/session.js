@@ -7,7 +7,7 @@
  *   {"kind": "user" | "screen" | "anonymous", "name", "role", "can": [...], "expires_at"}
  * or 401 when there is none (never logged in, expired, logged out, revoked).
  *
- *   Session.start({ onChange(identity) })  ask once, show it in #who, then keep it up to date
+ *   Session.start({ onChange(identity, tenantChanged) })  ask once, show it in #who, then keep it up to date
  *   Session.identity()                     the last answer, or null while unknown
  *   Session.can(what)                      whether `can` lists what ("read", "ack", ...)
  *   Session.check()                        ask again (at most every 2 s: a later call waits
@@ -85,11 +85,13 @@
   function set(id) {
     const before = JSON.stringify(identity);
     identity = id;
+    // The tenant names the page and sets the zone of its times.
+    const tenantChanged = !!(id && I18n.setTenant(id.tenant));
     render();
     scheduleExpiry();
     if (JSON.stringify(identity) !== before) {
       try {
-        onChange(identity);
+        onChange(identity, tenantChanged);
       } catch (e) {
         console.error('session onChange', e);
       }

@@ -656,7 +656,17 @@
     window.addEventListener('resize', refit);
 
     // Who is watching; the alert cards become buttons once it may acknowledge.
-    Session.start({ onChange: () => renderAlerts() });
+    // Its tenant titles the page and sets the zone: every time is shown again.
+    Session.start({
+      onChange(id, tenantChanged) {
+        if (!tenantChanged) {
+          renderAlerts();
+          return;
+        }
+        render(null);
+        Object.keys(trends).forEach(drawTrend);
+      },
+    });
 
     const statusEls = { overlay: $('stale'), lastEl: $('stale-last'), updatedEl: $('updated') };
     live = Live.start({

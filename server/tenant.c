@@ -1,0 +1,329 @@
+#include "tenant.h"
+
+#include "alert.h"
+#include "app.h"
+#include "buf.h"
+#include "clock.h"
+#include "kpi.h"
+#include "log.h"
+#include "pub.h"
+#include "sensors.h"
+#include "store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SEC_US INT64_C(1000000)
+#define EVALUATE_US SEC_US	  /* time-driven KPIs looked at */
+#define HISTORY_US (300 * SEC_US) /* a KPI record every 5 minutes */
+
+static void schedule_publish(struct tenant *t);
+
+void tenant_touch(struct tenant *t)
+{
+	t->dirty = true;
+	schedule_publish(t);
+}
+
+json_t *tenant_snapshot(struct tenant *t, int64_t now)
+{
+	json_t *s = kpi_snapshot(t->kpi, now);
+
+	json_object_set_new(s, "alerts.active", alerts_active_json(t->alerts));
+	return s;
+}
+
+/* ---- committed state in: the store's sink ---- */
+
+static void sink_call(void *arg, const struct kpi_call *c)
+{
+	struct tenant *t = arg;
+
+	if (kpi_apply_call(t->kpi, c, clock_now_us()) < 0)
+		log_error("out of memory applying call %s", c->call_id);
+	tenant_touch(t);
+}
+
+bool tenant_district_known(const struct tenant *t, const char *district)
+{
+	return !district || !district[0] || t->districts.len == 0 ||
+	       hmap_get(&t->districts, district);
+}
+
+static void sink_ticket(void *arg, const struct kpi_ticket *tk)
+{
+	struct tenant *t = arg;
+	struct kpi_ticket mapped = *tk;
+
+	/* A misspelt or foreign kecamatan is counted apart, not as a
+	 * district of its own (/metrics names it). */
+	if (!tenant_district_known(t, tk->district))
+		mapped.district = TENANT_OTHER_DISTRICT;
+	if (kpi_apply_ticket(t->kpi, &mapped, clock_now_us()) < 0)
+		log_error("out of memory applying ticket %s", tk->ticket);
+	tenant_touch(t);
+}
+
+static void sink_reading(void *arg, const char *sensor_id, int64_t at_us,
+			 double value)
+{
+	struct tenant *t = arg;
+
+	if (sensors_apply_reading(t->sensors, sensor_id, at_us, value))
+		tenant_touch(t);
+}
+
+struct store_sink tenant_sink(struct tenant *t)
+{
+	return (struct store_sink){sink_call, sink_ticket, sink_reading, t};
+}
+
+/* ---- alerts: stored, then shown ---- */
+
+struct alert_save {
+	struct tenant *tenant;
+	struct alert *alert;
+};
+
+static void alert_saved(void *arg, bool ok, int64_t id)
+{
+	struct alert_save *s = arg;
+
+	alerts_save_done(s->tenant->alerts, s->alert, ok, id);
+	if (ok)
+		tenant_alerts_flush(s->tenant);
+	free(s);
+}
+
+void tenant_alerts_flush(struct tenant *t)
+{
+	struct alert *al;
+
+	while (!t->app->stopping && (al = alerts_next_unsaved(t->alerts))) {
+		struct alert_save *s = malloc(sizeof(*s));
+
+		alert_save_begin(al);
+		if (!s ||
+		    store_save_alert(t->app->store, al, alert_saved, s) < 0) {
+			free(s);
+			/* Marked dirty again: the next tick retries. */
+			alerts_save_done(t->alerts, al, false, 0);
+			return;
+		}
+		s->tenant = t;
+		s->alert = al;
+	}
+}
+
+static void on_alert_change(void *arg, struct alert *al)
+{
+	struct tenant *t = arg;
+
+	t->dirty = true;
+	if (al->id != 0) {
+		json_t *j = alert_json(t->alerts, al);
+		pub_alert(t->pub, j);
+		json_decref(j);
+	}
+}
+
+static void check_alerts(struct tenant *t, int64_t now)
+{
+	for (int i = 0; i < sensors_count(t->sensors); i++) {
+		struct sensor_view v;
+
+		sensors_view(t->sensors, i, now, &v);
+		alerts_check(t->alerts, &v, now);
+	}
+	tenant_alerts_flush(t);
+}
+
+/* ---- publishing ---- */
+
+/* The keys whose values differ between two snapshots (new reference). */
+static json_t *diff(json_t *old, json_t *cur)
+{
+	json_t *changed = json_object();
+	const char *key;
+	json_t *v;
+
+	json_object_foreach (cur, key, v)
+		if (!old || !json_equal(json_object_get(old, key), v))
+			json_object_set(changed, key, v);
+	return changed;
+}
+
+static void publish(struct tenant *t, int64_t now, bool force)
+{
+	json_t *snap = tenant_snapshot(t, now);
+	json_t *changed = diff(t->published, snap);
+	char at[40];
+
+	t->dirty = false;
+	t->last_eval_us = now;
+	if (json_object_size(changed) > 0 || force) {
+		t->seq++;
+		t->last_sent_ns = uv_hrtime();
+	}
+	/* Even when nothing changed, the state is now known to hold at this
+	 * time: new screens and heartbeats carry it, so a quiet city does
+	 * not look like old data. */
+	ev_time_format(now, t->info.tz_offset_s, at);
+	pub_state(t->pub, snap, changed, at);
+	json_decref(t->published);
+	t->published = snap;
+	json_decref(changed);
+}
+
+void tenant_publish(struct tenant *t, int64_t now, bool force)
+{
+	check_alerts(t, now);
+	publish(t, now, force);
+}
+
+static void publish_cb(uv_timer_t *timer)
+{
+	struct tenant *t = timer->data;
+
+	t->publish_armed = false;
+	tenant_publish(t, clock_now_us(), false);
+}
+
+/*
+ * Something to show: published at once when the last kpis message is a
+ * publish interval old, else as soon as it is, so that screens get at most
+ * one message per interval and a change in a quiet city shows without
+ * waiting for a tick.  Every change of a commit's result is applied before
+ * the timer fires.
+ */
+static void schedule_publish(struct tenant *t)
+{
+	struct app *a = t->app;
+	uint64_t now_ns, due_ns, wait_ms = 0;
+
+	if (t->publish_armed || a->stopping || !t->timer_open)
+		return;
+	now_ns = uv_hrtime();
+	due_ns = t->last_sent_ns + (uint64_t)a->cfg.publish_ms * 1000000;
+	if (t->last_sent_ns && due_ns > now_ns)
+		/* A timer of N ms on a loop whose clock counts whole ms may
+		 * fire up to 1 ms short of N: one more keeps the interval
+		 * whole.  The loop's clock is brought up to now first. */
+		wait_ms = (due_ns - now_ns + 999999) / 1000000 + 1;
+	t->publish_armed = true;
+	uv_update_time(a->loop);
+	uv_timer_start(&t->publish, publish_cb, wait_ms, 0);
+}
+
+/*
+ * Every HISTORY_US, on the boundary, the KPIs that are not lists go to
+ * kpi_history, for "the same time yesterday" on the mayor's page: as they
+ * are at the first tick on or after the boundary (within a publish
+ * interval of it), never as last published, which may be a second older.
+ */
+static void record_history(struct tenant *t, int64_t now)
+{
+	int64_t slot = now - now % HISTORY_US;
+	json_t *snap, *rec;
+	const char *key;
+	json_t *v;
+	char *text;
+
+	if (slot <= t->last_history_us)
+		return;
+	t->last_history_us = slot;
+	snap = kpi_snapshot(t->kpi, now);
+	rec = json_object();
+	json_object_foreach (snap, key, v)
+		if (!json_is_array(v))
+			json_object_set(rec, key, v);
+	json_decref(snap);
+	text = json_dumps(rec, JSON_DUMP_FLAGS);
+	json_decref(rec);
+	if (text)
+		store_save_history(t->app->store, slot, text);
+	free(text);
+}
+
+void tenant_tick(struct tenant *t, int64_t now, bool prune)
+{
+	check_alerts(t, now);
+	if (t->dirty || now - t->last_eval_us >= EVALUATE_US)
+		schedule_publish(t);
+	pub_tick(t->pub);
+	record_history(t, now);
+	if (prune)
+		kpi_prune(t->kpi, now);
+}
+
+void tenant_database(struct tenant *t, bool up, int64_t since_us, int64_t now)
+{
+	char at[40], since[40];
+
+	ev_time_format(now, t->info.tz_offset_s, at);
+	if (!up)
+		ev_time_format(since_us, t->info.tz_offset_s, since);
+	pub_database(t->pub, up, up ? NULL : since, at);
+}
+
+/* ---- life ---- */
+
+struct tenant *tenant_new(struct app *a, const struct tenant_info *info)
+{
+	struct tenant *t = calloc(1, sizeof(*t));
+	struct kpi_config kc = {.tz_offset_s = info->tz_offset_s};
+
+	if (!t)
+		return NULL;
+	t->app = a;
+	t->info = *info;
+	/* The first record is at the next boundary, or now if this is one:
+	 * a record says what the server saw at its time. */
+	int64_t now = clock_now_us();
+	t->last_history_us = now - now % HISTORY_US - (now % HISTORY_US == 0);
+	t->sensors = sensors_new(info->tz_offset_s);
+	kc.sensors = t->sensors;
+	memcpy(kc.sla_us, a->cfg.sla_us, sizeof(kc.sla_us));
+	t->kpi = t->sensors ? kpi_new(&kc) : NULL;
+	t->alerts = alerts_new(info->tz_offset_s, on_alert_change, t);
+	t->pub = pub_new();
+	if (!t->kpi || !t->alerts || !t->pub) {
+		tenant_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void tenant_start(struct tenant *t, uv_loop_t *loop)
+{
+	uv_timer_init(loop, &t->publish);
+	t->publish.data = t;
+	t->timer_open = true;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+void tenant_close(struct tenant *t)
+{
+	if (!t->timer_open)
+		return;
+	t->timer_open = false;
+	uv_timer_stop(&t->publish);
+	uv_close((uv_handle_t *)&t->publish, timer_closed);
+}
+
+void tenant_free(struct tenant *t)
+{
+	if (!t)
+		return;
+	json_decref(t->published);
+	hmap_free_all(&t->districts, NULL);
+	pub_free(t->pub);
+	alerts_free(t->alerts);
+	kpi_free(t->kpi);
+	sensors_free(t->sensors);
+	free(t);
+}
