@@ -676,6 +676,12 @@ static int body_done(struct http *h, struct http_req *r)
 	 * the request already: handle each request once.  The end of a
 	 * dropped body ends its connection, once the answer is out. */
 	if (r->phase != HTTP_READING) {
+		/* A second end of the same body: libwebsockets 4.1 repeats it
+		 * without end for a request with a body pipelined behind
+		 * another (docs/security.md, "Known limits").  Closing the
+		 * connection is the only way out of its loop. */
+		if (r->body_ended)
+			return -1;
 		r->body_ended = true;
 		return r->phase == HTTP_SENT && r->close_after ? -1 : 0;
 	}

@@ -761,3 +761,30 @@ def test_revocation_is_not_lost_when_the_reader_is_busy(world):
         assert_problem(r, 401, "unauthorized")
     finally:
         c.close()
+
+
+def test_a_body_pipelined_behind_a_request_does_not_stop_the_server(world):
+    """A request with a body sent in the same write as a request before it
+    (HTTP pipelining): libwebsockets 4.1 reports the end of that body again
+    and again, which once spun the whole server at 100 % CPU, deaf to every
+    other client, for 111 bytes without any credential.  The connection
+    must end, and the server keep answering others at once."""
+    attack = (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+              b"POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1\r\n\r\nx")
+    for _ in range(3):
+        s = socket.create_connection((world.srv.host, world.srv.port), timeout=5)
+        try:
+            s.sendall(attack)
+            got = b""
+            try:
+                while chunk := s.recv(65536):
+                    got += chunk
+            except TimeoutError:
+                pytest.fail("the pipelined connection was neither answered nor closed within 5 s")
+            assert got.startswith(b"HTTP/1.1 200 "), got[:200]
+        finally:
+            s.close()
+        t0 = time.monotonic()
+        r = world.srv.http().get("/healthz", key=None)
+        assert r.status == 200, r
+        assert time.monotonic() - t0 < 1.0, "the server was slow to answer another client"
