@@ -543,9 +543,31 @@ static enum http_method method_of(struct lws *wsi)
  * route's limit.  A request refused then is answered at once and its
  * connection closed after the answer, since its body was never read.
  */
+/*
+ * A connection must bring a request the server answers within a bound:
+ * its first within the request timeout of its opening, a next one within
+ * the keep-alive time and the request timeout after an answer.  lws bounds
+ * half-sent ones itself, but not every other: a CONNECT, which lws takes
+ * and never hands on, would otherwise hold its connection for ever.  The
+ * timer is stopped while a request is being answered.
+ */
+#define KEEPALIVE_S 30
+static void guard(struct lws *wsi, int seconds)
+{
+	lws_set_timer_usecs(wsi, (lws_usec_t)seconds * LWS_USEC_PER_SEC);
+}
+
+/* Stops the guard.  lws 4.1 does not cancel a timer with
+ * LWS_SET_TIMER_USEC_CANCEL (it fires at once): it is put off a day. */
+static void unguard(struct lws *wsi)
+{
+	guard(wsi, 24 * 3600);
+}
+
 static int begin(struct http *h, struct lws *wsi, struct http_pss *pss,
 		 const char *path, size_t len)
 {
+	unguard(wsi);
 	struct http_req *r = calloc(1, sizeof(*r));
 	char cl[32], *end;
 
@@ -635,10 +657,12 @@ static int begin(struct http *h, struct lws *wsi, struct http_pss *pss,
 		h->handler.body(r);
 		return 0;
 	}
-	/* lws clears the timeout once the body is in; until then a slow
-	 * sender is bounded by this. */
+	/* The body must be in within the request timeout: lws restarts its
+	 * own timeout at every piece of it, so a body sent a byte at a time
+	 * would never end without this timer (LWS_CALLBACK_TIMER). */
 	lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
 			h->cfg.request_timeout_s);
+	guard(wsi, h->cfg.request_timeout_s);
 	return 0;
 }
 
@@ -685,6 +709,7 @@ static int body_done(struct http *h, struct http_req *r)
 		r->body_ended = true;
 		return r->phase == HTTP_SENT && r->close_after ? -1 : 0;
 	}
+	unguard(r->wsi);
 	set_phase(r, HTTP_WAITING);
 	/* Waiting on the database must not hold the request forever. */
 	lws_set_timeout(r->wsi, PENDING_TIMEOUT_HTTP_CONTENT,
@@ -780,9 +805,12 @@ static int write_response(struct lws *wsi, struct http_req *r)
 		free(b);
 		return -1;
 	}
-	if (r->resp.len)
-		memcpy(p, r->resp.p, r->resp.len);
-	len = (int)(p - start) + (int)r->resp.len;
+	/* A HEAD gets the headers of its GET, Content-Length included, and
+	 * no body (RFC 9110, 9.3.2). */
+	size_t body = r->method == HTTP_HEAD ? 0 : r->resp.len;
+	if (body)
+		memcpy(p, r->resp.p, body);
+	len = (int)(p - start) + (int)body;
 	set_phase(r, HTTP_SENT);
 	n = lws_write(wsi, start, (size_t)len, LWS_WRITE_HTTP_FINAL);
 	free(b);
@@ -790,7 +818,10 @@ static int write_response(struct lws *wsi, struct http_req *r)
 		return -1;
 	if (r->close_after)
 		return linger(wsi, r);
-	return lws_http_transaction_completed(wsi) ? -1 : 0;
+	if (lws_http_transaction_completed(wsi))
+		return -1;
+	guard(wsi, KEEPALIVE_S + http_of(wsi)->cfg.request_timeout_s);
+	return 0;
 }
 
 /* The request forgets the connection; it is freed now or when answered. */
@@ -893,6 +924,8 @@ static int confirm_upgrade(struct http *h, struct lws *wsi, const char *upgrade)
 		    wsi, c.peer, status,
 		    status == 401 ? "unauthorized" : "forbidden",
 		    status == 401 ? "Unauthorized" : "Forbidden", detail);
+	/* A screen now: pub.c bounds it (pings, the stall). */
+	unguard(wsi);
 	return 0;
 }
 
@@ -910,6 +943,7 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 	}
 	case LWS_CALLBACK_WSI_CREATE:
 		conn_bind(h, wsi);
+		guard(wsi, h->cfg.request_timeout_s);
 		return 0;
 	case LWS_CALLBACK_WSI_DESTROY:
 		conn_closed(h, wsi);
@@ -923,13 +957,24 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		return r ? body_done(h, r) : -1;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return r ? write_response(wsi, r) : 0;
+	case LWS_CALLBACK_TIMER:
+		/* No request within its bound (guard), or a body not in
+		 * within the request timeout: the connection closes without
+		 * an answer (docs/api.md, "Timeouts").  One waiting on the
+		 * database is bounded by its own timeout. */
+		return r && (r->phase == HTTP_WAITING || r->phase == HTTP_READY)
+			   ? 0
+			   : -1;
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return confirm_upgrade(h, wsi, in);
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		/* Never a websocket of the plain HTTP protocol. */
 		return -1;
 	case LWS_CALLBACK_HTTP_FILE_COMPLETION:
-		return lws_http_transaction_completed(wsi) ? -1 : 0;
+		if (lws_http_transaction_completed(wsi))
+			return -1;
+		guard(wsi, KEEPALIVE_S + h->cfg.request_timeout_s);
+		return 0;
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
 		detach(pss);
@@ -993,8 +1038,10 @@ struct http *http_new(uv_loop_t *loop, const struct http_handler *handler,
 	info.user = h;
 	info.gid = -1;
 	info.uid = -1;
-	info.keepalive_timeout = 30;
-	/* Also bounds a client that sends half a request line or headers. */
+	info.keepalive_timeout = KEEPALIVE_S;
+	/* A request line and headers must be in within the request timeout
+	 * of their first byte (lws' own bound on them is 10 s otherwise). */
+	info.timeout_secs_ah_idle = (unsigned)cfg->request_timeout_s;
 	info.timeout_secs = (unsigned)cfg->request_timeout_s;
 	info.max_http_header_data = 4096;
 	info.retry_and_idle_policy = &h->retry;
