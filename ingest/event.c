@@ -628,8 +628,7 @@ static const char *path_of(char buf[64], const char *prefix, const char *key)
 	return buf;
 }
 
-/* The first control character of a string, or -1. */
-static int control_char(const char *s, size_t n)
+int ev_control_char(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -681,7 +680,7 @@ static int get_string(const json_t *obj, const char *prefix, const char *key,
 			       "%s is %zu bytes long, over the limit of %zu "
 			       "bytes of UTF-8; shorten it.",
 			       path, n, max);
-	c = control_char(json_string_value(v), n);
+	c = ev_control_char(json_string_value(v), n);
 	if (c >= 0)
 		return invalid(err, path,
 			       "%s contains the control character U+%04X; "

@@ -179,6 +179,10 @@ int ev_parse_sensor_def(const char *sensor_id, const char *body, size_t len,
  */
 bool ev_subject_valid(const char *s, size_t n);
 
+/* The first control character (U+0000..U+001F, U+007F) of s[0..n), or -1:
+ * text the API takes has none. */
+int ev_control_char(const char *s, size_t n);
+
 /* Names as they appear on the wire; NULL for an out-of-range value. */
 const char *ev_type_name(enum ev_type t);
 const char *ev_status_name(enum ev_type t, int status);

@@ -188,18 +188,6 @@ static int only_members(const char *file, const char *path, const json_t *obj,
 	return 0;
 }
 
-/* The first control character of s[0..n), or -1. */
-static int control_char(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c < 0x20 || c == 0x7F)
-			return c;
-	}
-	return -1;
-}
-
 /*
  * A string member of 1..max bytes without control characters; *out NULL
  * when an optional one is absent.
@@ -231,7 +219,7 @@ static int get_text(const char *file, const char *prefix, const json_t *obj,
 			      "must be a string of 1 to %zu bytes; got %zu "
 			      "bytes",
 			      max, n);
-	if ((c = control_char(json_string_value(v), n)) >= 0)
+	if ((c = ev_control_char(json_string_value(v), n)) >= 0)
 		return refuse(file, path,
 			      "contains the control character U+%04X; remove "
 			      "it",
