@@ -862,6 +862,8 @@ function pngSize(file) {
 
 module.exports = {
   Harness,
+  Server,
+  freePort,
   REPO,
   SCREENSHOTS,
   sleep,

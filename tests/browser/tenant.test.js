@@ -12,7 +12,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 
-const { Harness } = require('./harness');
+const { Harness, Server, freePort } = require('./harness');
 
 const h = new Harness({ name: 'tenant' });
 const SIZE = { width: 1024, height: 768 };
@@ -34,9 +34,8 @@ after(async () => {
 async function serverFor(tenant) {
   const logDir = path.join(h.tmp, `logs-${tenant}`);
   fs.mkdirSync(logDir, { recursive: true });
-  const Server = h.server.constructor;
   const s = new Server({
-    bin: h.server.bin, databaseUrl: h.databaseUrl, port: h.server.port + 1 + servers.length, logDir,
+    bin: h.server.bin, databaseUrl: h.databaseUrl, port: await freePort(), logDir,
     args: ['--anonymous-loopback', '--tenant', tenant],
   });
   servers.push(s);
