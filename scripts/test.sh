@@ -248,11 +248,17 @@ if ((san_built)); then
 		mkdir -p "$logs"
 		# test_package.py tests the package's own (unsanitized) binary,
 		# not build-asan's: it ran in stage 4, and would only build the
-		# package again here.
+		# package again here.  The two tests that count, message by
+		# message, what a stalled screen missed against a reading screen
+		# ran in stage 4 too: under the sanitizers the reading screen lags
+		# the server by a message now and then, and their count with it.
 		run env "${san_env[@]}" KENDALI_BIN="$root/build-asan/server/kendali" \
 			KENDALI_IT_LOGDIR="$logs" \
 			/usr/bin/python3 -m pytest tests/integration -q -rs -p no:cacheprovider \
-			--ignore=tests/integration/test_package.py --basetemp="$base"
+			--ignore=tests/integration/test_package.py \
+			--deselect tests/integration/test_ws_timing.py::test_screen_64_behind_gets_every_message_it_missed \
+			--deselect tests/integration/test_ws_timing.py::test_screen_65_behind_gets_a_fresh_snapshot \
+			--basetemp="$base"
 		count_pytest "integration tests under ASan/UBSan"
 		# A report in a server's stderr fails the run even when no test
 		# saw the server misbehave: one failure per report.
