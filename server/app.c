@@ -20,11 +20,14 @@
 #include "store.h"
 #include "tenant.h"
 
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SEC_US INT64_C(1000000)
 /* Keys change through NOTIFY at once; this is only a safety net. */
@@ -364,6 +367,69 @@ static int startup_db(struct app *a)
 out:
 	PQfinish(conn);
 	return rc;
+}
+
+#ifndef KENDALI_STATIC_DIR
+#define KENDALI_STATIC_DIR "web-static"
+#endif
+/*
+ * The pages' directory when `serve` has no --static: an installed kendali,
+ * PREFIX/bin/kendali, serves PREFIX/share/kendali/web-static when that
+ * directory exists (/usr/share/kendali/web-static for the package's
+ * /usr/bin/kendali); one run from its build directory has none there and
+ * serves the web-static of the tree it was built from, KENDALI_STATIC_DIR.
+ */
+static const char *default_static_dir(void)
+{
+	static char dir[PATH_MAX];
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	struct stat st;
+	char *slash;
+
+	if (n <= 0)
+		return KENDALI_STATIC_DIR;
+	exe[n] = '\0';
+	/* PREFIX/bin/kendali -> PREFIX */
+	for (int up = 0; up < 2; up++) {
+		if (!(slash = strrchr(exe, '/')))
+			return KENDALI_STATIC_DIR;
+		*slash = '\0';
+	}
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/share/kendali/web-static",
+			     exe) >= sizeof(dir) ||
+	    stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		return KENDALI_STATIC_DIR;
+	return dir;
+}
+
+/* The configuration before any option: every default is written here once,
+ * and `kendali --help` prints them from it. */
+void app_config_defaults(struct config *cfg)
+{
+	const char *url = getenv("DATABASE_URL");
+
+	*cfg = (struct config){
+	    .database_url = url ? url : "",
+	    .tenant = "semarang",
+	    .host = "127.0.0.1",
+	    .port = 8080,
+	    .static_dir = default_static_dir(),
+	    .max_body = 1 << 20,
+	    .max_batch = 1000,
+	    .publish_ms = 250,
+	    .request_timeout_s = 30,
+	    .ws_ping_s = 20,
+	    .db_timeout_s = 15,
+	    .max_pending_events = 200000,
+	    .rate_limit = 1000,
+	    .migrate = true,
+	    .session_hours = 12,
+	    .max_conns_per_ip = 256,
+	    .max_logins = 8,
+	};
+	for (int c = 0; c < EV_RC_COUNT; c++)
+		cfg->sla_us[c] = INT64_C(72) * 3600 * 1000000;
 }
 
 int app_serve(const struct config *cfg)

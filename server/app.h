@@ -82,6 +82,10 @@ struct app {
 /* Both database connections are up: events can be committed and read. */
 bool app_ready(const struct app *a);
 
+/* The configuration before any option, every default written once (main.c
+ * prints them in `kendali --help`); the database from DATABASE_URL. */
+void app_config_defaults(struct config *cfg);
+
 /* Runs `kendali serve`; returns the process exit code. */
 int app_serve(const struct config *cfg);
 

@@ -586,8 +586,10 @@ static int fixed_zone(PGconn *conn, const char *zone)
 	PGresult *r = exec(conn, sql, 1, p);
 	int ok;
 
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-		return db_error(r), -1;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		db_error(r);
+		return -1;
+	}
 	ok = PQgetvalue(r, 0, 0)[0] == 't';
 	PQclear(r);
 	return ok;

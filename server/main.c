@@ -11,85 +11,19 @@
 #include "migrate.h"
 
 #include <libpq-fe.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#ifndef KENDALI_STATIC_DIR
-#define KENDALI_STATIC_DIR "web-static"
-#endif
 #ifndef KENDALI_VERSION
 #define KENDALI_VERSION "dev"
 #endif
-
-/*
- * The pages' directory when `serve` has no --static: an installed kendali,
- * PREFIX/bin/kendali, serves PREFIX/share/kendali/web-static when that
- * directory exists (/usr/share/kendali/web-static for the package's
- * /usr/bin/kendali); one run from its build directory has none there and
- * serves the web-static of the tree it was built from, KENDALI_STATIC_DIR.
- */
-static const char *default_static_dir(void)
-{
-	static char dir[PATH_MAX];
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	struct stat st;
-	char *slash;
-
-	if (n <= 0)
-		return KENDALI_STATIC_DIR;
-	exe[n] = '\0';
-	/* PREFIX/bin/kendali -> PREFIX */
-	for (int up = 0; up < 2; up++) {
-		if (!(slash = strrchr(exe, '/')))
-			return KENDALI_STATIC_DIR;
-		*slash = '\0';
-	}
-	if ((size_t)snprintf(dir, sizeof(dir), "%s/share/kendali/web-static",
-			     exe) >= sizeof(dir) ||
-	    stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-		return KENDALI_STATIC_DIR;
-	return dir;
-}
-
-/* The configuration before any option: every default is written here once,
- * and `kendali --help` prints them from it. */
-static void config_defaults(struct config *cfg)
-{
-	const char *url = getenv("DATABASE_URL");
-
-	*cfg = (struct config){
-	    .database_url = url ? url : "",
-	    .tenant = "semarang",
-	    .host = "127.0.0.1",
-	    .port = 8080,
-	    .static_dir = default_static_dir(),
-	    .max_body = 1 << 20,
-	    .max_batch = 1000,
-	    .publish_ms = 250,
-	    .request_timeout_s = 30,
-	    .ws_ping_s = 20,
-	    .db_timeout_s = 15,
-	    .max_pending_events = 200000,
-	    .rate_limit = 1000,
-	    .migrate = true,
-	    .session_hours = 12,
-	    .max_conns_per_ip = 256,
-	    .max_logins = 8,
-	};
-	for (int c = 0; c < EV_RC_COUNT; c++)
-		cfg->sla_us[c] = INT64_C(72) * 3600 * 1000000;
-}
 
 static void help(FILE *f)
 {
 	struct config d;
 
-	config_defaults(&d);
+	app_config_defaults(&d);
 	fprintf(f,
 		"kendali %s - backend of a city command centre (ruang "
 		"kendali)\n\n",
@@ -465,7 +399,7 @@ int main(int argc, char **argv)
 {
 	struct config cfg;
 
-	config_defaults(&cfg);
+	app_config_defaults(&cfg);
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
 		help(argc < 2 ? stderr : stdout);

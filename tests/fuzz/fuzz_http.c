@@ -264,30 +264,14 @@ static int count_handles(void)
 	return n;
 }
 
-/* The configuration of `kendali serve` without options (main.c). */
+/* The configuration of `kendali serve` without options, with no database
+ * and listening nowhere. */
 static void configure(struct config *cfg)
 {
-	*cfg = (struct config){
-	    .database_url = NO_DATABASE,
-	    .tenant = "semarang",
-	    .host = "127.0.0.1",
-	    .port = CONTEXT_PORT_NO_LISTEN_SERVER,
-	    .static_dir = "web-static",
-	    .max_body = 1 << 20,
-	    .max_batch = 1000,
-	    .publish_ms = 250,
-	    .request_timeout_s = 30,
-	    .ws_ping_s = 20,
-	    .db_timeout_s = 15,
-	    .max_pending_events = 200000,
-	    .rate_limit = 1000,
-	    .migrate = true,
-	    .session_hours = 12,
-	    .max_conns_per_ip = 256,
-	    .max_logins = 8,
-	};
-	for (int c = 0; c < EV_RC_COUNT; c++)
-		cfg->sla_us[c] = INT64_C(72) * 3600 * 1000000;
+	app_config_defaults(cfg);
+	cfg->database_url = NO_DATABASE;
+	cfg->port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	cfg->static_dir = "web-static";
 }
 
 /*
