@@ -862,8 +862,11 @@ static int refuse_upgrade(struct lws *wsi, const char *peer, int status,
 		wsi, (const unsigned char *)"connection:",
 		(const unsigned char *)"close", 5, &p, end - n) &&
 	    !lws_finalize_http_header(wsi, &p, end - n)) {
-		memcpy(p, text, n);
-		p += n;
+		/* An upgrade asked with HEAD gets the headers alone. */
+		if (method_of(wsi) != HTTP_HEAD) {
+			memcpy(p, text, n);
+			p += n;
+		}
 		lws_write(wsi, start, (size_t)(p - start),
 			  LWS_WRITE_HTTP_FINAL);
 	}
