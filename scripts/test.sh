@@ -256,8 +256,8 @@ if ((san_built)); then
 			KENDALI_IT_LOGDIR="$logs" \
 			/usr/bin/python3 -m pytest tests/integration -q -rs -p no:cacheprovider \
 			--ignore=tests/integration/test_package.py \
-			--deselect tests/integration/test_ws_timing.py::test_screen_64_behind_gets_every_message_it_missed \
-			--deselect tests/integration/test_ws_timing.py::test_screen_65_behind_gets_a_fresh_snapshot \
+			--deselect test_ws_timing.py::test_screen_64_behind_gets_every_message_it_missed \
+			--deselect test_ws_timing.py::test_screen_65_behind_gets_a_fresh_snapshot \
 			--basetemp="$base"
 		count_pytest "integration tests under ASan/UBSan"
 		# A report in a server's stderr fails the run even when no test

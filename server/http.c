@@ -906,6 +906,13 @@ static int confirm_upgrade(struct http *h, struct lws *wsi, const char *upgrade)
 	char uri[16], detail[200];
 	int status;
 
+	/* An Upgrade other than websocket (or h2c): libwebsockets 4.1 has
+	 * already answered its own 403, ended the request (resetting the
+	 * headers, or freeing them with `upgrade` in them) and asks us
+	 * anyway.  The headers are gone: hang up without reading them or
+	 * `upgrade`, so the 403 is the one answer (docs/api.md 9). */
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_UPGRADE) <= 0)
+		return -1;
 	http_client_of(wsi, &c);
 	if (!host_allowed(h, &c))
 		return refuse_upgrade(wsi, c.peer, 421, "unknown_host",

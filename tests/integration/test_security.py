@@ -358,6 +358,49 @@ def test_upgrade_from_another_origin_is_forbidden(world):
     assert_upgraded(world.srv.port, "an upgrade with a wall token", headers=bearer(world.wall))
 
 
+@pytest.mark.parametrize("path", ["/ws", "/mayor"])
+@pytest.mark.parametrize("then", [b"", b"GET /healthz HTTP/1.1\r\nHost: %b\r\n\r\n"],
+                         ids=["alone", "pipelined"])
+def test_upgrade_to_another_protocol_gets_one_refusal_then_the_end(world, path, then):
+    """docs/api.md section 9: an `Upgrade` other than websocket is refused by
+    libwebsockets itself (its 403 page), and the connection closes.  Found
+    by the request-parsing fuzz: on a connection kept alive by an earlier
+    request, libwebsockets then asked the server anyway, with the
+    request's headers gone, and a second answer (a 404) followed the 403;
+    with nothing pipelined, the headers it passed had been freed."""
+    port = world.srv.port
+    host = f"127.0.0.1:{port}".encode()
+    first = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    req = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: application/json\r\n"
+           f"Authorization: Bearer {world.wall}\r\n\r\n").encode()
+    s = socket.create_connection(("127.0.0.1", port), timeout=CLOSE_S)
+    got = b""
+    try:
+        s.sendall(first)
+        r = read_answer(s, CLOSE_S)
+        assert r.status == 200, f"GET /healthz: {r!r}"
+        s.sendall(req + (then.replace(b"%b", host) if then else b""))
+        deadline = time.monotonic() + CLOSE_S
+        while True:
+            assert time.monotonic() < deadline, f"{path}: still open after {got!r}"
+            try:
+                b = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not b:
+                break
+            got += b
+    finally:
+        s.close()
+    head, _, body = got.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    fields = dict(ln.split(b": ", 1) for ln in lines[1:])
+    assert lines[0] in (b"HTTP/1.0 403 Forbidden", b"HTTP/1.1 403 Forbidden"), got
+    assert fields.get(b"content-type") == b"text/html", got
+    assert int(fields[b"content-length"]) == len(body), f"more than the one refusal: {got!r}"
+    assert_healthy(world.srv, world.key)
+
+
 # --------------------------------------------------------------------------
 # C. Nothing of a body is read before the caller is identified
 # --------------------------------------------------------------------------
