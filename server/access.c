@@ -42,12 +42,10 @@ enum access_result access_identify(struct app *a, const struct http_client *c,
 		if (keys_is_key(c->bearer)) {
 			if (!a->cfg.anonymous_loopback || !c->loopback)
 				return ACCESS_API_KEY;
-			*who = *auth_anonymous();
-			return ACCESS_OK;
-		}
-		w = auth_check(a->auth, c->bearer, now);
-		if (!w)
+			w = auth_anonymous();
+		} else if (!(w = auth_check(a->auth, c->bearer, now))) {
 			return ACCESS_BAD;
+		}
 	} else {
 		/* A stale cookie is as good as none: the browser keeps it
 		 * after a revocation until the login page replaces it. */
@@ -58,7 +56,19 @@ enum access_result access_identify(struct app *a, const struct http_client *c,
 			return c->cookie[0] ? ACCESS_BAD : ACCESS_NONE;
 	}
 	*who = *w;
+	/* Anonymous reads are the default tenant's.  A credential of a
+	 * tenant not served here (a province's) is none. */
+	if (who->kind == AUTH_ANONYMOUS)
+		snprintf(who->tenant, sizeof(who->tenant), "%s",
+			 a->tenant->info.id);
+	if (!tenants_get(&a->tenants, who->tenant))
+		return ACCESS_BAD;
 	return ACCESS_OK;
+}
+
+struct tenant *access_tenant(struct app *a, const struct identity *who)
+{
+	return tenants_get(&a->tenants, who->tenant);
 }
 
 static void forbidden(struct http_req *r, const char *detail)
@@ -99,9 +109,7 @@ bool access_allow(struct http_req *r, unsigned need)
 	case ACCESS_OK:
 		break;
 	}
-	/* The tenant of the identity (the one served, until credentials
-	 * name theirs). */
-	r->tenant = r->app->tenant;
+	r->tenant = access_tenant(r->app, &r->who);
 	if ((r->who.can & need) != need) {
 		snprintf(detail, sizeof(detail),
 			 "The role \"%s\" may not do this; ask the command "
@@ -203,6 +211,7 @@ bool access_page(struct http_req *r, unsigned need)
 
 static json_t *identity_json(struct app *a, const struct identity *w)
 {
+	const struct tenant *tn = access_tenant(a, w);
 	json_t *can = json_array();
 	char at[40];
 
@@ -210,7 +219,7 @@ static json_t *identity_json(struct app *a, const struct identity *w)
 		if (w->can & (1u << i))
 			json_array_append_new(can,
 					      json_string(auth_can_name(i)));
-	const struct tenant_info *t = &a->tenant->info;
+	const struct tenant_info *t = tn ? &tn->info : &a->tenant->info;
 	char offset[16];
 
 	snprintf(offset, sizeof(offset), "%c%02d:%02d",
@@ -246,6 +255,7 @@ struct login {
 	uv_work_t work;
 	struct app *app;
 	struct http_req *r;
+	char tenant[AUTH_TENANT_MAX + 1]; /* "" when none served is named */
 	char username[USERNAME_MAX + 1];
 	char password[AUTH_PASSWORD_MAX + 1];
 	char stored[AUTH_HASH_LEN];
@@ -275,10 +285,12 @@ static void login_failed(struct login *l)
 {
 	struct http_req *r = l->r;
 
-	if (reads_login_failed(l->app->reader, l->app->tenant->info.id,
-			       l->username, r->client.peer,
+	/* A name in no tenant served has nothing to count against. */
+	if (l->tenant[0] &&
+	    reads_login_failed(l->app->reader, l->tenant, l->username,
+			       r->client.peer,
 			       l->usable ? "password" : "unknown or disabled") <
-	    0)
+		0)
 		log_warn("a failed login of %s was not recorded: database "
 			 "busy",
 			 l->username);
@@ -334,6 +346,7 @@ static void verify_done(uv_work_t *w, int status)
 	l->who.role = (enum auth_role)l->role;
 	l->who.can = auth_role_can(l->who.role);
 	snprintf(l->who.name, sizeof(l->who.name), "%s", l->username);
+	snprintf(l->who.tenant, sizeof(l->who.tenant), "%s", l->tenant);
 	if (auth_mint("ss", l->credential, l->who.id, l->who.sha256) < 0) {
 		http_problem(r, 500, "internal", "Internal error",
 			     "No random bytes for a session.", NULL);
@@ -341,7 +354,7 @@ static void verify_done(uv_work_t *w, int status)
 		return;
 	}
 	auth_hex(l->who.sha256, 32, digest_hex + 2);
-	if (reads_session_open(a->reader, a->tenant->info.id, l->who.id,
+	if (reads_session_open(a->reader, l->tenant, l->who.id,
 			       l->username, digest_hex, a->cfg.session_hours,
 			       r->client.peer, session_stored, l) < 0)
 		session_stored(l, false, 0);
@@ -408,7 +421,7 @@ void access_login(struct http_req *r)
 {
 	struct app *a = r->app;
 	json_error_t jerr;
-	json_t *body, *u, *pw;
+	json_t *body, *u, *pw, *tn;
 	struct login *l;
 
 	body = json_loadb(r->body.p ? r->body.p : "", r->body.len,
@@ -416,8 +429,11 @@ void access_login(struct http_req *r)
 	buf_free(&r->body);
 	u = json_object_get(body, "username");
 	pw = json_object_get(body, "password");
+	tn = json_object_get(body, "tenant");
 	if (!json_is_object(body) || !json_is_string(u) ||
-	    !json_is_string(pw) ||
+	    !json_is_string(pw) || (tn && !json_is_string(tn)) ||
+	    (tn && (json_string_length(tn) > AUTH_TENANT_MAX ||
+		    strlen(json_string_value(tn)) != json_string_length(tn))) ||
 	    !reqtext_username_valid(json_string_value(u),
 				    json_string_length(u)) ||
 	    json_string_length(pw) > AUTH_PASSWORD_MAX ||
@@ -426,7 +442,9 @@ void access_login(struct http_req *r)
 		http_problem(r, 422, "invalid_login", "Invalid login",
 			     "Send {\"username\": \"<1 to 64 letters, digits, "
 			     "'.', '_', '@' or '-'>\", \"password\": \"<up "
-			     "to 128 characters>\"} as JSON.",
+			     "to 128 characters>\"} as JSON, with "
+			     "\"tenant\": \"<its id>\" for a user of another "
+			     "tenant than this server's default.",
 			     NULL);
 		return;
 	}
@@ -453,9 +471,16 @@ void access_login(struct http_req *r)
 	l->r = r;
 	snprintf(l->username, sizeof(l->username), "%s", json_string_value(u));
 	snprintf(l->password, sizeof(l->password), "%s", json_string_value(pw));
+	/* A tenant not served answers as a wrong password does, after the
+	 * same scrypt: which tenants exist is not told. */
+	const char *tenant = tn ? json_string_value(tn) : a->tenant->info.id;
+	if (tenants_get(&a->tenants, tenant))
+		snprintf(l->tenant, sizeof(l->tenant), "%s", tenant);
 	json_decref(body);
-	if (reads_login(a->reader, a->tenant->info.id, l->username, user_read,
-			l) < 0)
+	if (!l->tenant[0])
+		user_read(l, true, &(struct reads_login){0});
+	else if (reads_login(a->reader, l->tenant, l->username, user_read,
+			     l) < 0)
 		user_read(l, false, NULL);
 }
 
@@ -503,7 +528,7 @@ void access_logout(struct http_req *r)
 	o->r = r;
 	memcpy(o->id, r->who.id, sizeof(o->id));
 	access_actor(&r->who, NULL, actor, sizeof(actor));
-	if (reads_session_end(a->reader, a->tenant->info.id, o->id, actor,
+	if (reads_session_end(a->reader, r->who.tenant, o->id, actor,
 			      r->client.peer, logout_done, o) < 0)
 		logout_done(o, false);
 }
@@ -519,7 +544,7 @@ void access_whoami(struct http_req *r)
 /* ---- the websocket ---- */
 
 int access_ws_allow(struct app *a, const struct http_client *c, char *id,
-		    size_t len, char *detail, size_t dlen)
+		    size_t len, struct pub **pub, char *detail, size_t dlen)
 {
 	struct identity who;
 
@@ -535,6 +560,8 @@ int access_ws_allow(struct app *a, const struct http_client *c, char *id,
 		if (who.can & CAN_READ) {
 			if (id)
 				snprintf(id, len, "%s", who.id);
+			if (pub)
+				*pub = access_tenant(a, &who)->pub;
 			return 0;
 		}
 		snprintf(detail, dlen,
@@ -554,13 +581,18 @@ int access_ws_allow(struct app *a, const struct http_client *c, char *id,
 	}
 }
 
-bool access_ws_admit(struct app *a, struct lws *wsi, char *id, size_t len)
+struct pub *access_ws_admit(struct app *a, struct lws *wsi, char *id,
+			    size_t len)
 {
 	struct http_client c;
+	struct pub *pub = NULL;
 	char detail[200];
 
 	http_client_of(wsi, &c);
-	return access_ws_allow(a, &c, id, len, detail, sizeof(detail)) == 0;
+	return access_ws_allow(a, &c, id, len, &pub, detail, sizeof(detail)) ==
+		       0
+		   ? pub
+		   : NULL;
 }
 
 bool access_page_file(struct http_req *r, const char *rel)
@@ -575,5 +607,5 @@ bool access_page_file(struct http_req *r, const char *rel)
 int access_upgrade(struct app *a, const struct http_client *c, char *detail,
 		   size_t dlen)
 {
-	return access_ws_allow(a, c, NULL, 0, detail, dlen);
+	return access_ws_allow(a, c, NULL, 0, NULL, detail, dlen);
 }

@@ -20,6 +20,8 @@ struct app;
 struct http_client;
 struct http_req;
 struct lws;
+struct pub;
+struct tenant;
 
 enum access_result {
 	ACCESS_NONE,	/* no credential (and no anonymous access) */
@@ -79,11 +81,17 @@ void access_whoami(struct http_req *r);
 /*
  * Whether a websocket upgrade may proceed (a read identity, from this
  * site): 0, with the credential's id (empty when anonymous) in id unless id
- * is NULL; else the status to refuse it with (401, 403) and why in detail.
+ * is NULL and its tenant's publisher in *pub unless pub is NULL; else the
+ * status to refuse it with (401, 403) and why in detail.
  */
 int access_ws_allow(struct app *a, const struct http_client *c, char *id,
-		    size_t len, char *detail, size_t dlen);
-/* access_ws_allow for an upgrade's headers: whether it may proceed. */
-bool access_ws_admit(struct app *a, struct lws *wsi, char *id, size_t len);
+		    size_t len, struct pub **pub, char *detail, size_t dlen);
+/* access_ws_allow for an upgrade's headers: the publisher of the screen's
+ * tenant, or NULL when it may not proceed (struct pub_door's admit). */
+struct pub *access_ws_admit(struct app *a, struct lws *wsi, char *id,
+			    size_t len);
+
+/* The tenant of an identity that access_identify found (never NULL then). */
+struct tenant *access_tenant(struct app *a, const struct identity *who);
 
 #endif

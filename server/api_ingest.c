@@ -43,12 +43,12 @@ const struct key_info *api_authorize(struct http_req *r)
 	const struct key_info *k = keys_check(r->app->keys, r->client.bearer);
 	int wait_s;
 
-	if (!k) {
+	/* A key of a tenant not served here (none: the command line gives
+	 * a province no key) is as unknown. */
+	if (!k || !(r->tenant = tenants_get(&r->app->tenants, k->tenant))) {
 		unauthorized_key(r);
 		return NULL;
 	}
-	/* The tenant of the key (the one served, until keys name theirs). */
-	r->tenant = r->app->tenant;
 	if ((wait_s = limit_take(r->app->limiter, k->key_id, clock_now_us())) >
 	    0) {
 		char detail[160];
@@ -252,7 +252,7 @@ void api_post_events(struct http_req *r)
 		if (!tenant_district_known(r->tenant, batch.events[i].district))
 			pe->unknown[pe->n_unknown++] = counters_poster(
 			    &a->unknown_districts, batch.events[i].district);
-	int rc = store_submit(a->store, key->poster, r->client.peer, &batch,
+	int rc = store_submit(a->store, r->tenant->info.id, key->poster, r->client.peer, &batch,
 			      events_done, pe);
 	if (rc < 0) {
 		ev_batch_free(&batch);
@@ -372,7 +372,7 @@ void api_put_sensor(struct http_req *r)
 		problem_from(r, &err);
 		return;
 	}
-	if (store_put_sensor(r->app->store, &ps->def, key->poster,
+	if (store_put_sensor(r->app->store, r->tenant->info.id, &ps->def, key->poster,
 			     r->client.peer, sensor_stored, ps) < 0) {
 		free(ps);
 		http_unavailable(r,

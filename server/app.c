@@ -45,6 +45,8 @@
  * losses (a connection killed and made again) pass unseen. */
 #define DB_DOWN_AFTER_US SEC_US
 
+static void refresh_tenants(struct app *a);
+
 static void keys_loaded(void *arg, PGresult *r, const char *error)
 {
 	struct app *a = arg;
@@ -63,8 +65,7 @@ static void keys_loaded(void *arg, PGresult *r, const char *error)
 static void refresh_keys(struct app *a)
 {
 	a->last_keys_us = clock_now_us();
-	a->keys_owed =
-	    reads_keys(a->reader, a->tenant->info.id, keys_loaded, a) < 0;
+	a->keys_owed = reads_keys(a->reader, keys_loaded, a) < 0;
 	if (a->keys_owed)
 		log_debug("keys not refreshed yet: reader busy or away");
 }
@@ -82,24 +83,161 @@ static void auth_loaded(void *arg, PGresult *r, const char *error)
 	struct app *a = arg;
 
 	if (r && auth_replace(a->auth, r) == 0) {
-		pub_revalidate(a->tenant->pub, credential_live, a);
+		for (size_t i = 0; i < a->tenants.n; i++)
+			pub_revalidate(a->tenants.list[i]->pub, credential_live,
+				       a);
 		return;
 	}
 	log_warn("refreshing screen tokens and sessions failed: %s",
 		 r ? PQresultErrorMessage(r) : error);
 }
 
-static bool ws_admit(void *arg, struct lws *wsi, char *id, size_t len)
+static struct pub *ws_admit(void *arg, struct lws *wsi, char *id, size_t len)
 {
 	return access_ws_admit(arg, wsi, id, len);
 }
 
 static void refresh_auth(struct app *a)
 {
-	a->auth_owed = reads_credentials(a->reader, a->tenant->info.id,
-					 auth_loaded, a) < 0;
+	a->auth_owed = reads_credentials(a->reader, auth_loaded, a) < 0;
 	if (a->auth_owed)
 		log_debug("sessions not refreshed yet: reader busy or away");
+}
+
+/* ---- tenants created while the server runs ---- */
+
+/* A read of one tenant's reference data (kecamatan or sensors). */
+struct ref_read {
+	struct app *app;
+	char tenant[AUTH_TENANT_MAX + 1];
+};
+
+/* The tenant a reference read was for, if its answer is good. */
+static struct tenant *ref_tenant(struct ref_read *q, PGresult *r,
+				 const char *error, const char *what)
+{
+	struct tenant *t = tenants_get(&q->app->tenants, q->tenant);
+
+	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+		log_warn("reading the %s of %s failed: %s", what, q->tenant,
+			 r ? PQresultErrorMessage(r) : error);
+		return NULL;
+	}
+	return t;
+}
+
+static void districts_read(void *arg, PGresult *r, const char *error)
+{
+	struct ref_read *q = arg;
+	struct tenant *t = ref_tenant(q, r, error, "kecamatan");
+	struct hmap next = {0};
+
+	if (t && load_district_rows(r, &next) == 0) {
+		hmap_free_all(&t->districts, NULL);
+		t->districts = next;
+	} else {
+		hmap_free_all(&next, NULL);
+		if (t)
+			log_error("out of memory reading the kecamatan of %s",
+				  q->tenant);
+	}
+	free(q);
+}
+
+static void sensors_read(void *arg, PGresult *r, const char *error)
+{
+	struct ref_read *q = arg;
+	struct tenant *t = ref_tenant(q, r, error, "sensors");
+
+	if (t && load_sensor_rows(r, t->sensors) < 0)
+		log_error("out of memory reading the sensors of %s", q->tenant);
+	if (t)
+		tenant_touch(t);
+	free(q);
+}
+
+/* Reads a tenant's kecamatan and sensors again: `kendali tenant import`
+ * changed them (NOTIFY kendali_reference), or the tenant is new. */
+static void refresh_reference(struct app *a, const char *tenant)
+{
+	for (int k = 0; k < 2; k++) {
+		struct ref_read *q = calloc(1, sizeof(*q));
+		int rc;
+
+		if (!q)
+			return;
+		q->app = a;
+		snprintf(q->tenant, sizeof(q->tenant), "%s", tenant);
+		rc = k == 0 ? reads_tenant_districts(a->reader, tenant,
+						     districts_read, q)
+			    : reads_tenant_sensors(a->reader, tenant,
+						   sensors_read, q);
+		if (rc < 0) {
+			log_warn("the reference data of %s not read: reader "
+				 "busy or away (read at the next change or "
+				 "start)",
+				 tenant);
+			free(q);
+		}
+	}
+}
+
+/* Serves a tenant from now on: its state is empty (it is new), its
+ * reference data on its way. */
+static int add_tenant(struct app *a, const struct tenant_info *info)
+{
+	struct tenant *t = tenant_new(a, info);
+
+	if (!t || tenants_add(&a->tenants, t) < 0) {
+		tenant_free(t);
+		return -1;
+	}
+	kpi_advance(t->kpi, clock_now_us());
+	if (a->http) {
+		tenant_start(t, a->loop, http_lws_context(a->http));
+		tenant_publish(t, clock_now_us(), true);
+	}
+	return 0;
+}
+
+static void tenants_read(void *arg, PGresult *r, const char *error)
+{
+	struct app *a = arg;
+
+	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+		log_warn("reading the tenants failed: %s",
+			 r ? PQresultErrorMessage(r) : error);
+		return;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct tenant_info info;
+		struct tenant *t;
+
+		load_tenant_row(r, i, &info);
+		if ((t = tenants_get(&a->tenants, info.id))) {
+			/* A new name or head shows at the pages' next
+			 * load; a new zone at the next start. */
+			memcpy(t->info.name, info.name, sizeof(info.name));
+			memcpy(t->info.head, info.head, sizeof(info.head));
+			continue;
+		}
+		if (a->stopping)
+			return;
+		if (add_tenant(a, &info) < 0) {
+			log_error("out of memory serving tenant %s", info.id);
+			continue;
+		}
+		log_info("serving tenant %s (%s), created while running",
+			 info.id, info.name);
+		refresh_reference(a, info.id);
+	}
+}
+
+static void refresh_tenants(struct app *a)
+{
+	a->tenants_owed = reads_tenants(a->reader, tenants_read, a) < 0;
+	if (a->tenants_owed)
+		log_debug("tenants not refreshed yet: reader busy or away");
 }
 
 static void schema_checked(void *arg, PGresult *r, const char *error)
@@ -148,6 +286,7 @@ static void reader_state(void *arg, enum pgc_state state)
 		return;
 	a->reader_listening = true;
 	if (reads_listen(a->reader) == 0) {
+		refresh_tenants(a);
 		refresh_keys(a);
 		refresh_auth(a);
 	}
@@ -155,17 +294,20 @@ static void reader_state(void *arg, enum pgc_state state)
 }
 
 /*
- * A key, screen token, user or session was created, changed or revoked:
- * revocation takes effect now.
+ * A tenant was created or changed, or a key, screen token, user or session
+ * of any tenant was created, changed or revoked: a new tenant is served
+ * now, and a revocation takes effect now.
  */
 static void credentials_notified(void *arg, const char *channel,
 				 const char *payload)
 {
 	struct app *a = arg;
 
-	if (payload && strcmp(payload, a->tenant->info.id) != 0)
-		return;
-	if (strcmp(channel, "kendali_auth") == 0)
+	if (strcmp(channel, "kendali_tenants") == 0)
+		refresh_tenants(a);
+	else if (strcmp(channel, "kendali_reference") == 0)
+		refresh_reference(a, payload ? payload : "");
+	else if (strcmp(channel, "kendali_auth") == 0)
 		refresh_auth(a);
 	else
 		refresh_keys(a);
@@ -177,7 +319,7 @@ static void credentials_notified(void *arg, const char *channel,
  */
 static void prune_sessions(struct app *a)
 {
-	if (reads_prune(a->reader, a->tenant->info.id) < 0)
+	if (reads_prune(a->reader) < 0)
 		log_debug("sessions not pruned: database unavailable");
 }
 
@@ -199,7 +341,9 @@ static void watch_database(struct app *a, int64_t now)
 		a->db_lost_us = 0;
 		if (a->db_down_told) {
 			a->db_down_told = false;
-			tenant_database(a->tenant, true, 0, now);
+			for (size_t i = 0; i < a->tenants.n; i++)
+				tenant_database(a->tenants.list[i], true, 0,
+						now);
 			log_info("database back: screens told their data is "
 				 "current");
 		}
@@ -210,7 +354,8 @@ static void watch_database(struct app *a, int64_t now)
 	if (a->db_down_told || now - a->db_lost_us < DB_DOWN_AFTER_US)
 		return;
 	a->db_down_told = true;
-	tenant_database(a->tenant, false, a->db_lost_us, now);
+	for (size_t i = 0; i < a->tenants.n; i++)
+		tenant_database(a->tenants.list[i], false, a->db_lost_us, now);
 	log_warn("database unreachable for %.1f s: screens told their data "
 		 "is stale",
 		 (double)(now - a->db_lost_us) / 1e6);
@@ -229,12 +374,16 @@ static void tick_cb(uv_timer_t *t)
 	bool prune = now - a->last_prune_us >= PRUNE_US;
 
 	watch_database(a, now);
-	tenant_tick(a->tenant, now, prune);
+	for (size_t i = 0; i < a->tenants.n; i++)
+		tenant_tick(a->tenants.list[i], now, prune);
 	notify_watchdog(); /* the loop still turns */
 	if (now - a->last_keys_us >= KEYS_REFRESH_US) {
+		refresh_tenants(a);
 		refresh_keys(a);
 		refresh_auth(a);
 	} else {
+		if (a->tenants_owed)
+			refresh_tenants(a);
 		if (a->keys_owed)
 			refresh_keys(a);
 		if (a->auth_owed)
@@ -243,7 +392,9 @@ static void tick_cb(uv_timer_t *t)
 	if (now - a->last_expiry_us >= EXPIRY_CHECK_US) {
 		/* Sessions end by the clock, without any NOTIFY. */
 		a->last_expiry_us = now;
-		pub_revalidate(a->tenant->pub, credential_live, a);
+		for (size_t i = 0; i < a->tenants.n; i++)
+			pub_revalidate(a->tenants.list[i]->pub,
+				       credential_live, a);
 	}
 	if (now - a->last_schema_us >= SCHEMA_CHECK_US)
 		check_schema(a, now);
@@ -268,7 +419,8 @@ static void stop_finish(struct app *a)
 {
 	uv_timer_stop(&a->tick);
 	uv_close((uv_handle_t *)&a->tick, close_cb);
-	tenant_close(a->tenant);
+	for (size_t i = 0; i < a->tenants.n; i++)
+		tenant_close(a->tenants.list[i]);
 	http_close(a->http);
 	store_close(a->store);
 	pgc_close(a->reader);
@@ -278,8 +430,11 @@ static void stop_wait_cb(uv_timer_t *t)
 {
 	struct app *a = t->data;
 	uint64_t waited_ms = uv_now(a->loop) - a->stop_ms;
+	size_t screens = 0;
 
-	if ((pub_clients(a->tenant->pub) == 0 && store_idle(a->store)) ||
+	for (size_t i = 0; i < a->tenants.n; i++)
+		screens += pub_clients(a->tenants.list[i]->pub);
+	if ((screens == 0 && store_idle(a->store)) ||
 	    waited_ms >= STOP_GRACE_MS)
 		stop_finish(a);
 }
@@ -294,7 +449,8 @@ static void stop(struct app *a)
 	notify_stopping();
 	uv_close((uv_handle_t *)&a->sigint, close_cb);
 	uv_close((uv_handle_t *)&a->sigterm, close_cb);
-	pub_close_all(a->tenant->pub);
+	for (size_t i = 0; i < a->tenants.n; i++)
+		pub_close_all(a->tenants.list[i]->pub);
 	/* The tick timer now only watches for the end of the grace time. */
 	uv_timer_start(&a->tick, stop_wait_cb, 20, 20);
 }
@@ -307,14 +463,29 @@ static void signal_cb(uv_signal_t *s, int signum)
 
 /* ---- start-up ---- */
 
+/* One tenant's state, from the database. */
+static int load_one(struct app *a, PGconn *conn, struct tenant *t, char *err,
+		    size_t errlen)
+{
+	struct store_sink sink = tenants_sink(&a->tenants);
+
+	if (load_districts(conn, t->info.id, &t->districts, err, errlen) < 0)
+		return -1;
+	kpi_advance(t->kpi, clock_now_us());
+	return load_state(conn, t->info.id, t->sensors, t->alerts, &sink, err,
+			  errlen);
+}
+
 static int startup_db(struct app *a)
 {
 	struct tenant_info info;
-	struct store_sink sink;
 	char err[512];
 	PGconn *conn = PQconnectdb(a->cfg.database_url);
+	PGresult *list = NULL;
 	int rc = -1, n;
 	int64_t t0 = clock_now_us();
+	size_t calls = 0, tickets = 0;
+	int sensors = 0;
 
 	if (PQstatus(conn) != CONNECTION_OK) {
 		log_error("cannot connect to the database: %s",
@@ -330,41 +501,50 @@ static int startup_db(struct app *a)
 		goto out;
 	}
 	if (info.province) {
-		log_error("%s is a province: serve its members", info.id);
+		log_error("%s is a province: name one of its members as the "
+			  "default tenant",
+			  info.id);
 		goto out;
 	}
-	a->tenant = tenant_new(a, &info);
 	a->keys = keys_new();
 	a->auth = auth_new();
-	if (!a->tenant || !a->keys || !a->auth) {
-		log_error("out of memory");
+	if (!a->keys || !a->auth ||
+	    load_local_tenants(conn, &list, err, sizeof(err)) < 0) {
+		log_error("%s", a->keys && a->auth ? err : "out of memory");
 		goto out;
 	}
-	struct tenant *t = a->tenant;
-	if (load_credentials(conn, t->info.id, a->keys, a->auth, err,
-			     sizeof(err)) < 0) {
+	/* Every tenant first, so that each committed row finds its own. */
+	for (int i = 0; i < PQntuples(list); i++) {
+		load_tenant_row(list, i, &info);
+		if (add_tenant(a, &info) < 0) {
+			log_error("out of memory");
+			goto out;
+		}
+	}
+	a->tenant = tenants_get(&a->tenants, a->cfg.tenant);
+	if (load_credentials(conn, a->keys, a->auth, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		goto out;
 	}
-	if (load_districts(conn, t->info.id, &t->districts, err, sizeof(err)) <
-	    0) {
-		log_error("cannot read the kecamatan: %s", err);
-		goto out;
+	for (size_t i = 0; i < a->tenants.n; i++) {
+		struct tenant *t = a->tenants.list[i];
+
+		if (load_one(a, conn, t, err, sizeof(err)) < 0) {
+			log_error("cannot load the state of %s: %s", t->info.id,
+				  err);
+			goto out;
+		}
+		calls += kpi_calls_held(t->kpi);
+		tickets += kpi_tickets_held(t->kpi);
+		sensors += sensors_count(t->sensors);
 	}
-	kpi_advance(t->kpi, clock_now_us());
-	sink = tenant_sink(t);
-	if (load_state(conn, t->info.id, t->sensors, t->alerts, &sink, err,
-		       sizeof(err)) < 0) {
-		log_error("cannot load the state: %s", err);
-		goto out;
-	}
-	log_info("state rebuilt in %.3f s: %zu calls, %zu tickets, %d "
-		 "sensors, %d keys, %d screen tokens and sessions",
-		 (double)(clock_now_us() - t0) / 1e6, kpi_calls_held(t->kpi),
-		 kpi_tickets_held(t->kpi), sensors_count(t->sensors),
-		 keys_count(a->keys), auth_count(a->auth));
+	log_info("state rebuilt in %.3f s: %zu tenant(s), %zu calls, %zu "
+		 "tickets, %d sensors, %d keys, %d screen tokens and sessions",
+		 (double)(clock_now_us() - t0) / 1e6, a->tenants.n, calls,
+		 tickets, sensors, keys_count(a->keys), auth_count(a->auth));
 	rc = 0;
 out:
+	PQclear(list);
 	PQfinish(conn);
 	return rc;
 }
@@ -448,9 +628,8 @@ int app_serve(const struct config *cfg)
 	if (uv_loop_init(&loop) != 0)
 		goto out;
 	a->loop = &loop;
-	tenant_start(a->tenant, &loop);
-	struct store_sink sink = tenant_sink(a->tenant);
-	a->store = store_new(&loop, cfg->database_url, cfg->tenant, &sink,
+	struct store_sink sink = tenants_sink(&a->tenants);
+	a->store = store_new(&loop, cfg->database_url, &sink,
 			     cfg->max_pending_events,
 			     (unsigned)cfg->db_timeout_s * 1000);
 	a->reader =
@@ -458,7 +637,7 @@ int app_serve(const struct config *cfg)
 		    (unsigned)cfg->db_timeout_s * 1000, reader_state, a);
 	if (a->reader)
 		pgc_on_notify(a->reader, credentials_notified, a);
-	pub_set_admit(a->tenant->pub, ws_admit, a);
+	a->door = (struct pub_door){ws_admit, a};
 	a->limiter = limit_new(cfg->rate_limit, 2 * cfg->rate_limit);
 	a->login_limiter = limit_new(LOGIN_RATE, LOGIN_BURST);
 	if (!a->store || !a->reader || !a->limiter || !a->login_limiter) {
@@ -485,15 +664,18 @@ int app_serve(const struct config *cfg)
 	    .upgrade = access_upgrade,
 	    .app = a,
 	};
-	a->http =
-	    http_new(&loop, &handler, &hc, a->tenant->pub, err, sizeof(err));
+	a->http = http_new(&loop, &handler, &hc, &a->door, err, sizeof(err));
 	if (!a->http) {
 		log_error("%s", err);
 		goto out_loop;
 	}
-	/* The first snapshot exists before any screen can connect. */
+	/* The first snapshots exist before any screen can connect. */
 	a->last_keys_us = a->last_prune_us = a->last_expiry_us = clock_now_us();
-	tenant_publish(a->tenant, clock_now_us(), true);
+	for (size_t i = 0; i < a->tenants.n; i++) {
+		tenant_start(a->tenants.list[i], &loop,
+			     http_lws_context(a->http));
+		tenant_publish(a->tenants.list[i], clock_now_us(), true);
+	}
 
 	uv_timer_init(&loop, &a->tick);
 	a->tick.data = a;
@@ -506,11 +688,12 @@ int app_serve(const struct config *cfg)
 	uv_signal_start(&a->sigterm, signal_cb, SIGTERM);
 	signal(SIGPIPE, SIG_IGN);
 
-	log_info("kendali listening on %s://%s:%d (tenant %s, UTC%+d)",
+	log_info("kendali listening on %s://%s:%d (%zu tenant(s); default "
+		 "tenant %s, UTC%+d)",
 		 cfg->tls_cert ? "https" : "http", cfg->host, cfg->port,
-		 cfg->tenant, a->tenant->info.tz_offset_s / 3600);
-	notify_status("serving tenant %s on %s:%d", cfg->tenant, cfg->host,
-		      cfg->port);
+		 a->tenants.n, cfg->tenant, a->tenant->info.tz_offset_s / 3600);
+	notify_status("serving %zu tenant(s) on %s:%d", a->tenants.n,
+		      cfg->host, cfg->port);
 	notify_ready();
 	uv_run(&loop, UV_RUN_DEFAULT);
 	rc = 0;
@@ -518,7 +701,8 @@ out_loop:
 	if (!a->stopping) {
 		/* Start-up failed half-way: close what was opened. */
 		a->stopping = true;
-		tenant_close(a->tenant);
+		for (size_t i = 0; i < a->tenants.n; i++)
+			tenant_close(a->tenants.list[i]);
 		http_close(a->http);
 		if (a->store)
 			store_close(a->store);
@@ -533,7 +717,7 @@ out_loop:
 	limit_free(a->limiter);
 	limit_free(a->login_limiter);
 out:
-	tenant_free(a->tenant);
+	tenants_free(&a->tenants);
 	keys_free(a->keys);
 	auth_free(a->auth);
 	counters_free(&a->by_poster);

@@ -8,6 +8,7 @@
 
 #include "counters.h"
 #include "event.h"
+#include "pub.h"
 #include "tenant.h"
 
 #include <jansson.h>
@@ -17,7 +18,7 @@
 
 struct config {
 	const char *database_url;
-	const char *tenant;
+	const char *tenant; /* the default tenant (struct app's tenant) */
 	const char *host;
 	int port;
 	const char *static_dir;
@@ -43,7 +44,13 @@ struct config {
 struct app {
 	uv_loop_t *loop;
 	struct config cfg;
-	struct tenant *tenant; /* the tenant served */
+	/* Every tenant of kind local in the database; each request, screen
+	 * and committed row goes to its credential's or its own. */
+	struct tenants tenants;
+	/* The default: the tenant of anonymous reads (--anonymous-loopback)
+	 * and of logins that name none (--tenant). */
+	struct tenant *tenant;
+	struct pub_door door; /* screens to their tenant's publisher */
 	struct store *store;
 	struct pgc *reader; /* reads that must not wait behind writes */
 	struct keys *keys;
@@ -57,6 +64,7 @@ struct app {
 	bool stopping;
 	bool reader_listening;	   /* LISTEN issued on the current connection */
 	bool keys_owed, auth_owed; /* a re-read not queued yet: retry */
+	bool tenants_owed;	   /* ditto, of the tenants */
 	uint64_t stop_ms;	   /* loop time the stop began (monotonic) */
 
 	int64_t last_prune_us;

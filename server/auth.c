@@ -127,7 +127,7 @@ int auth_replace(struct auth *a, PGresult *r)
 {
 	struct hmap next = {0};
 
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) != 6)
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) != 7)
 		return -1;
 	for (int i = 0; i < PQntuples(r); i++) {
 		struct identity *w = calloc(1, sizeof(*w));
@@ -139,6 +139,8 @@ int auth_replace(struct auth *a, PGresult *r)
 		    PQgetvalue(r, i, 0)[0] == 's' ? AUTH_SCREEN : AUTH_USER;
 		snprintf(w->id, sizeof(w->id), "%s", PQgetvalue(r, i, 1));
 		snprintf(w->name, sizeof(w->name), "%s", PQgetvalue(r, i, 2));
+		snprintf(w->tenant, sizeof(w->tenant), "%s",
+			 PQgetvalue(r, i, 6));
 		w->role = role < 0 ? ROLE_WALL : (enum auth_role)role;
 		w->can = role < 0 ? 0 : auth_role_can(w->role);
 		w->expires_us = strtoll(PQgetvalue(r, i, 5), NULL, 10);

@@ -24,6 +24,7 @@
 #define AUTH_SECRET_LEN 48 /* hex digits */
 #define AUTH_CREDENTIAL_LEN (3 + AUTH_ID_LEN + 1 + AUTH_SECRET_LEN)
 #define AUTH_NAME_MAX 64
+#define AUTH_TENANT_MAX 32 /* a tenant id (schema/011) */
 
 enum auth_role { ROLE_WALL, ROLE_OPERATOR, ROLE_MAYOR, ROLE_ADMIN, ROLE_COUNT };
 
@@ -43,6 +44,7 @@ struct identity {
 	enum auth_kind kind;
 	char id[AUTH_ID_LEN + 1]; /* token or session id; "" when anonymous */
 	char name[AUTH_NAME_MAX + 1];
+	char tenant[AUTH_TENANT_MAX + 1]; /* whose: "" when anonymous */
 	enum auth_role role; /* not for AUTH_ANONYMOUS */
 	unsigned can;
 	int64_t expires_us; /* 0: until revoked */

@@ -21,7 +21,6 @@ struct http {
 	struct lws_protocols protocols[3];
 	lws_retry_bo_t retry;
 	struct http_handler handler;
-	struct pub *pub;
 	/* Open connections by peer address, and the address of each
 	 * connection by its socket (for --max-conns-per-ip). */
 	struct hmap conns_by_ip;   /* of struct ip_conns */
@@ -1004,8 +1003,8 @@ static int ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 }
 
 struct http *http_new(uv_loop_t *loop, const struct http_handler *handler,
-		      const struct http_config *cfg, struct pub *pub, char *err,
-		      size_t errlen)
+		      const struct http_config *cfg, struct pub_door *door,
+		      char *err, size_t errlen)
 {
 	struct lws_context_creation_info info;
 	struct http *h = calloc(1, sizeof(*h));
@@ -1027,15 +1026,12 @@ struct http *http_new(uv_loop_t *loop, const struct http_handler *handler,
 	    .callback = ws_cb,
 	    .per_session_data_size = pub_session_size(),
 	    .rx_buffer_size = PUB_RX_CHUNK,
-	    .user = pub,
+	    .user = door,
 	};
-	/* Pings find dead screens: a ping after ws_ping_s (20 s) of
-	 * silence, and the connection dropped if nothing at all arrives for
-	 * three times as long.  pub sends them; lws' own validity timers,
-	 * which its default policy arms on every connection, stay off (see
-	 * pub_tick). */
+	/* Pings find dead screens: pub sends them (pub_set_ping); lws' own
+	 * validity timers, which its default policy arms on every
+	 * connection, stay off (see pub_tick). */
 	memset(&h->retry, 0, sizeof(h->retry));
-	pub_set_ping(pub, cfg->ws_ping_s);
 
 	memset(&info, 0, sizeof(info));
 	info.options = LWS_SERVER_OPTION_LIBUV |
@@ -1079,15 +1075,16 @@ struct http *http_new(uv_loop_t *loop, const struct http_handler *handler,
 		free(h);
 		return NULL;
 	}
-	pub_set_context(pub, h->ctx, loop);
-	h->pub = pub;
 	return h;
+}
+
+struct lws_context *http_lws_context(struct http *h)
+{
+	return h->ctx;
 }
 
 void http_close(struct http *h)
 {
-	if (h && h->pub)
-		pub_set_context(h->pub, NULL, NULL);
 	if (h && h->ctx)
 		lws_context_destroy(h->ctx);
 }

@@ -22,7 +22,7 @@
 #include <uv.h>
 
 struct app;
-struct pub;
+struct pub_door;
 struct tenant;
 struct lws;
 
@@ -137,12 +137,15 @@ struct http;
 
 /*
  * Creates the lws context on loop and starts listening, serving requests
- * through handler (copied).  pub provides the websocket protocol.  Returns
+ * through handler (copied).  Screens' websockets go through door (kept: it
+ * must outlive the context) to the publishers it admits them to.  Returns
  * NULL with err filled.
  */
 struct http *http_new(uv_loop_t *loop, const struct http_handler *handler,
-		      const struct http_config *cfg, struct pub *pub, char *err,
-		      size_t errlen);
+		      const struct http_config *cfg, struct pub_door *door,
+		      char *err, size_t errlen);
+/* The lws context the publishers serve their screens through. */
+struct lws_context *http_lws_context(struct http *h);
 /*
  * Stops listening and closes every connection.  lws finishes on the loop:
  * run it until its handles close, then call http_free.

@@ -69,6 +69,8 @@ int keys_replace(struct keys *ks, PGresult *r)
 			 PQgetvalue(r, i, 0));
 		snprintf(k->poster, sizeof(k->poster), "%s",
 			 PQgetvalue(r, i, 1));
+		snprintf(k->tenant, sizeof(k->tenant), "%s",
+			 PQgetvalue(r, i, 5));
 		k->types = keys_parse_types(PQgetvalue(r, i, 2));
 		k->scoped = !PQgetisnull(r, i, 4);
 		if (k->scoped &&

@@ -10,6 +10,7 @@
 #ifndef KENDALI_KEYS_H
 #define KENDALI_KEYS_H
 
+#include "auth.h"
 #include "idset.h"
 
 #include <libpq-fe.h>
@@ -21,6 +22,7 @@
 struct key_info {
 	char key_id[KEY_ID_LEN + 1];
 	char poster[65];
+	char tenant[AUTH_TENANT_MAX + 1]; /* whose events it posts */
 	unsigned types;	      /* bit (1 << enum ev_type) per allowed type */
 	bool scoped;	      /* limited to the sensors below */
 	struct idset sensors; /* the sensors allowed, when scoped */

@@ -66,16 +66,24 @@ static void zone_label(const char *tz, int offset_s, char *out, size_t len)
 			 m / 60 % 100, m % 60);
 }
 
+void load_tenant_row(PGresult *r, int i, struct tenant_info *t)
+{
+	memset(t, 0, sizeof(*t));
+	snprintf(t->id, sizeof(t->id), "%s", PQgetvalue(r, i, 0));
+	snprintf(t->name, sizeof(t->name), "%s", PQgetvalue(r, i, 1));
+	snprintf(t->head, sizeof(t->head), "%s", PQgetvalue(r, i, 2));
+	t->province = strcmp(PQgetvalue(r, i, 3), "province") == 0;
+	snprintf(t->time_zone, sizeof(t->time_zone), "%s", PQgetvalue(r, i, 4));
+	t->tz_offset_s = atoi(PQgetvalue(r, i, 5));
+	zone_label(t->time_zone, t->tz_offset_s, t->zone, sizeof(t->zone));
+}
+
 int load_tenant(PGconn *conn, const char *id, struct tenant_info *t, char *err,
 		size_t errlen)
 {
 	const char *p[1] = {id};
-	PGresult *r = query(conn,
-			    "SELECT name, head, kind, time_zone,"
-			    " extract(epoch FROM (now() AT TIME ZONE"
-			    " time_zone) - (now() AT TIME ZONE 'UTC'))::int"
-			    " FROM tenants WHERE id = $1",
-			    1, p, err, errlen);
+	PGresult *r =
+	    query(conn, LOAD_TENANTS_SQL " WHERE id = $1", 1, p, err, errlen);
 
 	if (!r)
 		return -1;
@@ -84,15 +92,28 @@ int load_tenant(PGconn *conn, const char *id, struct tenant_info *t, char *err,
 		PQclear(r);
 		return -1;
 	}
-	memset(t, 0, sizeof(*t));
-	snprintf(t->id, sizeof(t->id), "%s", id);
-	snprintf(t->name, sizeof(t->name), "%s", PQgetvalue(r, 0, 0));
-	snprintf(t->head, sizeof(t->head), "%s", PQgetvalue(r, 0, 1));
-	t->province = strcmp(PQgetvalue(r, 0, 2), "province") == 0;
-	snprintf(t->time_zone, sizeof(t->time_zone), "%s", PQgetvalue(r, 0, 3));
-	t->tz_offset_s = atoi(PQgetvalue(r, 0, 4));
-	zone_label(t->time_zone, t->tz_offset_s, t->zone, sizeof(t->zone));
+	load_tenant_row(r, 0, t);
 	PQclear(r);
+	return 0;
+}
+
+int load_local_tenants(PGconn *conn, PGresult **out, char *err, size_t errlen)
+{
+	*out = query(conn, LOAD_TENANTS_SQL " WHERE kind = 'local' ORDER BY id",
+		     0, NULL, err, errlen);
+	return *out ? 0 : -1;
+}
+
+int load_district_rows(PGresult *r, struct hmap *names)
+{
+	for (int i = 0; i < PQntuples(r); i++) {
+		char *name = strdup(PQgetvalue(r, i, 0));
+
+		if (!name || hmap_put(names, name, name) < 0) {
+			free(name);
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -100,24 +121,15 @@ int load_districts(PGconn *conn, const char *tenant, struct hmap *names,
 		   char *err, size_t errlen)
 {
 	const char *p[1] = {tenant};
-	PGresult *r =
-	    query(conn, "SELECT name FROM districts WHERE tenant = $1", 1, p,
-		  err, errlen);
+	PGresult *r = query(conn, LOAD_DISTRICTS_SQL, 1, p, err, errlen);
+	int rc;
 
 	if (!r)
 		return -1;
-	for (int i = 0; i < PQntuples(r); i++) {
-		char *name = strdup(PQgetvalue(r, i, 0));
-
-		if (!name || hmap_put(names, name, name) < 0) {
-			free(name);
-			PQclear(r);
-			snprintf(err, errlen, "out of memory");
-			return -1;
-		}
-	}
+	if ((rc = load_district_rows(r, names)) < 0)
+		snprintf(err, errlen, "out of memory");
 	PQclear(r);
-	return 0;
+	return rc;
 }
 
 static double dbl_or_nan(const char *v)
@@ -129,14 +141,19 @@ static int load_sensors(PGconn *conn, const char *tenant, struct sensors *k,
 			char *err, size_t errlen)
 {
 	const char *p[1] = {tenant};
-	PGresult *r = query(conn,
-			    "SELECT sensor_id, name, metric, unit, district,"
-			    " lat, lon, waspada, siaga, awas, offline_after_s,"
-			    " kd_us(created_at) FROM sensors WHERE tenant = $1",
-			    1, p, err, errlen);
+	PGresult *r = query(conn, LOAD_SENSORS_SQL, 1, p, err, errlen);
+	int rc;
 
 	if (!r)
 		return -1;
+	if ((rc = load_sensor_rows(r, k)) < 0)
+		snprintf(err, errlen, "out of memory");
+	PQclear(r);
+	return rc;
+}
+
+int load_sensor_rows(PGresult *r, struct sensors *k)
+{
 	for (int i = 0; i < PQntuples(r); i++) {
 		struct ev_sensor_def d = {0};
 
@@ -152,13 +169,9 @@ static int load_sensors(PGconn *conn, const char *tenant, struct sensors *k,
 		for (int t = 0; t < EV_THRESHOLDS; t++)
 			d.thresholds[t] = dbl_or_nan(col(r, i, 7 + t));
 		d.offline_after_s = atoi(col(r, i, 10));
-		if (sensors_define(k, &d, parse_us(col(r, i, 11))) < 0) {
-			snprintf(err, errlen, "out of memory");
-			PQclear(r);
+		if (sensors_define(k, &d, parse_us(col(r, i, 11))) < 0)
 			return -1;
-		}
 	}
-	PQclear(r);
 	return 0;
 }
 
@@ -231,7 +244,7 @@ int load_state(PGconn *conn, const char *tenant, struct sensors *k,
 	    "SELECT 'e'::text, NULL::text, NULL::text, 'sensor'::text,"
 	    " s.sensor_id, r.occurred_at, r.value, NULL::int2, NULL::text,"
 	    " NULL::text, NULL::text, NULL::bool, NULL::timestamptz,"
-	    " NULL::timestamptz FROM sensors s"
+	    " NULL::timestamptz, s.tenant FROM sensors s"
 	    " CROSS JOIN LATERAL (SELECT e.occurred_at, e.value FROM events e"
 	    " WHERE e.tenant = s.tenant AND e.type = 'sensor'"
 	    " AND e.subject = s.sensor_id"
@@ -247,12 +260,10 @@ int load_state(PGconn *conn, const char *tenant, struct sensors *k,
 	return 0;
 }
 
-int load_credentials(PGconn *conn, const char *tenant, struct keys *keys,
-		     struct auth *auth, char *err, size_t errlen)
+int load_credentials(PGconn *conn, struct keys *keys, struct auth *auth,
+		     char *err, size_t errlen)
 {
-	const char *p[1] = {tenant};
-	PGresult *r =
-	    PQexecParams(conn, READS_KEYS_SQL, 1, NULL, p, NULL, NULL, 0);
+	PGresult *r = PQexec(conn, READS_KEYS_SQL);
 	int rc = keys_replace(keys, r);
 
 	if (rc < 0)
@@ -261,8 +272,7 @@ int load_credentials(PGconn *conn, const char *tenant, struct keys *keys,
 	PQclear(r);
 	if (rc < 0)
 		return -1;
-	r = PQexecParams(conn, READS_CREDENTIALS_SQL, 1, NULL, p, NULL, NULL,
-			 0);
+	r = PQexec(conn, READS_CREDENTIALS_SQL);
 	rc = auth_replace(auth, r);
 	if (rc < 0)
 		snprintf(err, errlen,

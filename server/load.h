@@ -27,9 +27,10 @@ int load_state(PGconn *conn, const char *tenant, struct sensors *sensors,
 	       struct alerts *as, const struct store_sink *sink, char *err,
 	       size_t errlen) __attribute__((warn_unused_result));
 
-/* The live agency keys, screen tokens and sessions, into keys and auth. */
-int load_credentials(PGconn *conn, const char *tenant, struct keys *keys,
-		     struct auth *auth, char *err, size_t errlen)
+/* The live agency keys, screen tokens and sessions of every tenant, into
+ * keys and auth. */
+int load_credentials(PGconn *conn, struct keys *keys, struct auth *auth,
+		     char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* The names of the tenant's kecamatan (schema/012), into names (each key
@@ -41,5 +42,32 @@ int load_districts(PGconn *conn, const char *tenant, struct hmap *names,
 /* The tenant id, with its UTC offset now, into *t. */
 int load_tenant(PGconn *conn, const char *id, struct tenant_info *t, char *err,
 		size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Tenants as load_tenant_row reads them, followed by a WHERE: the start-up
+ * load reads them with it, and the server again when a tenant is created
+ * (NOTIFY kendali_tenants).
+ */
+#define LOAD_TENANTS_SQL                                                       \
+	"SELECT id, name, head, kind, time_zone,"                              \
+	" extract(epoch FROM (now() AT TIME ZONE time_zone)"                   \
+	" - (now() AT TIME ZONE 'UTC'))::int FROM tenants"
+void load_tenant_row(PGresult *r, int i, struct tenant_info *t);
+/* Every tenant of kind local (those a server serves), by id, into *out
+ * (rows of LOAD_TENANTS_SQL; PQclear it). */
+int load_local_tenants(PGconn *conn, PGresult **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* A tenant's kecamatan ($1) and sensors ($1), and their rows into a
+ * tenant's table (-1: out of memory). */
+#define LOAD_DISTRICTS_SQL "SELECT name FROM districts WHERE tenant = $1"
+#define LOAD_SENSORS_SQL                                                       \
+	"SELECT sensor_id, name, metric, unit, district, lat, lon, waspada,"   \
+	" siaga, awas, offline_after_s, kd_us(created_at) FROM sensors"        \
+	" WHERE tenant = $1"
+int load_district_rows(PGresult *r, struct hmap *names)
+    __attribute__((warn_unused_result));
+int load_sensor_rows(PGresult *r, struct sensors *k)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -66,6 +66,7 @@ struct sess {
 	bool need_ping;
 	unsigned short close_code; /* of the close frame owed or sent */
 	const char *close_why;	   /* its reason, a static string */
+	struct pub *pub;	   /* its tenant's publisher */
 	char id[PUB_ID_MAX];	   /* the screen's credential, "" if none */
 	int errors;		   /* bad messages received */
 	int errors_sent;	   /* of their replies, those sent */
@@ -99,8 +100,6 @@ struct pub {
 	char at[40]; /* time of the current state */
 	bool db_down;
 	char down_since[40];
-	pub_admit_fn admit;
-	void *admit_arg;
 	uint64_t sent, snapshots;
 	uint64_t pushes, push_us; /* fan-outs, and their time to the last */
 };
@@ -456,11 +455,7 @@ void pub_alert(struct pub *p, json_t *alert)
 		push(p, m);
 }
 
-void pub_set_admit(struct pub *p, pub_admit_fn admit, void *arg)
-{
-	p->admit = admit;
-	p->admit_arg = arg;
-}
+
 
 void pub_revalidate(struct pub *p, bool (*live)(void *arg, const char *id),
 		    void *arg)
@@ -685,8 +680,9 @@ static int receive(struct sess *s, const void *in, size_t len)
 int pub_ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	      void *in, size_t len)
 {
-	struct pub *p = (struct pub *)lws_get_protocol(wsi)->user;
+	const struct pub_door *door = lws_get_protocol(wsi)->user;
 	struct sess *s = user;
+	struct pub *p = s ? s->pub : NULL;
 	char uri[64];
 
 	switch (reason) {
@@ -700,13 +696,16 @@ int pub_ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			return 1;
 		memset(s, 0, sizeof(*s));
 		/* Refused, lws 4.1 drops the connection without a status. */
-		return p->admit &&
-		       !p->admit(p->admit_arg, wsi, s->id, sizeof(s->id));
+		s->pub = door->admit(door->arg, wsi, s->id, sizeof(s->id));
+		return s->pub ? 0 : 1;
 	case LWS_CALLBACK_ESTABLISHED: {
 		char id[PUB_ID_MAX];
+		if (!p)
+			return -1;
 		memcpy(id, s->id, sizeof(id));
 		memset(s, 0, sizeof(*s));
 		memcpy(s->id, id, sizeof(id));
+		s->pub = p;
 		s->wsi = wsi;
 		s->mask = WS_TOPIC_ALL;
 		s->need_snapshot = true;

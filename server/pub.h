@@ -68,13 +68,19 @@ void pub_database(struct pub *p, bool up, const char *since, const char *at);
 void pub_alert(struct pub *p, json_t *alert);
 
 /*
- * Who may connect: admit is asked at each upgrade; it fills id (up to
- * PUB_ID_MAX bytes, "" for none) with the screen's credential, or returns
- * false to refuse.  Without it every upgrade is admitted.
+ * Who may connect, and to which publisher (a tenant's screens): the lws
+ * protocol's user pointer is a door, whose admit is asked at each
+ * upgrade; it fills id (up to PUB_ID_MAX bytes, "" for none) with the
+ * screen's credential and returns the publisher the screen joins, or NULL
+ * to refuse.
  */
 #define PUB_ID_MAX 16
-typedef bool (*pub_admit_fn)(void *arg, struct lws *wsi, char *id, size_t len);
-void pub_set_admit(struct pub *p, pub_admit_fn admit, void *arg);
+typedef struct pub *(*pub_admit_fn)(void *arg, struct lws *wsi, char *id,
+				    size_t len);
+struct pub_door {
+	pub_admit_fn admit;
+	void *arg;
+};
 
 /*
  * Closes (1008, "access revoked") every screen whose credential live()
@@ -96,7 +102,7 @@ uint64_t pub_messages_sent(const struct pub *p);
 void pub_push_time(const struct pub *p, uint64_t *pushes, uint64_t *us);
 uint64_t pub_snapshots_sent(const struct pub *p);
 
-/* The lws protocol callback; the protocol's user pointer is the pub. */
+/* The lws protocol callback; the protocol's user pointer is the door. */
 int pub_ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	      void *in, size_t len);
 

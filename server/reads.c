@@ -3,6 +3,7 @@
 #include "buf.h"
 #include "log.h"
 #include "migrate.h"
+#include "load.h"
 #include "event.h"
 #include "sqltext.h"
 
@@ -409,19 +410,14 @@ int reads_session_end(struct pgc *c, const char *tenant, const char *id,
 
 /* ---- credentials ---- */
 
-int reads_keys(struct pgc *c, const char *tenant, pgc_result_cb cb, void *arg)
+int reads_keys(struct pgc *c, pgc_result_cb cb, void *arg)
 {
-	const char *p[1] = {tenant};
-
-	return pgc_query(c, READS_KEYS_SQL, 1, p, cb, arg);
+	return pgc_query(c, READS_KEYS_SQL, 0, NULL, cb, arg);
 }
 
-int reads_credentials(struct pgc *c, const char *tenant, pgc_result_cb cb,
-		      void *arg)
+int reads_credentials(struct pgc *c, pgc_result_cb cb, void *arg)
 {
-	const char *p[1] = {tenant};
-
-	return pgc_query(c, READS_CREDENTIALS_SQL, 1, p, cb, arg);
+	return pgc_query(c, READS_CREDENTIALS_SQL, 0, NULL, cb, arg);
 }
 
 static void command_done(void *arg, PGresult *r, const char *error)
@@ -436,22 +432,47 @@ int reads_listen(struct pgc *c)
 	if (pgc_query(c, "LISTEN kendali_keys", 0, NULL, command_done,
 		      "LISTEN kendali_keys") < 0)
 		return -1;
-	return pgc_query(c, "LISTEN kendali_auth", 0, NULL, command_done,
-			 "LISTEN kendali_auth");
+	if (pgc_query(c, "LISTEN kendali_auth", 0, NULL, command_done,
+		      "LISTEN kendali_auth") < 0)
+		return -1;
+	if (pgc_query(c, "LISTEN kendali_tenants", 0, NULL, command_done,
+		      "LISTEN kendali_tenants") < 0)
+		return -1;
+	return pgc_query(c, "LISTEN kendali_reference", 0, NULL, command_done,
+			 "LISTEN kendali_reference");
 }
 
-int reads_prune(struct pgc *c, const char *tenant)
+int reads_prune(struct pgc *c)
+{
+	return pgc_query(
+	    c,
+	    "WITH f AS (DELETE FROM login_failures"
+	    " WHERE last_at < now() - interval '1 day')"
+	    " DELETE FROM sessions WHERE coalesce(ended_at, expires_at)"
+	    " < now() - interval '30 days'",
+	    0, NULL, command_done, "pruning old sessions");
+}
+
+int reads_tenants(struct pgc *c, pgc_result_cb cb, void *arg)
+{
+	return pgc_query(c, LOAD_TENANTS_SQL " WHERE kind = 'local'", 0, NULL,
+			 cb, arg);
+}
+
+int reads_tenant_districts(struct pgc *c, const char *tenant,
+			   pgc_result_cb cb, void *arg)
 {
 	const char *p[1] = {tenant};
 
-	return pgc_query(
-	    c,
-	    "WITH f AS (DELETE FROM login_failures WHERE tenant = $1"
-	    " AND last_at < now() - interval '1 day')"
-	    " DELETE FROM sessions WHERE tenant = $1"
-	    " AND coalesce(ended_at, expires_at)"
-	    " < now() - interval '30 days'",
-	    1, p, command_done, "pruning old sessions");
+	return pgc_query(c, LOAD_DISTRICTS_SQL, 1, p, cb, arg);
+}
+
+int reads_tenant_sensors(struct pgc *c, const char *tenant, pgc_result_cb cb,
+			 void *arg)
+{
+	const char *p[1] = {tenant};
+
+	return pgc_query(c, LOAD_SENSORS_SQL, 1, p, cb, arg);
 }
 
 int reads_schema(struct pgc *c, pgc_result_cb cb, void *arg)

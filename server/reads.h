@@ -88,36 +88,44 @@ int reads_series(struct pgc *c, const struct reads_series_q *q,
 /* ---- credentials ---- */
 
 /*
- * The live agency keys ($1: the tenant), the rows keys_replace decodes, and
+ * The live agency keys of every tenant, the rows keys_replace decodes, and
  * the live screen tokens and sessions, the rows auth_replace decodes: each
- * module builds its own table from them.  The start-up load reads them
- * with these too.
+ * module builds its own table from them, each credential naming its
+ * tenant.  The start-up load reads them with these too.
  */
 #define READS_KEYS_SQL                                                         \
 	"SELECT key_id, poster, array_to_string(types, ','),"                  \
-	" encode(secret_sha256, 'hex'), array_to_string(sensors, ',')"         \
-	" FROM api_keys"                                                       \
-	" WHERE tenant = $1 AND revoked_at IS NULL"
+	" encode(secret_sha256, 'hex'), array_to_string(sensors, ','), tenant" \
+	" FROM api_keys WHERE revoked_at IS NULL"
 #define READS_CREDENTIALS_SQL                                                  \
-	"SELECT 's', token_id, name, role, encode(secret_sha256, 'hex'), 0"    \
-	" FROM screen_tokens WHERE tenant = $1 AND revoked_at IS NULL"         \
+	"SELECT 's', token_id, name, role, encode(secret_sha256, 'hex'), 0,"   \
+	" tenant FROM screen_tokens WHERE revoked_at IS NULL"                  \
 	" UNION ALL"                                                           \
 	" SELECT 'u', s.session_id, u.username, u.role,"                       \
-	" encode(s.secret_sha256, 'hex'), kd_us(s.expires_at)"                 \
+	" encode(s.secret_sha256, 'hex'), kd_us(s.expires_at), s.tenant"       \
 	" FROM sessions s JOIN users u USING (tenant, username)"               \
-	" WHERE s.tenant = $1 AND s.ended_at IS NULL"                          \
+	" WHERE s.ended_at IS NULL"                                            \
 	" AND s.expires_at > now() AND u.disabled_at IS NULL"
-int reads_keys(struct pgc *c, const char *tenant, pgc_result_cb cb, void *arg);
-int reads_credentials(struct pgc *c, const char *tenant, pgc_result_cb cb,
-		      void *arg);
+int reads_keys(struct pgc *c, pgc_result_cb cb, void *arg);
+int reads_credentials(struct pgc *c, pgc_result_cb cb, void *arg);
 
-/* LISTEN to the channels the credentials' changes are notified on
- * (schema/003, 006). */
+/* LISTEN to the channels the credentials', the tenants' and their
+ * reference data's changes are notified on (schema/003, 006, 011; `kendali
+ * tenant import`). */
 int reads_listen(struct pgc *c);
 
-/* Forgets sessions over for a month and failed logins a day old (the audit
- * keeps the trail); a failure is logged. */
-int reads_prune(struct pgc *c, const char *tenant);
+/* Forgets sessions over for a month and failed logins a day old, of every
+ * tenant (the audit keeps the trail); a failure is logged. */
+int reads_prune(struct pgc *c);
+
+/* The tenants a server serves (rows of LOAD_TENANTS_SQL, load.h), and a
+ * tenant's kecamatan and sensors (LOAD_DISTRICTS_SQL, LOAD_SENSORS_SQL):
+ * for a tenant created while the server runs. */
+int reads_tenants(struct pgc *c, pgc_result_cb cb, void *arg);
+int reads_tenant_districts(struct pgc *c, const char *tenant,
+			   pgc_result_cb cb, void *arg);
+int reads_tenant_sensors(struct pgc *c, const char *tenant, pgc_result_cb cb,
+			 void *arg);
 
 /* MIGRATE_VERSIONS_SQL, for /readyz. */
 int reads_schema(struct pgc *c, pgc_result_cb cb, void *arg);

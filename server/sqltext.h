@@ -26,11 +26,11 @@ _Static_assert(EV_REPORT_RESOLVED == 3 && EV_REPORT_REJECTED == 4,
 #define SQL_CALL_ROW                                                           \
 	" SELECT 'c'::text, call_id, NULL::text, NULL::text, NULL::text,"      \
 	"  received_at, NULL::float8, status, category, NULL::text,"           \
-	"  NULL::text, NULL::bool, answered_at, abandoned_at FROM "
+	"  NULL::text, NULL::bool, answered_at, abandoned_at, tenant FROM "
 #define SQL_TICKET_ROW                                                         \
 	" SELECT 't'::text, ticket, NULL::text, NULL::text, NULL::text,"       \
 	"  received_at, NULL::float8, status, category, district, agency,"     \
-	"  dispatched, resolved_at, NULL::timestamptz FROM "
+	"  dispatched, resolved_at, NULL::timestamptz, tenant FROM "
 
 /* Columns of a result row; kind 'c' is a call, 't' a ticket, 'e' an event
  * the careful statement stored. */
@@ -48,7 +48,8 @@ enum sql_row_col {
 	OUT_AGENCY,   /* t */
 	OUT_DISPATCHED,
 	OUT_DONE_AT, /* c: answered_at; t: resolved_at */
-	OUT_ABANDONED_AT
+	OUT_ABANDONED_AT,
+	OUT_TENANT
 };
 
 #endif

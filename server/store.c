@@ -32,36 +32,39 @@
  * one alone for a while after a duplicate (CAREFUL_MS), since a client
  * catching up resends many.
  *
- * Parameters and results are binary (pgbin.h): $1 tenant; per event
+ * Parameters and results are binary (pgbin.h): per event its tenant,
  * poster, event_id, type, occurred_at, its order key (kd_key), subject,
  * status, rank, category, district, agency, title, value, lat, lon; per
- * request its poster, number of events and peer, for the audit.  Result
+ * request its poster, number of events, peer and ($20) tenant, for the
+ * audit.  A group mixes tenants: each row carries its own.  Result
  * rows: see enum sql_row_col (sqltext.h).
  */
 #define SQL_EVENTS                                                             \
 	"WITH aud AS ("                                                        \
 	" INSERT INTO audit (tenant, actor, action, detail, peer)"             \
-	" SELECT $1, actor, 'events.post', jsonb_build_object('events', n),"   \
-	"  peer FROM unnest($17::text[], $18::int4[], $19::text[])"            \
-	"  AS r(actor, n, peer)"                                               \
+	" SELECT tenant, actor, 'events.post',"                                \
+	"  jsonb_build_object('events', n), peer"                              \
+	"  FROM unnest($20::text[], $17::text[], $18::int4[], $19::text[])"    \
+	"  AS r(tenant, actor, n, peer)"                                       \
 	"), e AS ("                                                            \
-	" SELECT * FROM unnest($2::text[], $3::text[], $4::text[],"            \
-	"  $5::timestamptz[], $6::int8[], $7::text[], $8::text[],"             \
+	" SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"            \
+	"  $4::text[], $5::timestamptz[], $6::int8[], $7::text[], $8::text[]," \
 	"  $9::int2[], $10::text[], $11::text[], $12::text[], $13::text[],"    \
 	"  $14::float8[], $15::float8[], $16::float8[])"                       \
-	" AS u(poster, event_id, type, occurred_at, key, subject, status,"     \
-	"  rank, category, district, agency, title, value, lat, lon)"          \
+	" AS u(tenant, poster, event_id, type, occurred_at, key, subject,"     \
+	"  status, rank, category, district, agency, title, value, lat, lon)"  \
 	"), ins AS ("                                                          \
 	" INSERT INTO events (tenant, poster, event_id, type, occurred_at,"    \
 	"  subject, status, rank, category, district, agency, title, value,"   \
 	"  lat, lon)"                                                          \
-	" SELECT $1, poster, event_id, type, occurred_at, subject, status,"    \
-	"  rank, category, district, agency, title, value, lat, lon FROM e"
+	" SELECT tenant, poster, event_id, type, occurred_at, subject,"        \
+	"  status, rank, category, district, agency, title, value, lat, lon"   \
+	"  FROM e"
 
 /* The summaries of the calls and tickets in stored events src. */
 #define SQL_SUMMARIES(src)                                                     \
 	"), cn AS ("                                                           \
-	" SELECT subject,"                                                     \
+	" SELECT tenant, subject,"                                             \
 	"  min(occurred_at) FILTER (WHERE status = 'received') AS recv_min,"   \
 	"  min(occurred_at) AS first_at, max(key) AS status_key,"              \
 	"  max(key) FILTER (WHERE category IS NOT NULL) AS category_key,"      \
@@ -71,12 +74,12 @@
 	"answered_at,"                                                         \
 	"  min(occurred_at) FILTER (WHERE status = 'abandoned')"               \
 	"  AS abandoned_at"                                                    \
-	" FROM " src " WHERE type = 'call' GROUP BY subject"                   \
+	" FROM " src " WHERE type = 'call' GROUP BY tenant, subject"           \
 	"), cu AS ("                                                           \
 	" INSERT INTO calls AS c (tenant, call_id, recv_min, first_at,"        \
 	"  status_key, category_key, category, answered_at, abandoned_at)"     \
-	" SELECT $1, subject, recv_min, first_at, status_key, category_key,"   \
-	"  category, answered_at, abandoned_at FROM cn"                        \
+	" SELECT tenant, subject, recv_min, first_at, status_key,"             \
+	"  category_key, category, answered_at, abandoned_at FROM cn"          \
 	" ON CONFLICT (tenant, call_id) DO UPDATE SET"                         \
 	"  recv_min = LEAST(c.recv_min, EXCLUDED.recv_min),"                   \
 	"  first_at = LEAST(c.first_at, EXCLUDED.first_at),"                   \
@@ -88,9 +91,9 @@
 	"  answered_at = LEAST(c.answered_at, EXCLUDED.answered_at),"          \
 	"  abandoned_at = LEAST(c.abandoned_at, EXCLUDED.abandoned_at)"        \
 	" RETURNING call_id, received_at, status, category, answered_at,"      \
-	"  abandoned_at"                                                       \
+	"  abandoned_at, tenant"                                               \
 	"), tn AS ("                                                           \
-	" SELECT subject,"                                                     \
+	" SELECT tenant, subject,"                                             \
 	"  min(occurred_at) FILTER (WHERE status = 'received') AS recv_min,"   \
 	"  min(occurred_at) AS first_at, max(key) AS status_key,"              \
 	"  max(key) FILTER (WHERE category IS NOT NULL) AS category_key,"      \
@@ -104,14 +107,14 @@
 	"   FILTER (WHERE agency IS NOT NULL))[1] AS agency,"                  \
 	"  bool_or(status = 'dispatched') AS dispatched,"                      \
 	"  max(occurred_at) FILTER (WHERE status = 'resolved') AS resolved_at" \
-	" FROM " src " WHERE type = 'report' GROUP BY subject"                 \
+	" FROM " src " WHERE type = 'report' GROUP BY tenant, subject"         \
 	"), tu AS ("                                                           \
 	" INSERT INTO tickets AS t (tenant, ticket, recv_min, first_at,"       \
 	"  status_key, category_key, category, district_key, district,"        \
 	"  agency_key, agency, dispatched, resolved_at)"                       \
-	" SELECT $1, subject, recv_min, first_at, status_key, category_key,"   \
-	"  category, district_key, district, agency_key, agency, dispatched,"  \
-	"  resolved_at FROM tn"                                                \
+	" SELECT tenant, subject, recv_min, first_at, status_key,"             \
+	"  category_key, category, district_key, district, agency_key, agency,"\
+	"  dispatched, resolved_at FROM tn"                                    \
 	" ON CONFLICT (tenant, ticket) DO UPDATE SET"                          \
 	"  recv_min = LEAST(t.recv_min, EXCLUDED.recv_min),"                   \
 	"  first_at = LEAST(t.first_at, EXCLUDED.first_at),"                   \
@@ -131,7 +134,7 @@
 	"  dispatched = t.dispatched OR EXCLUDED.dispatched,"                  \
 	"  resolved_at = GREATEST(t.resolved_at, EXCLUDED.resolved_at)"        \
 	" RETURNING ticket, received_at, status, category, district, agency,"  \
-	"  dispatched, resolved_at"                                            \
+	"  dispatched, resolved_at, tenant"                                    \
 	")" SQL_CALL_ROW "cu UNION ALL" SQL_TICKET_ROW "tu"
 
 static const char FAST_SQL[] = SQL_EVENTS SQL_SUMMARIES("e");
@@ -140,14 +143,14 @@ static const char FAST_SQL[] = SQL_EVENTS SQL_SUMMARIES("e");
  * stored, with each event's order key read back from it. */
 #define SQL_SKIP_STORED                                                        \
 	" ON CONFLICT DO NOTHING"                                              \
-	" RETURNING poster, event_id, type, subject, occurred_at, rank,"       \
-	"  status, category, district, agency, value"                          \
+	" RETURNING tenant, poster, event_id, type, subject, occurred_at,"     \
+	"  rank, status, category, district, agency, value"                    \
 	"), k AS ("                                                            \
 	" SELECT *, kd_key(occurred_at, rank) AS key FROM ins"
 
 #define SQL_STORED_ROWS                                                        \
 	" UNION ALL SELECT 'e', event_id, poster, type, subject, occurred_at," \
-	"  value, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ins"
+	"  value, NULL, NULL, NULL, NULL, NULL, NULL, NULL, tenant FROM ins"
 
 static const char CAREFUL_SQL[] =
     SQL_EVENTS SQL_SKIP_STORED SQL_SUMMARIES("k") SQL_STORED_ROWS;
@@ -156,10 +159,11 @@ static const char CAREFUL_SQL[] =
 #define CAREFUL_MS 1000
 
 #define NCOLS 15 /* per event */
-#define NPARAMS (1 + NCOLS + 3)
+#define NPARAMS (1 + NCOLS + 4)
 
 struct job {
 	struct job *next;
+	char *tenant;
 	char *poster;
 	char *peer;
 	struct ev_batch batch;
@@ -178,7 +182,6 @@ struct group {
 
 struct store {
 	uv_loop_t *loop;
-	char *tenant;
 	struct store_sink sink;
 	struct pgc *conn;
 	uv_check_t check;
@@ -198,6 +201,7 @@ static void job_done(struct job *j, enum store_status st, const char *error)
 	j->cb(j->arg, st, j->accepted, st == STORE_OK ? n - j->accepted : 0,
 	      error);
 	ev_batch_free(&j->batch);
+	free(j->tenant);
 	free(j->poster);
 	free(j->peer);
 	free(j);
@@ -292,7 +296,7 @@ void store_apply_rows(const struct store_sink *sink, PGresult *r)
 			    .answered_us = out_us(r, i, OUT_DONE_AT),
 			    .abandoned_us = out_us(r, i, OUT_ABANDONED_AT),
 			};
-			sink->call(sink->arg, &c);
+			sink->call(sink->arg, PQgetvalue(r, i, OUT_TENANT), &c);
 		} else if (kind == 't') {
 			struct kpi_ticket t = {
 			    .ticket = PQgetvalue(r, i, OUT_ID),
@@ -306,10 +310,12 @@ void store_apply_rows(const struct store_sink *sink, PGresult *r)
 				pgbin_bool(PQgetvalue(r, i, OUT_DISPATCHED)),
 			    .resolved_us = out_us(r, i, OUT_DONE_AT),
 			};
-			sink->ticket(sink->arg, &t);
+			sink->ticket(sink->arg, PQgetvalue(r, i, OUT_TENANT),
+				     &t);
 		} else if (strcmp(PQgetvalue(r, i, OUT_TYPE), "sensor") == 0) {
 			sink->reading(
-			    sink->arg, PQgetvalue(r, i, OUT_SUBJECT),
+			    sink->arg, PQgetvalue(r, i, OUT_TENANT),
+			    PQgetvalue(r, i, OUT_SUBJECT),
 			    out_us(r, i, OUT_AT),
 			    pgbin_float8(PQgetvalue(r, i, OUT_VALUE)));
 		}
@@ -324,8 +330,9 @@ static void apply_readings(struct store *s, const struct group *g)
 			const struct ev_event *e = &j->batch.events[i];
 
 			if (e->type == EV_SENSOR)
-				s->sink.reading(s->sink.arg, e->subject,
-						e->occurred_us, e->value);
+				s->sink.reading(s->sink.arg, j->tenant,
+						e->subject, e->occurred_us,
+						e->value);
 		}
 }
 
@@ -339,7 +346,7 @@ static int credit(struct group *g, PGresult *r)
 	struct buf keys = {0};
 	int rc = 0;
 
-	/* Keys are "poster\x1fid", kept in one buffer; offsets are stored
+	/* Keys are "tenant\x1fposter\x1fid", kept in one buffer; offsets are stored
 	 * until the buffer stops moving. */
 	size_t *offs = malloc((g->events + 1) * sizeof(*offs));
 	struct job **owner = malloc((g->events + 1) * sizeof(*owner));
@@ -352,8 +359,8 @@ static int credit(struct group *g, PGresult *r)
 		for (size_t i = 0; i < j->batch.n; i++) {
 			offs[n] = keys.len;
 			owner[n++] = j;
-			buf_printf(&keys, "%s\x1f%s", j->poster,
-				   j->batch.events[i].id);
+			buf_printf(&keys, "%s\x1f%s\x1f%s", j->tenant,
+				   j->poster, j->batch.events[i].id);
 			buf_add(&keys, "", 1);
 		}
 	}
@@ -371,8 +378,9 @@ static int credit(struct group *g, PGresult *r)
 		if (PQgetvalue(r, i, OUT_KIND)[0] != 'e')
 			continue;
 		buf_reset(&key);
-		buf_printf(&key, "%s\x1f%s", PQgetvalue(r, i, OUT_POSTER),
-			   PQgetvalue(r, i, OUT_ID));
+		buf_printf(&key, "%s\x1f%s\x1f%s",
+			   PQgetvalue(r, i, OUT_TENANT),
+			   PQgetvalue(r, i, OUT_POSTER), PQgetvalue(r, i, OUT_ID));
 		struct job *j = key.oom ? NULL : hmap_get(&first, key.p);
 		if (j)
 			j->accepted++;
@@ -476,8 +484,10 @@ static void group_cb(void *arg, PGresult *r, const char *error)
 static int send_group(struct group *g)
 {
 	struct store *s = g->s;
-	struct pgbin_arr cols[NCOLS], req[3]; /* per request: actor, n, peer */
-	struct pgc_param params[NPARAMS] = {{.value = s->tenant}};
+	/* Per event its tenant and NCOLS columns; per request its poster,
+	 * number of events, peer and tenant. */
+	struct pgbin_arr tenants, cols[NCOLS], req[4];
+	struct pgc_param params[NPARAMS];
 	bool oom = false;
 	int rc;
 
@@ -486,18 +496,25 @@ static int send_group(struct group *g)
 	pgbin_arr_start(&req[0], PGBIN_TEXT);
 	pgbin_arr_start(&req[1], PGBIN_INT4);
 	pgbin_arr_start(&req[2], PGBIN_TEXT);
+	pgbin_arr_start(&req[3], PGBIN_TEXT);
+	pgbin_arr_start(&tenants, PGBIN_TEXT);
 	for (const struct job *j = g->jobs; j; j = j->next) {
-		for (size_t i = 0; i < j->batch.n; i++)
+		for (size_t i = 0; i < j->batch.n; i++) {
+			pgbin_arr_text(&tenants, j->tenant);
 			add_event(cols, j->poster, &j->batch.events[i]);
+		}
 		pgbin_arr_text(&req[0], j->poster);
 		pgbin_arr_int4(&req[1], (int32_t)j->batch.n);
 		pgbin_arr_text(&req[2], j->peer);
+		pgbin_arr_text(&req[3], j->tenant);
 	}
-	for (int c = 0; c < NCOLS + 3; c++) {
-		struct pgbin_arr *a = c < NCOLS ? &cols[c] : &req[c - NCOLS];
+	for (int c = 0; c < NPARAMS; c++) {
+		struct pgbin_arr *a = c == 0	       ? &tenants
+				      : c <= NCOLS ? &cols[c - 1]
+						   : &req[c - 1 - NCOLS];
 
 		oom |= pgbin_arr_end(a) < 0;
-		params[1 + c] = (struct pgc_param){
+		params[c] = (struct pgc_param){
 		    .value = a->b.p, .length = (int)a->b.len, .binary = true};
 	}
 	rc = oom ? -1
@@ -507,8 +524,9 @@ static int send_group(struct group *g)
 		       true, group_cb, g);
 	for (int c = 0; c < NCOLS; c++)
 		pgbin_arr_free(&cols[c]);
-	for (int c = 0; c < 3; c++)
+	for (int c = 0; c < 4; c++)
 		pgbin_arr_free(&req[c]);
+	pgbin_arr_free(&tenants);
 	return rc;
 }
 
@@ -565,8 +583,9 @@ static void check_cb(uv_check_t *h)
 	flush(s);
 }
 
-int store_submit(struct store *s, const char *poster, const char *peer,
-		 struct ev_batch *batch, store_done_cb cb, void *arg)
+int store_submit(struct store *s, const char *tenant, const char *poster,
+		 const char *peer, struct ev_batch *batch, store_done_cb cb,
+		 void *arg)
 {
 	struct job *j;
 
@@ -575,9 +594,12 @@ int store_submit(struct store *s, const char *poster, const char *peer,
 	if (s->pending_events + batch->n > s->max_pending_events)
 		return STORE_UNAVAILABLE;
 	j = calloc(1, sizeof(*j));
-	if (!j || !(j->poster = strdup(poster)) || !(j->peer = strdup(peer))) {
-		if (j)
+	if (!j || !(j->tenant = strdup(tenant)) ||
+	    !(j->poster = strdup(poster)) || !(j->peer = strdup(peer))) {
+		if (j) {
+			free(j->tenant);
 			free(j->poster);
+		}
 		free(j);
 		return STORE_FAILED; /* out of memory: a 500, not a 503 */
 	}
@@ -622,8 +644,8 @@ static const char *num_or_null(char *buf, size_t n, double v)
 	return buf;
 }
 
-int store_put_sensor(struct store *s, const struct ev_sensor_def *d,
-		     const char *actor, const char *peer, store_sensor_cb cb,
+int store_put_sensor(struct store *s, const char *tenant,
+		     const struct ev_sensor_def *d, const char *actor, const char *peer, store_sensor_cb cb,
 		     void *arg)
 {
 	char lat[32], lon[32], th[3][32], off[16];
@@ -635,7 +657,7 @@ int store_put_sensor(struct store *s, const struct ev_sensor_def *d,
 	q->cb = cb;
 	q->arg = arg;
 	snprintf(off, sizeof(off), "%d", d->offline_after_s);
-	p[0] = s->tenant;
+	p[0] = tenant;
 	p[1] = d->sensor_id;
 	p[2] = d->name;
 	p[3] = d->metric;
@@ -701,8 +723,8 @@ static const char *us_or_null(char *buf, size_t n, int64_t us)
 	return buf;
 }
 
-int store_save_alert(struct store *s, const struct alert *a, store_alert_cb cb,
-		     void *arg)
+int store_save_alert(struct store *s, const char *tenant,
+		     const struct alert *a, store_alert_cb cb, void *arg)
 {
 	char id[24], raised[24], cleared[24], acked[24];
 	struct alert_req *q = malloc(sizeof(*q));
@@ -720,7 +742,7 @@ int store_save_alert(struct store *s, const struct alert *a, store_alert_cb cb,
 	p[5] = us_or_null(acked, sizeof(acked), a->acked_us);
 	p[6] = a->note[0] ? a->note : NULL;
 	if (a->id == 0) {
-		p[0] = s->tenant;
+		p[0] = tenant;
 		p[7] = alert_kind_name(a->kind);
 		p[8] = a->sensor_id;
 		p[9] = us_or_null(raised, sizeof(raised), a->raised_us);
@@ -758,10 +780,11 @@ static void history_cb(void *arg, PGresult *r, const char *error)
 			 r ? PQresultErrorMessage(r) : error);
 }
 
-void store_save_history(struct store *s, int64_t at_us, const char *kpis)
+void store_save_history(struct store *s, const char *tenant, int64_t at_us,
+			const char *kpis)
 {
 	char at[24];
-	const char *p[3] = {s->tenant, at, kpis};
+	const char *p[3] = {tenant, at, kpis};
 
 	snprintf(at, sizeof(at), "%lld", (long long)at_us);
 	if (pgc_query(s->conn,
@@ -782,10 +805,10 @@ static void audit_cb(void *arg, PGresult *r, const char *error)
 			 r ? PQresultErrorMessage(r) : error);
 }
 
-void store_audit(struct store *s, const char *actor, const char *action,
-		 const char *detail, const char *peer)
+void store_audit(struct store *s, const char *tenant, const char *actor,
+		 const char *action, const char *detail, const char *peer)
 {
-	const char *p[5] = {s->tenant, actor, action, detail, peer};
+	const char *p[5] = {tenant, actor, action, detail, peer};
 
 	if (pgc_query(s->conn,
 		      "INSERT INTO audit (tenant, actor, action, detail, peer)"
@@ -796,7 +819,7 @@ void store_audit(struct store *s, const char *actor, const char *action,
 }
 
 struct store *store_new(uv_loop_t *loop, const char *conninfo,
-			const char *tenant, const struct store_sink *sink,
+			const struct store_sink *sink,
 			size_t max_pending_events, unsigned timeout_ms)
 {
 	struct store *s = calloc(1, sizeof(*s));
@@ -806,11 +829,9 @@ struct store *store_new(uv_loop_t *loop, const char *conninfo,
 	s->loop = loop;
 	s->sink = *sink;
 	s->max_pending_events = max_pending_events;
-	s->tenant = strdup(tenant);
 	s->conn = pgc_new(loop, conninfo, "writer", WRITER_QUEUE, timeout_ms,
 			  NULL, NULL);
-	if (!s->tenant || !s->conn) {
-		free(s->tenant);
+	if (!s->conn) {
 		free(s);
 		return NULL;
 	}
@@ -848,7 +869,6 @@ static void check_closed_cb(uv_handle_t *h)
 {
 	struct store *s = h->data;
 
-	free(s->tenant);
 	free(s);
 }
 

@@ -23,11 +23,13 @@
 #include <stddef.h>
 #include <uv.h>
 
+/* Each committed row names its tenant (one group mixes tenants). */
 struct store_sink {
-	void (*call)(void *arg, const struct kpi_call *c);
-	void (*ticket)(void *arg, const struct kpi_ticket *t);
-	void (*reading)(void *arg, const char *sensor_id, int64_t at_us,
-			double value);
+	void (*call)(void *arg, const char *tenant, const struct kpi_call *c);
+	void (*ticket)(void *arg, const char *tenant,
+		       const struct kpi_ticket *t);
+	void (*reading)(void *arg, const char *tenant, const char *sensor_id,
+			int64_t at_us, double value);
 	void *arg;
 };
 
@@ -45,11 +47,12 @@ typedef void (*store_done_cb)(void *arg, enum store_status status,
 struct store;
 
 struct store *store_new(uv_loop_t *loop, const char *conninfo,
-			const char *tenant, const struct store_sink *sink,
+			const struct store_sink *sink,
 			size_t max_pending_events, unsigned timeout_ms);
 
 /*
- * Queues a request's events for the next group; the audit trail records
+ * Queues a request's events, all of one tenant, for the next group (which
+ * may hold other tenants' requests); the audit trail records
  * the poster, the number of events and the client's address (peer) in the
  * same transaction.  Takes ownership of the
  * batch's contents (the caller's *batch is emptied).  Returns 0,
@@ -57,32 +60,34 @@ struct store *store_new(uv_loop_t *loop, const char *conninfo,
  * or STORE_FAILED when out of memory; then cb is never called and the batch
  * is left with the caller.
  */
-int store_submit(struct store *s, const char *poster, const char *peer,
-		 struct ev_batch *batch, store_done_cb cb, void *arg)
+int store_submit(struct store *s, const char *tenant, const char *poster,
+		 const char *peer, struct ev_batch *batch, store_done_cb cb,
+		 void *arg)
     __attribute__((warn_unused_result));
 
 /* Upserts a sensor; cb gets ok and whether it was new. */
 typedef void (*store_sensor_cb)(void *arg, bool ok, bool created,
 				int64_t registered_us, const char *error);
-int store_put_sensor(struct store *s, const struct ev_sensor_def *def,
-		     const char *actor, const char *peer, store_sensor_cb cb,
+int store_put_sensor(struct store *s, const char *tenant,
+		     const struct ev_sensor_def *def, const char *actor, const char *peer, store_sensor_cb cb,
 		     void *arg) __attribute__((warn_unused_result));
 
 /* Writes an alert's full state (insert when it has no id yet). */
 typedef void (*store_alert_cb)(void *arg, bool ok, int64_t id);
-int store_save_alert(struct store *s, const struct alert *a, store_alert_cb cb,
-		     void *arg) __attribute__((warn_unused_result));
+int store_save_alert(struct store *s, const char *tenant,
+		     const struct alert *a, store_alert_cb cb, void *arg) __attribute__((warn_unused_result));
 
 /*
  * Records the KPIs at a point in time (kpis is a JSON object as text,
  * copied) and deletes records older than 400 days.  Fire and forget: a
  * failure is logged, and the next record is written all the same.
  */
-void store_save_history(struct store *s, int64_t at_us, const char *kpis);
+void store_save_history(struct store *s, const char *tenant, int64_t at_us,
+			const char *kpis);
 
 /* Appends to the audit trail (detail: a JSON object as text). */
-void store_audit(struct store *s, const char *actor, const char *action,
-		 const char *detail, const char *peer);
+void store_audit(struct store *s, const char *tenant, const char *actor,
+		 const char *action, const char *detail, const char *peer);
 
 bool store_ready(const struct store *s);
 /* Nothing queued and nothing in flight. */

@@ -35,10 +35,25 @@ json_t *tenant_snapshot(struct tenant *t, int64_t now)
 
 /* ---- committed state in: the store's sink ---- */
 
-static void sink_call(void *arg, const struct kpi_call *c)
+/* A committed row's tenant; NULL for one not served (logged: a row of a
+ * tenant this server does not know yet is read again at its start). */
+static struct tenant *sink_tenant(void *arg, const char *id)
 {
-	struct tenant *t = arg;
+	struct tenant *t = tenants_get(arg, id);
 
+	if (!t)
+		log_warn("committed data of tenant %s, which is not served "
+			 "here",
+			 id);
+	return t;
+}
+
+static void sink_call(void *arg, const char *tenant, const struct kpi_call *c)
+{
+	struct tenant *t = sink_tenant(arg, tenant);
+
+	if (!t)
+		return;
 	if (kpi_apply_call(t->kpi, c, clock_now_us()) < 0)
 		log_error("out of memory applying call %s", c->call_id);
 	tenant_touch(t);
@@ -50,11 +65,14 @@ bool tenant_district_known(const struct tenant *t, const char *district)
 	       hmap_get(&t->districts, district);
 }
 
-static void sink_ticket(void *arg, const struct kpi_ticket *tk)
+static void sink_ticket(void *arg, const char *tenant,
+			const struct kpi_ticket *tk)
 {
-	struct tenant *t = arg;
+	struct tenant *t = sink_tenant(arg, tenant);
 	struct kpi_ticket mapped = *tk;
 
+	if (!t)
+		return;
 	/* A misspelt or foreign kecamatan is counted apart, not as a
 	 * district of its own (/metrics names it). */
 	if (!tenant_district_known(t, tk->district))
@@ -64,18 +82,50 @@ static void sink_ticket(void *arg, const struct kpi_ticket *tk)
 	tenant_touch(t);
 }
 
-static void sink_reading(void *arg, const char *sensor_id, int64_t at_us,
-			 double value)
+static void sink_reading(void *arg, const char *tenant, const char *sensor_id,
+			 int64_t at_us, double value)
 {
-	struct tenant *t = arg;
+	struct tenant *t = sink_tenant(arg, tenant);
 
-	if (sensors_apply_reading(t->sensors, sensor_id, at_us, value))
+	if (t && sensors_apply_reading(t->sensors, sensor_id, at_us, value))
 		tenant_touch(t);
 }
 
-struct store_sink tenant_sink(struct tenant *t)
+struct store_sink tenants_sink(struct tenants *ts)
 {
-	return (struct store_sink){sink_call, sink_ticket, sink_reading, t};
+	return (struct store_sink){sink_call, sink_ticket, sink_reading, ts};
+}
+
+/* ---- the tenants served ---- */
+
+struct tenant *tenants_get(const struct tenants *ts, const char *id)
+{
+	return id ? hmap_get(&ts->by_id, id) : NULL;
+}
+
+int tenants_add(struct tenants *ts, struct tenant *t)
+{
+	struct tenant **list;
+
+	if (tenants_get(ts, t->info.id))
+		return -1;
+	list = realloc(ts->list, (ts->n + 1) * sizeof(*list));
+	if (!list)
+		return -1;
+	ts->list = list;
+	if (hmap_put(&ts->by_id, t->info.id, t) < 0)
+		return -1;
+	ts->list[ts->n++] = t;
+	return 0;
+}
+
+void tenants_free(struct tenants *ts)
+{
+	for (size_t i = 0; i < ts->n; i++)
+		tenant_free(ts->list[i]);
+	free(ts->list);
+	hmap_free(&ts->by_id);
+	memset(ts, 0, sizeof(*ts));
 }
 
 /* ---- alerts: stored, then shown ---- */
@@ -104,7 +154,7 @@ void tenant_alerts_flush(struct tenant *t)
 
 		alert_save_begin(al);
 		if (!s ||
-		    store_save_alert(t->app->store, al, alert_saved, s) < 0) {
+		    store_save_alert(t->app->store, t->info.id, al, alert_saved, s) < 0) {
 			free(s);
 			/* Marked dirty again: the next tick retries. */
 			alerts_save_done(t->alerts, al, false, 0);
@@ -241,7 +291,7 @@ static void record_history(struct tenant *t, int64_t now)
 	text = json_dumps(rec, JSON_DUMP_FLAGS);
 	json_decref(rec);
 	if (text)
-		store_save_history(t->app->store, slot, text);
+		store_save_history(t->app->store, t->info.id, slot, text);
 	free(text);
 }
 
@@ -294,11 +344,13 @@ struct tenant *tenant_new(struct app *a, const struct tenant_info *info)
 	return t;
 }
 
-void tenant_start(struct tenant *t, uv_loop_t *loop)
+void tenant_start(struct tenant *t, uv_loop_t *loop, struct lws_context *ctx)
 {
 	uv_timer_init(loop, &t->publish);
 	t->publish.data = t;
 	t->timer_open = true;
+	pub_set_context(t->pub, ctx, loop);
+	pub_set_ping(t->pub, t->app->cfg.ws_ping_s);
 }
 
 static void timer_closed(uv_handle_t *h)
@@ -311,6 +363,7 @@ void tenant_close(struct tenant *t)
 	if (!t->timer_open)
 		return;
 	t->timer_open = false;
+	pub_set_context(t->pub, NULL, NULL);
 	uv_timer_stop(&t->publish);
 	uv_close((uv_handle_t *)&t->publish, timer_closed);
 }

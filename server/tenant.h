@@ -16,6 +16,7 @@
 #include <uv.h>
 
 struct app;
+struct lws_context;
 struct store_sink;
 
 /* A tenant as the pages show it. */
@@ -55,9 +56,11 @@ struct tenant *tenant_new(struct app *a, const struct tenant_info *info);
 /* Frees it once tenant_close's callbacks have run (or it never started). */
 void tenant_free(struct tenant *t);
 
-/* Its publication timer runs on loop from now on. */
-void tenant_start(struct tenant *t, uv_loop_t *loop);
-/* Stops and closes the timer (the loop must run to finish closing). */
+/* Its publication timer runs on loop from now on, and its screens are
+ * served through ctx. */
+void tenant_start(struct tenant *t, uv_loop_t *loop, struct lws_context *ctx);
+/* Stops and closes the timer, and lets its screens' context go (the loop
+ * must run to finish closing). */
 void tenant_close(struct tenant *t);
 
 /*
@@ -70,8 +73,27 @@ bool tenant_district_known(const struct tenant *t, const char *district);
  * is not one of the tenant's kecamatan. */
 #define TENANT_OTHER_DISTRICT "other"
 
-/* Where the store sends the committed calls, tickets and readings. */
-struct store_sink tenant_sink(struct tenant *t);
+/*
+ * The tenants a process serves: every tenant of kind local in its
+ * database, in the order they were added (list), and by id.
+ */
+struct tenants {
+	struct tenant **list;
+	size_t n;
+	struct hmap by_id;
+};
+
+/* The tenant of that id, or NULL (none, or not served). */
+struct tenant *tenants_get(const struct tenants *ts, const char *id);
+/* Takes t; -1 (t not taken) when out of memory or its id is taken. */
+int tenants_add(struct tenants *ts, struct tenant *t)
+    __attribute__((warn_unused_result));
+/* Frees every tenant (their timers closed, or never started). */
+void tenants_free(struct tenants *ts);
+
+/* Where the store sends the committed calls, tickets and readings: each to
+ * the tenant its row names. */
+struct store_sink tenants_sink(struct tenants *ts);
 
 /* The current snapshot, alerts.active included (new reference). */
 json_t *tenant_snapshot(struct tenant *t, int64_t now);
