@@ -287,10 +287,9 @@ static void login_failed(struct login *l)
 
 	/* A name in no tenant served has nothing to count against. */
 	if (l->tenant[0] &&
-	    reads_login_failed(l->app->reader, l->tenant, l->username,
-			       r->client.peer,
-			       l->usable ? "password" : "unknown or disabled") <
-		0)
+	    reads_login_failed(
+		l->app->reader, l->tenant, l->username, r->client.peer,
+		l->usable ? "password" : "unknown or disabled") < 0)
 		log_warn("a failed login of %s was not recorded: database "
 			 "busy",
 			 l->username);
@@ -354,9 +353,9 @@ static void verify_done(uv_work_t *w, int status)
 		return;
 	}
 	auth_hex(l->who.sha256, 32, digest_hex + 2);
-	if (reads_session_open(a->reader, l->tenant, l->who.id,
-			       l->username, digest_hex, a->cfg.session_hours,
-			       r->client.peer, session_stored, l) < 0)
+	if (reads_session_open(a->reader, l->tenant, l->who.id, l->username,
+			       digest_hex, a->cfg.session_hours, r->client.peer,
+			       session_stored, l) < 0)
 		session_stored(l, false, 0);
 }
 
@@ -479,8 +478,8 @@ void access_login(struct http_req *r)
 	json_decref(body);
 	if (!l->tenant[0])
 		user_read(l, true, &(struct reads_login){0});
-	else if (reads_login(a->reader, l->tenant, l->username, user_read,
-			     l) < 0)
+	else if (reads_login(a->reader, l->tenant, l->username, user_read, l) <
+		 0)
 		user_read(l, false, NULL);
 }
 

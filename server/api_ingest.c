@@ -252,8 +252,8 @@ void api_post_events(struct http_req *r)
 		if (!tenant_district_known(r->tenant, batch.events[i].district))
 			pe->unknown[pe->n_unknown++] = counters_poster(
 			    &a->unknown_districts, batch.events[i].district);
-	int rc = store_submit(a->store, r->tenant->info.id, key->poster, r->client.peer, &batch,
-			      events_done, pe);
+	int rc = store_submit(a->store, r->tenant->info.id, key->poster,
+			      r->client.peer, &batch, events_done, pe);
 	if (rc < 0) {
 		ev_batch_free(&batch);
 		events_done(pe, (enum store_status)rc, 0, 0, "out of memory");
@@ -372,8 +372,9 @@ void api_put_sensor(struct http_req *r)
 		problem_from(r, &err);
 		return;
 	}
-	if (store_put_sensor(r->app->store, r->tenant->info.id, &ps->def, key->poster,
-			     r->client.peer, sensor_stored, ps) < 0) {
+	if (store_put_sensor(r->app->store, r->tenant->info.id, &ps->def,
+			     key->poster, r->client.peer, sensor_stored,
+			     ps) < 0) {
 		free(ps);
 		http_unavailable(r,
 				 "The database cannot take writes now; retry "

@@ -160,18 +160,28 @@ static void ingest_metrics(struct buf *b, struct app *a)
 	      "are refused with 503.");
 }
 
+/* The process's screens are those of every tenant it serves. */
 static void screen_metrics(struct buf *b, struct app *a)
 {
-	uint64_t pushes, push_us;
+	uint64_t pushes = 0, push_us = 0, sent = 0, snapshots = 0;
+	size_t clients = 0;
 
-	pub_push_time(a->tenant->pub, &pushes, &push_us);
-	gauge(b, "kendali_ws_clients", pub_clients(a->tenant->pub),
+	for (size_t i = 0; i < a->tenants.n; i++) {
+		const struct pub *p = a->tenants.list[i]->pub;
+		uint64_t n, us;
+
+		pub_push_time(p, &n, &us);
+		pushes += n;
+		push_us += us;
+		clients += pub_clients(p);
+		sent += pub_messages_sent(p);
+		snapshots += pub_snapshots_sent(p);
+	}
+	gauge(b, "kendali_ws_clients", clients,
 	      "Open websocket connections of screens.");
-	counter(b, "kendali_ws_messages_total",
-		pub_messages_sent(a->tenant->pub),
+	counter(b, "kendali_ws_messages_total", sent,
 		"Websocket messages sent to screens.");
-	counter(b, "kendali_ws_snapshots_total",
-		pub_snapshots_sent(a->tenant->pub),
+	counter(b, "kendali_ws_snapshots_total", snapshots,
 		"Websocket snapshots sent to screens: one per connection, and "
 		"one per screen that fell too far behind. Far more than the "
 		"connections made means screens cannot keep up.");
@@ -187,10 +197,18 @@ static void screen_metrics(struct buf *b, struct app *a)
 
 static void state_metrics(struct buf *b, struct app *a)
 {
-	gauge(b, "kendali_calls_held", kpi_calls_held(a->tenant->kpi),
-	      "Calls held in memory for the KPIs.");
-	gauge(b, "kendali_tickets_held", kpi_tickets_held(a->tenant->kpi),
-	      "Tickets held in memory for the KPIs.");
+	size_t calls = 0, tickets = 0;
+
+	for (size_t i = 0; i < a->tenants.n; i++) {
+		calls += kpi_calls_held(a->tenants.list[i]->kpi);
+		tickets += kpi_tickets_held(a->tenants.list[i]->kpi);
+	}
+	gauge(b, "kendali_tenants", a->tenants.n,
+	      "Tenants served (every city and regency of the database).");
+	gauge(b, "kendali_calls_held", calls,
+	      "Calls held in memory for the KPIs, of every tenant.");
+	gauge(b, "kendali_tickets_held", tickets,
+	      "Tickets held in memory for the KPIs, of every tenant.");
 	gauge(b, "kendali_database_up", store_ready(a->store) ? 1 : 0,
 	      "1 when the writer's database connection is up, else 0: "
 	      "then nothing can be stored; check PostgreSQL.");

@@ -421,8 +421,8 @@ void api_ack_alert(struct http_req *r)
 				   (json_int_t)id, "by", by, "note", note);
 	char *dtext = json_dumps(detail, JSON_COMPACT), actor[96];
 	access_actor(&r->who, by, actor, sizeof(actor));
-	store_audit(a->store, r->tenant->info.id, actor, "alert.ack", dtext ? dtext : "{}",
-		    r->client.peer);
+	store_audit(a->store, r->tenant->info.id, actor, "alert.ack",
+		    dtext ? dtext : "{}", r->client.peer);
 	free(dtext);
 	json_decref(detail);
 	json_decref(body);

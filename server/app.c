@@ -126,6 +126,16 @@ static struct tenant *ref_tenant(struct ref_read *q, PGresult *r,
 	return t;
 }
 
+static void tickets_read(void *arg, PGresult *r, const char *error)
+{
+	struct ref_read *q = arg;
+	struct store_sink sink = tenants_sink(&q->app->tenants);
+
+	if (ref_tenant(q, r, error, "tickets"))
+		store_apply_rows(&sink, r);
+	free(q);
+}
+
 static void districts_read(void *arg, PGresult *r, const char *error)
 {
 	struct ref_read *q = arg;
@@ -135,6 +145,13 @@ static void districts_read(void *arg, PGresult *r, const char *error)
 	if (t && load_district_rows(r, &next) == 0) {
 		hmap_free_all(&t->districts, NULL);
 		t->districts = next;
+		/* Each ticket's district is "other" or its own anew, as a
+		 * start would count it. */
+		if (reads_tenant_tickets(q->app->reader, q->tenant,
+					 tickets_read, q) == 0)
+			return;
+		log_warn("the tickets of %s not read again: reader busy",
+			 q->tenant);
 	} else {
 		hmap_free_all(&next, NULL);
 		if (t)
@@ -393,8 +410,8 @@ static void tick_cb(uv_timer_t *t)
 		/* Sessions end by the clock, without any NOTIFY. */
 		a->last_expiry_us = now;
 		for (size_t i = 0; i < a->tenants.n; i++)
-			pub_revalidate(a->tenants.list[i]->pub,
-				       credential_live, a);
+			pub_revalidate(a->tenants.list[i]->pub, credential_live,
+				       a);
 	}
 	if (now - a->last_schema_us >= SCHEMA_CHECK_US)
 		check_schema(a, now);
@@ -629,9 +646,9 @@ int app_serve(const struct config *cfg)
 		goto out;
 	a->loop = &loop;
 	struct store_sink sink = tenants_sink(&a->tenants);
-	a->store = store_new(&loop, cfg->database_url, &sink,
-			     cfg->max_pending_events,
-			     (unsigned)cfg->db_timeout_s * 1000);
+	a->store =
+	    store_new(&loop, cfg->database_url, &sink, cfg->max_pending_events,
+		      (unsigned)cfg->db_timeout_s * 1000);
 	a->reader =
 	    pgc_new(&loop, cfg->database_url, "reader", READER_QUEUE,
 		    (unsigned)cfg->db_timeout_s * 1000, reader_state, a);
@@ -692,8 +709,8 @@ int app_serve(const struct config *cfg)
 		 "tenant %s, UTC%+d)",
 		 cfg->tls_cert ? "https" : "http", cfg->host, cfg->port,
 		 a->tenants.n, cfg->tenant, a->tenant->info.tz_offset_s / 3600);
-	notify_status("serving %zu tenant(s) on %s:%d", a->tenants.n,
-		      cfg->host, cfg->port);
+	notify_status("serving %zu tenant(s) on %s:%d", a->tenants.n, cfg->host,
+		      cfg->port);
 	notify_ready();
 	uv_run(&loop, UV_RUN_DEFAULT);
 	rc = 0;

@@ -45,7 +45,7 @@ struct identity {
 	char id[AUTH_ID_LEN + 1]; /* token or session id; "" when anonymous */
 	char name[AUTH_NAME_MAX + 1];
 	char tenant[AUTH_TENANT_MAX + 1]; /* whose: "" when anonymous */
-	enum auth_role role; /* not for AUTH_ANONYMOUS */
+	enum auth_role role;		  /* not for AUTH_ANONYMOUS */
 	unsigned can;
 	int64_t expires_us; /* 0: until revoked */
 	unsigned char sha256[32];

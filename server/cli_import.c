@@ -1204,8 +1204,13 @@ int cli_tenant_import(PGconn *conn, const char *id, const char *dir)
 		free_set(&s);
 		return rc;
 	}
+	/* Servers read the tenant's kecamatan and gauges again once this
+	 * commits (the notification goes with the commit). */
+	const char *p[1] = {t.id};
 	if ((rc = run(conn, "BEGIN", 0, NULL, NULL)) == 0 &&
-	    (rc = write_set(conn, t.id, &s, &done)) == 0 && done)
+	    (rc = write_set(conn, t.id, &s, &done)) == 0 && done &&
+	    (rc = run(conn, "SELECT pg_notify('kendali_reference', $1)", 1, p,
+		      NULL)) == 0)
 		rc = run(conn, "COMMIT", 0, NULL, NULL);
 	if (rc || !done)
 		run(conn, "ROLLBACK", 0, NULL, NULL);
@@ -1216,9 +1221,9 @@ int cli_tenant_import(PGconn *conn, const char *id, const char *dir)
 		       json_array_size(s.districts),
 		       json_array_size(s.agencies), json_array_size(s.gauges));
 		if (s.gauges_changed)
-			printf("%zu gauge(s) new or changed: a server serving "
-			       "%s reads them when it starts.\n",
-			       s.gauges_changed, t.id);
+			printf("%zu gauge(s) new or changed: running servers "
+			       "read them now.\n",
+			       s.gauges_changed);
 	} else if (rc == 0) {
 		printf("Version %d of the reference data of %s is imported "
 		       "already: nothing changed.\n",

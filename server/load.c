@@ -231,13 +231,7 @@ int load_state(PGconn *conn, const char *tenant, struct sensors *k,
 			 " AND answered_at >= now() - interval '2 h'"
 			 " UNION" SQL_CALL_ROW "calls WHERE tenant = $1"
 			 " AND abandoned_at >= now() - interval '2 h'";
-	static const char tickets_sql[] = SQL_TICKET_ROW
-	    "tickets WHERE tenant = $1 AND status NOT IN " SQL_TICKET_CLOSED
-	    " UNION" SQL_TICKET_ROW "tickets WHERE tenant = $1"
-	    " AND status = " SQL_RESOLVED
-	    " AND resolved_at >= now() - interval '31 days'"
-	    " UNION" SQL_TICKET_ROW "tickets WHERE tenant = $1"
-	    " AND received_at >= now() - interval '49 h'";
+	static const char tickets_sql[] = LOAD_TICKETS_SQL;
 	/* Each gauge's latest reading, as the careful statement's rows of
 	 * stored readings. */
 	static const char readings_sql[] =

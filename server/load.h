@@ -12,6 +12,7 @@
 #include "sensors.h"
 #include "kpi.h"
 #include "store.h"
+#include "sqltext.h"
 #include "tenant.h"
 
 #include <libpq-fe.h>
@@ -65,6 +66,17 @@ int load_local_tenants(PGconn *conn, PGresult **out, char *err, size_t errlen)
 	"SELECT sensor_id, name, metric, unit, district, lat, lon, waspada,"   \
 	" siaga, awas, offline_after_s, kd_us(created_at) FROM sensors"        \
 	" WHERE tenant = $1"
+/* The tickets a KPI can still count ($1: the tenant), in the writer's
+ * result layout (sqltext.h), binary: at start-up, and again when the
+ * tenant's kecamatan change (each ticket's district is counted anew). */
+#define LOAD_TICKETS_SQL                                                       \
+	SQL_TICKET_ROW                                                         \
+	"tickets WHERE tenant = $1 AND status NOT IN " SQL_TICKET_CLOSED       \
+	" UNION" SQL_TICKET_ROW "tickets WHERE tenant = $1"                    \
+	" AND status = " SQL_RESOLVED                                          \
+	" AND resolved_at >= now() - interval '31 days'"                       \
+	" UNION" SQL_TICKET_ROW "tickets WHERE tenant = $1"                    \
+	" AND received_at >= now() - interval '49 h'"
 int load_district_rows(PGresult *r, struct hmap *names)
     __attribute__((warn_unused_result));
 int load_sensor_rows(PGresult *r, struct sensors *k)

@@ -455,8 +455,6 @@ void pub_alert(struct pub *p, json_t *alert)
 		push(p, m);
 }
 
-
-
 void pub_revalidate(struct pub *p, bool (*live)(void *arg, const char *id),
 		    void *arg)
 {

@@ -459,12 +459,20 @@ int reads_tenants(struct pgc *c, pgc_result_cb cb, void *arg)
 			 cb, arg);
 }
 
-int reads_tenant_districts(struct pgc *c, const char *tenant,
-			   pgc_result_cb cb, void *arg)
+int reads_tenant_districts(struct pgc *c, const char *tenant, pgc_result_cb cb,
+			   void *arg)
 {
 	const char *p[1] = {tenant};
 
 	return pgc_query(c, LOAD_DISTRICTS_SQL, 1, p, cb, arg);
+}
+
+int reads_tenant_tickets(struct pgc *c, const char *tenant, pgc_result_cb cb,
+			 void *arg)
+{
+	struct pgc_param p[1] = {{.value = tenant}};
+
+	return pgc_query_params(c, NULL, LOAD_TICKETS_SQL, 1, p, true, cb, arg);
 }
 
 int reads_tenant_sensors(struct pgc *c, const char *tenant, pgc_result_cb cb,

@@ -113,7 +113,8 @@
 	"  status_key, category_key, category, district_key, district,"        \
 	"  agency_key, agency, dispatched, resolved_at)"                       \
 	" SELECT tenant, subject, recv_min, first_at, status_key,"             \
-	"  category_key, category, district_key, district, agency_key, agency,"\
+	"  category_key, category, district_key, district, agency_key, "       \
+	"agency,"                                                              \
 	"  dispatched, resolved_at FROM tn"                                    \
 	" ON CONFLICT (tenant, ticket) DO UPDATE SET"                          \
 	"  recv_min = LEAST(t.recv_min, EXCLUDED.recv_min),"                   \
@@ -315,8 +316,7 @@ void store_apply_rows(const struct store_sink *sink, PGresult *r)
 		} else if (strcmp(PQgetvalue(r, i, OUT_TYPE), "sensor") == 0) {
 			sink->reading(
 			    sink->arg, PQgetvalue(r, i, OUT_TENANT),
-			    PQgetvalue(r, i, OUT_SUBJECT),
-			    out_us(r, i, OUT_AT),
+			    PQgetvalue(r, i, OUT_SUBJECT), out_us(r, i, OUT_AT),
 			    pgbin_float8(PQgetvalue(r, i, OUT_VALUE)));
 		}
 	}
@@ -346,8 +346,8 @@ static int credit(struct group *g, PGresult *r)
 	struct buf keys = {0};
 	int rc = 0;
 
-	/* Keys are "tenant\x1fposter\x1fid", kept in one buffer; offsets are stored
-	 * until the buffer stops moving. */
+	/* Keys are "tenant\x1fposter\x1fid", kept in one buffer; offsets are
+	 * stored until the buffer stops moving. */
 	size_t *offs = malloc((g->events + 1) * sizeof(*offs));
 	struct job **owner = malloc((g->events + 1) * sizeof(*owner));
 	size_t n = 0;
@@ -378,9 +378,9 @@ static int credit(struct group *g, PGresult *r)
 		if (PQgetvalue(r, i, OUT_KIND)[0] != 'e')
 			continue;
 		buf_reset(&key);
-		buf_printf(&key, "%s\x1f%s\x1f%s",
-			   PQgetvalue(r, i, OUT_TENANT),
-			   PQgetvalue(r, i, OUT_POSTER), PQgetvalue(r, i, OUT_ID));
+		buf_printf(&key, "%s\x1f%s\x1f%s", PQgetvalue(r, i, OUT_TENANT),
+			   PQgetvalue(r, i, OUT_POSTER),
+			   PQgetvalue(r, i, OUT_ID));
 		struct job *j = key.oom ? NULL : hmap_get(&first, key.p);
 		if (j)
 			j->accepted++;
@@ -509,7 +509,7 @@ static int send_group(struct group *g)
 		pgbin_arr_text(&req[3], j->tenant);
 	}
 	for (int c = 0; c < NPARAMS; c++) {
-		struct pgbin_arr *a = c == 0	       ? &tenants
+		struct pgbin_arr *a = c == 0	   ? &tenants
 				      : c <= NCOLS ? &cols[c - 1]
 						   : &req[c - 1 - NCOLS];
 
@@ -645,8 +645,8 @@ static const char *num_or_null(char *buf, size_t n, double v)
 }
 
 int store_put_sensor(struct store *s, const char *tenant,
-		     const struct ev_sensor_def *d, const char *actor, const char *peer, store_sensor_cb cb,
-		     void *arg)
+		     const struct ev_sensor_def *d, const char *actor,
+		     const char *peer, store_sensor_cb cb, void *arg)
 {
 	char lat[32], lon[32], th[3][32], off[16];
 	struct sensor_req *q = malloc(sizeof(*q));
@@ -723,8 +723,8 @@ static const char *us_or_null(char *buf, size_t n, int64_t us)
 	return buf;
 }
 
-int store_save_alert(struct store *s, const char *tenant,
-		     const struct alert *a, store_alert_cb cb, void *arg)
+int store_save_alert(struct store *s, const char *tenant, const struct alert *a,
+		     store_alert_cb cb, void *arg)
 {
 	char id[24], raised[24], cleared[24], acked[24];
 	struct alert_req *q = malloc(sizeof(*q));

@@ -62,20 +62,21 @@ struct store *store_new(uv_loop_t *loop, const char *conninfo,
  */
 int store_submit(struct store *s, const char *tenant, const char *poster,
 		 const char *peer, struct ev_batch *batch, store_done_cb cb,
-		 void *arg)
-    __attribute__((warn_unused_result));
+		 void *arg) __attribute__((warn_unused_result));
 
 /* Upserts a sensor; cb gets ok and whether it was new. */
 typedef void (*store_sensor_cb)(void *arg, bool ok, bool created,
 				int64_t registered_us, const char *error);
 int store_put_sensor(struct store *s, const char *tenant,
-		     const struct ev_sensor_def *def, const char *actor, const char *peer, store_sensor_cb cb,
-		     void *arg) __attribute__((warn_unused_result));
+		     const struct ev_sensor_def *def, const char *actor,
+		     const char *peer, store_sensor_cb cb, void *arg)
+    __attribute__((warn_unused_result));
 
 /* Writes an alert's full state (insert when it has no id yet). */
 typedef void (*store_alert_cb)(void *arg, bool ok, int64_t id);
-int store_save_alert(struct store *s, const char *tenant,
-		     const struct alert *a, store_alert_cb cb, void *arg) __attribute__((warn_unused_result));
+int store_save_alert(struct store *s, const char *tenant, const struct alert *a,
+		     store_alert_cb cb, void *arg)
+    __attribute__((warn_unused_result));
 
 /*
  * Records the KPIs at a point in time (kpis is a JSON object as text,

@@ -153,8 +153,8 @@ void tenant_alerts_flush(struct tenant *t)
 		struct alert_save *s = malloc(sizeof(*s));
 
 		alert_save_begin(al);
-		if (!s ||
-		    store_save_alert(t->app->store, t->info.id, al, alert_saved, s) < 0) {
+		if (!s || store_save_alert(t->app->store, t->info.id, al,
+					   alert_saved, s) < 0) {
 			free(s);
 			/* Marked dirty again: the next tick retries. */
 			alerts_save_done(t->alerts, al, false, 0);

@@ -136,11 +136,14 @@ void __wrap_log_msg(enum log_level level, const char *fmt, ...)
 /* Credentials, as http.dict spells them; secrets are what they hash. */
 #define SECRET "0123456789abcdef0123456789abcdef0123456789abcdef"
 
-static const char *const key_rows[][5] = {
-    /* key id, poster, types, secret, sensors (NULL: any) */
-    {"fuzzkeyall01", "dinas-fuzz", "call,report,sensor", "secretall", NULL},
-    {"fuzzkeyscop1", "bpbd-fuzz", "sensor", "secretscope", "wl-001,wl-002"},
-    {"fuzzkeycall1", "psc-fuzz", "call", "secretcall", NULL},
+#define NKEYCOLS 6
+static const char *const key_rows[][NKEYCOLS] = {
+    /* key id, poster, types, secret, sensors (NULL: any), tenant */
+    {"fuzzkeyall01", "dinas-fuzz", "call,report,sensor", "secretall", NULL,
+     "semarang"},
+    {"fuzzkeyscop1", "bpbd-fuzz", "sensor", "secretscope", "wl-001,wl-002",
+     "semarang"},
+    {"fuzzkeycall1", "psc-fuzz", "call", "secretcall", NULL, "semarang"},
 };
 
 static const struct {
@@ -157,15 +160,15 @@ static const struct {
 
 static void load_keys(struct keys *ks)
 {
-	PGresAttDesc cols[5];
-	static const char *const names[5] = {"key_id", "poster", "types",
-					     "sha256", "sensors"};
+	PGresAttDesc cols[NKEYCOLS];
+	static const char *const names[NKEYCOLS] = {
+	    "key_id", "poster", "types", "sha256", "sensors", "tenant"};
 	PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
 
 	memset(cols, 0, sizeof(cols));
-	for (int c = 0; c < 5; c++)
+	for (int c = 0; c < NKEYCOLS; c++)
 		cols[c].name = (char *)names[c];
-	if (!r || !PQsetResultAttrs(r, 5, cols))
+	if (!r || !PQsetResultAttrs(r, NKEYCOLS, cols))
 		stop("no result for the keys");
 	for (int i = 0; i < (int)(sizeof(key_rows) / sizeof(key_rows[0]));
 	     i++) {
@@ -174,7 +177,7 @@ static void load_keys(struct keys *ks)
 
 		auth_sha256(key_rows[i][3], sha);
 		auth_hex(sha, 32, hex);
-		for (int c = 0; c < 5; c++) {
+		for (int c = 0; c < NKEYCOLS; c++) {
 			const char *v = c == 3 ? hex : key_rows[i][c];
 			if (!PQsetvalue(r, i, c, (char *)v,
 					v ? (int)strlen(v) : -1))
@@ -224,6 +227,7 @@ static void load_identities(struct auth *au)
 
 		snprintf(w.id, sizeof(w.id), "%s", idents[i].id);
 		snprintf(w.name, sizeof(w.name), "%s", idents[i].name);
+		snprintf(w.tenant, sizeof(w.tenant), "semarang");
 		auth_sha256(SECRET, w.sha256);
 		if (auth_add(au, &w) < 0)
 			stop("identity not added");
@@ -231,22 +235,24 @@ static void load_identities(struct auth *au)
 }
 
 /* The store's sink: nothing is ever committed without a database. */
-static void sink_call(void *arg, const struct kpi_call *c)
+static void sink_call(void *arg, const char *tenant, const struct kpi_call *c)
 {
 	stop("a call committed without a database");
 }
 
-static void sink_ticket(void *arg, const struct kpi_ticket *t)
+static void sink_ticket(void *arg, const char *tenant,
+			const struct kpi_ticket *t)
 {
 	stop("a ticket committed without a database");
 }
 
-static void sink_reading(void *arg, const char *id, int64_t at, double v)
+static void sink_reading(void *arg, const char *tenant, const char *id,
+			 int64_t at, double v)
 {
 	stop("a reading committed without a database");
 }
 
-static bool ws_admit(void *arg, struct lws *wsi, char *id, size_t len)
+static struct pub *ws_admit(void *arg, struct lws *wsi, char *id, size_t len)
 {
 	return access_ws_admit(arg, wsi, id, len);
 }
@@ -331,15 +337,15 @@ static void setup(void)
 	a->tenant = tenant_new(a, &semarang);
 	a->keys = keys_new();
 	a->auth = auth_new();
-	if (!a->tenant || !a->keys || !a->auth)
+	if (!a->tenant || !a->keys || !a->auth ||
+	    tenants_add(&a->tenants, a->tenant) < 0)
 		stop("out of memory");
 	load_keys(a->keys);
 	load_identities(a->auth);
 	load_sensors(a->tenant->sensors, clock_now_us());
 	kpi_advance(a->tenant->kpi, clock_now_us());
 
-	tenant_start(a->tenant, &loop);
-	a->store = store_new(&loop, a->cfg.database_url, a->cfg.tenant, &sink,
+	a->store = store_new(&loop, a->cfg.database_url, &sink,
 			     a->cfg.max_pending_events,
 			     (unsigned)a->cfg.db_timeout_s * 1000);
 	a->reader = pgc_new(&loop, a->cfg.database_url, "reader", 64,
@@ -347,7 +353,7 @@ static void setup(void)
 	if (!a->store || !a->reader)
 		stop("out of memory");
 	fresh_limits(a);
-	pub_set_admit(a->tenant->pub, ws_admit, a);
+	a->door = (struct pub_door){ws_admit, a};
 	struct http_config hc = {
 	    .host = a->cfg.host,
 	    .port = a->cfg.port,
@@ -364,10 +370,10 @@ static void setup(void)
 	    .upgrade = access_upgrade,
 	    .app = a,
 	};
-	a->http =
-	    http_new(&loop, &handler, &hc, a->tenant->pub, err, sizeof(err));
+	a->http = http_new(&loop, &handler, &hc, &a->door, err, sizeof(err));
 	if (!a->http || !context)
 		stop(err);
+	tenant_start(a->tenant, &loop, http_lws_context(a->http));
 	vhost = lws_get_vhost_by_name(context, "kendali");
 	if (!vhost)
 		stop("no vhost");

@@ -48,6 +48,7 @@ FAMILIES = {
     "kendali_ws_messages_total": "counter",
     "kendali_ws_snapshots_total": "counter",
     "kendali_ws_push_seconds": "summary",
+    "kendali_tenants": "gauge",
     "kendali_calls_held": "gauge",
     "kendali_tickets_held": "gauge",
     "kendali_database_up": "gauge",

@@ -30,7 +30,9 @@ addresses of its own.
 """
 
 import itertools
+import json
 import random
+import re
 import threading
 import time
 import urllib.parse
@@ -41,7 +43,7 @@ import pytest
 import reference
 from harness import (WIB, Http, Server, WsClient, assert_problem, compare_kpis, fmt_time, kendali_cli,
                      near_wib_midnight, parse_time, sensor_body, session_set_cookie, utcnow, wait_until,
-                     wib_midnight, ws_snapshot)
+                     wib_midnight)
 
 SM, BT, KD = "semarang", "batang", "kendal"
 
@@ -365,7 +367,7 @@ def same_answer(r, ref, what, subst=None):
     a, b = dict(r.json or {}), dict(ref.json or {})
     if subst and isinstance(a.get("detail"), str):
         for x, y in subst.items():
-            a["detail"] = a["detail"].replace(x, y)
+            a["detail"] = re.sub(r"(?<![A-Za-z0-9_.:-])" + re.escape(x) + r"(?![A-Za-z0-9_.:-])", y, a["detail"])
     assert a == b, f"{what}: {r.json}, while one that does not exist gets {ref.json}"
 
 
@@ -400,7 +402,6 @@ def world(database, work_dir, kendali_bin):
         BT: [(w.hist_base + timedelta(seconds=60), {"reports.open": 22, "calls.received_today": 7}),
              (w.hist_base - timedelta(days=1), {"reports.open": 33})],
     }
-    import json
     for t, recs in w.history.items():
         for at, k in recs:
             db.execute("INSERT INTO kpi_history (tenant, at, kpis) VALUES (%s, %s, %s)",
@@ -565,8 +566,7 @@ def test_rows_carry_their_tenant(world):
     assert dict(aud).get(BT, 0) >= 2 and dict(aud).get(SM, 0) >= 1, aud
     for table in tenant_tables(db):
         tenants = {r[0] for r in db.rows(f'SELECT DISTINCT tenant FROM "{table}"')}
-        assert tenants <= {SM, BT, KD, "pati"} if table == "login_failures" else tenants <= {SM, BT, KD}, \
-            f"{table} holds rows of {tenants}"
+        assert tenants <= {SM, BT, KD}, f"{table} holds rows of {tenants}"
 
 
 # --------------------------------------------------------------------------
@@ -692,8 +692,7 @@ def test_reads_isolation(world):
                 [cookie(w.sessions[(t, u)]) for u in USERS[t]] + \
                 [{**bearer(w.tokens[t]["wall"]), **cookie(w.sessions[(other[t], "ani")])}]
         for h in creds:
-            c = w.http()
-            c.request = _with_headers(c.request, h)
+            c = HeaderHttp(w.srv.host, w.srv.port, h)
             try:
                 converge(w, t, c, what=f" ({sorted(h)})")
                 for path in (f"/api/v1/kpis?tenant={other[t]}", f"/api/v1/alerts?tenant={other[t]}"):
@@ -723,12 +722,18 @@ def test_reads_isolation(world):
         assert_unchanged(db, t, before[t], "reads")
 
 
-def _with_headers(request, headers):
-    def req(method, path, **kw):
-        kw["headers"] = {**headers, **(kw.get("headers") or {})}
+class HeaderHttp(Http):
+    """An Http client that sends the given headers (a credential) with
+    every request."""
+
+    def __init__(self, host, port, headers):
+        super().__init__(host, port)
+        self.extra = dict(headers)
+
+    def request(self, method, path, **kw):
+        kw["headers"] = {**self.extra, **(kw.get("headers") or {})}
         kw.setdefault("key", None)
-        return request(method, path, **kw)
-    return req
+        return super().request(method, path, **kw)
 
 
 def reference_alerts_diff(w, t, alerts):
@@ -824,9 +829,8 @@ def test_kpi_history_isolation(world):
     for at, want in cases:
         q = "/api/v1/kpis?at=" + urllib.parse.quote(at.astimezone(WIB).isoformat(timespec="milliseconds"))
         for t in (SM, BT):
-            for c in (w.clients[t],):
-                r = c.get(q)
-                assert r.status == 200 and r.json == want[t], f"{t}: GET {q}: {r}, expected {want[t]}"
+            r = w.clients[t].get(q)
+            assert r.status == 200 and r.json == want[t], f"{t}: GET {q}: {r}, expected {want[t]}"
             c = w.http(cookie=w.sessions[(t, "ani")])
             try:
                 r = c.get(q)
@@ -878,8 +882,8 @@ def test_ack_isolation(world):
         c.close()
     wait_until(lambda: db.rows("SELECT tenant, acked_by FROM alerts WHERE id = %s", (ids[BT],))
                == [(BT, TOKENS[BT]["ops"][0])], 3.0, "the acknowledgement stored")
-    wait_until(lambda: db.rows("SELECT tenant FROM audit WHERE action = 'alert.ack'") == [(BT,)], 3.0,
-               "one alert.ack audit row, in batang")
+    wait_until(lambda: db.rows("SELECT DISTINCT tenant FROM audit WHERE action = 'alert.ack'") == [(BT,)],
+               3.0, "the alert.ack audit rows, all in batang")
     converge(w, BT, w.clients[BT])
     converge(w, SM, w.clients[SM])
     assert_unchanged(db, SM, before[SM], "batang's acknowledgement")
@@ -939,6 +943,27 @@ def test_pages_isolation(world):
         c.close()
 
 
+SNAPSHOT_TRIES = 4
+
+
+def own_screen(url, headers, expected, what):
+    """A started WsClient whose snapshot equals expected(at).  A snapshot is
+    the state last published, which may trail a change committed less than
+    a publish interval (250 ms) before: a screen whose snapshot differs is
+    closed and opened again a little later, a few times; a snapshot of
+    another tenant's state never matches."""
+    diffs = []
+    for attempt in range(SNAPSHOT_TRIES):
+        ws = WsClient(url, headers=headers).start()
+        diffs = compare_kpis(ws.snapshot["kpis"], expected(parse_time(ws.snapshot["at"])))
+        if not diffs:
+            return ws
+        ws.close()
+        time.sleep(0.3)
+    pytest.fail(f"{what}: {SNAPSHOT_TRIES} websocket snapshots differ from the tenant's own model; the last:\n  "
+                + "\n  ".join(diffs), pytrace=False)
+
+
 def quiet(ws, start):
     """Messages since index start other than heartbeats (kpis with {})."""
     return [m for _, m in ws.messages[start:] if not (m.get("type") == "kpis" and m.get("kpis") == {})]
@@ -950,16 +975,13 @@ def test_websocket_isolation(world):
     while its own changes do."""
     w = world
     away_from_midnight()
-    screens = {SM: [WsClient(w.srv.ws_url, headers=bearer(w.tokens[SM]["wall"])),
-                    WsClient(w.srv.ws_url, headers=cookie(w.sessions[(SM, "ani")]))],
-               BT: [WsClient(w.srv.ws_url, headers=bearer(w.tokens[BT]["mayor"])),
-                    WsClient(w.srv.ws_url, headers=cookie(w.sessions[(BT, "budi")]))]}
+    screens = {}
     try:
-        for t, wss in screens.items():
-            for ws in wss:
-                ws.start()
-                diffs = compare_kpis(ws.snapshot["kpis"], w.expected(t, parse_time(ws.snapshot["at"])))
-                assert not diffs, f"{t}: the websocket snapshot differs from its own model:\n  " + "\n  ".join(diffs)
+        for t, creds in ((SM, [bearer(w.tokens[SM]["wall"]), cookie(w.sessions[(SM, "ani")])]),
+                         (BT, [bearer(w.tokens[BT]["mayor"]), cookie(w.sessions[(BT, "budi")])])):
+            screens[t] = []
+            for h in creds:
+                screens[t].append(own_screen(w.srv.ws_url, h, lambda at, t=t: w.expected(t, at), t))
 
         def change(t, events, alert_sensor, ack=None):
             other = BT if t == SM else SM
@@ -1055,12 +1077,7 @@ def test_tenant_created_while_running(world):
         assert body["kpis"]["calls.received_today"] >= 1 or body["kpis"]["reports.open"] >= 1
         assert [(a["sensor_id"], a["severity"]) for a in body["kpis"]["alerts.active"]] == [("GAUGE-1", "siaga")]
 
-        ws = WsClient(w.srv.ws_url, headers=bearer(token)).start()
-        try:
-            diffs = compare_kpis(ws.snapshot["kpis"], w.expected(KD, parse_time(ws.snapshot["at"])))
-            assert not diffs, "\n".join(diffs)
-        finally:
-            ws.close()
+        own_screen(w.srv.ws_url, bearer(token), lambda at: w.expected(KD, at), KD).close()
     finally:
         c.close()
 
@@ -1114,7 +1131,6 @@ def test_login_names_the_tenant(world):
                3.0, "the login's audit row, in batang")
 
     for body in ({"username": "ani", "password": pw_sm},
-                 {"username": "ani", "password": pw_sm, "tenant": None},
                  {"username": "ani", "password": pw_sm, "tenant": SM}):
         value, r = login_ok(w, body, src)
         c = w.http(cookie=value)
@@ -1125,6 +1141,20 @@ def test_login_names_the_tenant(world):
         assert s.status == 200 and s.json["tenant"] == TENANT_INFO[SM] and s.json["role"] == "operator", (body, s)
         assert db.rows("SELECT tenant, username FROM sessions WHERE session_id = %s",
                        (value.split("_")[1],)) == [(SM, "ani")]
+
+
+def test_login_tenant_null_is_the_default(world):
+    """docs/api.md section 1: a member whose value is null is treated as
+    absent, so {"tenant": null} logs in to the default tenant."""
+    w = world
+    src = next_source()
+    value, r = login_ok(w, {"username": "ani", "password": USERS[SM]["ani"][1], "tenant": None}, src)
+    c = w.http(cookie=value)
+    try:
+        s = c.get("/api/v1/session")
+    finally:
+        c.close()
+    assert s.status == 200 and s.json["tenant"] == TENANT_INFO[SM] and s.json["role"] == "operator", s
 
 
 def test_login_refusals_are_identical(world):
@@ -1197,7 +1227,6 @@ def test_anonymous_and_unnamed_logins_go_to_the_default_tenant(fresh_database, m
         for t in (SM, BT):
             r = c.post_events(events[t], key=keys[t])
             assert r.status == 202 and r.json == {"accepted": len(events[t]), "duplicates": 0}, r
-        srv_default = {"srv": srv}
         _check_anonymous(srv, SM, events)
     finally:
         c.close()
@@ -1221,7 +1250,6 @@ def test_anonymous_and_unnamed_logins_go_to_the_default_tenant(fresh_database, m
         assert s.status == 200 and s.json["tenant"] == TENANT_INFO[SM], s
     finally:
         c.close()
-    del srv_default
 
 
 def _check_anonymous(srv, tenant, events):
@@ -1234,8 +1262,7 @@ def _check_anonymous(srv, tenant, events):
             body = c.kpis()
             return not compare_kpis(body["kpis"], reference.compute_kpis(events[tenant], {}, parse_time(body["at"])))
         wait_until(matches, CONVERGE_S, f"anonymous KPIs are {tenant}'s")
-        snap = ws_snapshot(srv.ws_url)
-        diffs = compare_kpis(snap["kpis"], reference.compute_kpis(events[tenant], {}, parse_time(snap["at"])))
-        assert not diffs, f"anonymous websocket of a server defaulting to {tenant}: {diffs}"
+        own_screen(srv.ws_url, {}, lambda at: reference.compute_kpis(events[tenant], {}, at),
+                   f"anonymous, default {tenant}").close()
     finally:
         c.close()

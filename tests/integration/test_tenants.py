@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import (KEY_RE, TOKEN_RE, assert_problem, free_port, kendali_cli, key_id, sanitized_env,
-                     wait_until)
+from harness import (KEY_RE, TOKEN_RE, assert_problem, ev_reading, free_port, kendali_cli, key_id,
+                     sanitized_env, wait_until)
 
 EVENT = {"id": "t-1", "type": "call", "occurred_at": "2026-12-01T08:00:00+07:00",
          "call": {"call_id": "C-1", "status": "received", "category": "info"}}
@@ -304,21 +304,30 @@ def test_a_district_not_of_the_tenant_counts_as_other(db, make_server):
     """Once Semarang's kecamatan are imported, a report naming another
     district is stored as sent, counted under "other", and named in
     /metrics, resent or not; the count survives a restart, since it comes
-    from the stored events and the imported names."""
+    from the stored events and the imported names.  The running server
+    reads the import at once: a report it counted under its own misspelt
+    district before moves to "other" within a second."""
     srv = make_server(db, migrate=False)
     repo = Path(__file__).resolve().parent.parent.parent
     # Before any import every district is a kecamatan of its own.
     key = last_line(kendali_cli(db, "key", "create", "--poster", "lapor", "--types", "report,call"))
+    gauge_key = last_line(kendali_cli(db, "key", "create", "--poster", "bpbd", "--types", "sensor"))
     srv.wait_key(key)
+    srv.wait_key(gauge_key)
     http = srv.http()
+    reading = ev_reading("SMG-BKB-SIMONGAN", 310)
+    assert_problem(http.post_events([reading], key=gauge_key), 422, "invalid_event")
     assert http.post_events([report("r0", "T-0", "Pedurungn")], key=key).status == 202
     assert wait_until(lambda: http.kpis()["kpis"]["reports.by_district_open"] == {"Pedurungn": 1}, 5)
     assert metrics_unknown(srv) == {}
-    srv.close()
 
     kendali_cli(db, "tenant", "import", "semarang", repo / "data" / "tenants" / "semarang")
-    srv = make_server(db, migrate=False)
-    http = srv.http()
+    assert wait_until(lambda: http.kpis()["kpis"]["reports.by_district_open"] == {"other": 1}, 2), \
+        http.kpis()["kpis"]["reports.by_district_open"]
+    # An imported gauge takes readings at once (siaga from 300 cm).
+    r = http.post_events([reading], key=gauge_key)
+    assert (r.status, r.json) == (202, {"accepted": 1, "duplicates": 0}), r
+    assert wait_until(lambda: http.kpis()["kpis"]["sensors.by_level"]["siaga"] == 1, 2)
     batch = [report("r1", "T-1", "Pedurungan"), report("r2", "T-2", "Pedurungn"),
              report("r3", "T-3", "Batang"), report("r4", "T-4", None),
              {"id": "c1", "type": "call", "occurred_at": "2026-12-01T08:00:00+07:00",
@@ -333,7 +342,7 @@ def test_a_district_not_of_the_tenant_counts_as_other(db, make_server):
     r = http.post_events(batch[1:3], key=key)
     assert (r.status, r.json) == (202, {"accepted": 0, "duplicates": 2}), r
     assert metrics_unknown(srv) == {"Pedurungn": 2, "Batang": 2, "Semarang Utra": 1}
-    assert db.rows("SELECT event_id, district FROM events ORDER BY event_id") == [
+    assert db.rows("SELECT event_id, district FROM events WHERE type <> 'sensor' ORDER BY event_id") == [
         ("c1", "Semarang Utra"), ("r0", "Pedurungn"), ("r1", "Pedurungan"), ("r2", "Pedurungn"),
         ("r3", "Batang"), ("r4", None)]
     srv.restart()

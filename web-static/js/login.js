@@ -2,7 +2,7 @@
  * login.js — the login page (GET /login; docs/ui.md, docs/security.md).
  *
  * The user name and password go with fetch as POST /api/v1/session
- * {"username", "password"}: the pages' policy has form-action 'none', so the
+ * {"username", "password"[, "tenant"]}: the pages' policy has form-action 'none', so the
  * form itself is never submitted. The server answers
  *   200  the session cookie is set: go to `next`
  *   401  login_failed: wrong user name or password (the same for both)
@@ -15,6 +15,9 @@
  *                     (GET /api/v1/session) and link the pages it may open
  *   error=token       the screen token in the address was invalid or revoked
  *   expired=1         a page lost its session (a 401) and sent us here
+ *   tenant=batang     the user is one of that tenant's (a server serves every
+ *                     city and regency of its database; without it, the
+ *                     server's default tenant)
  *   lang=en           English
  */
 (function () {
@@ -27,6 +30,7 @@
   const RETRY_DEFAULT_S = 6; // when a 429 carries no usable Retry-After
   const params = new URLSearchParams(window.location.search);
   const next = safeNext(params.get('next'));
+  const tenant = params.get('tenant');
 
   let busy = false;
   let waitUntil = 0;
@@ -166,7 +170,8 @@
     setButtons();
     invalid(false);
     setStatus(t('login.sending'), 'busy');
-    const res = await UI.postJSON('/api/v1/session', { username, password });
+    const body = tenant ? { username, password, tenant } : { username, password };
+    const res = await UI.postJSON('/api/v1/session', body);
     busy = false;
     if (res.ok) {
       busy = true; // stays disabled while the next page loads
