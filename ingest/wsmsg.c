@@ -11,6 +11,10 @@ static const char *const topic_names[] = {"calls", "reports", "sensors",
 
 unsigned ws_topic_of_key(const char *key)
 {
+	/* A province's roll-up (province.members, province.alerts) is of
+	 * every topic: each member's calls, reports, gauges and alerts. */
+	if (strncmp(key, "province.", 9) == 0)
+		return WS_TOPIC_ALL;
 	for (int i = 0; i < 4; i++) {
 		size_t n = strlen(topic_names[i]);
 		if (strncmp(key, topic_names[i], n) == 0 && key[n] == '.')

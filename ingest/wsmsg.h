@@ -33,7 +33,8 @@ struct ws_msg {
 int ws_msg_parse(const char *data, size_t len, struct ws_msg *out, char *err,
 		 size_t errlen) __attribute__((warn_unused_result));
 
-/* The topic of a KPI key ("calls.waiting" -> WS_TOPIC_CALLS), or 0. */
+/* The topic of a KPI key ("calls.waiting" -> WS_TOPIC_CALLS), or 0; a
+ * province's roll-up keys ("province.members") are of every topic. */
 unsigned ws_topic_of_key(const char *key);
 
 #endif

@@ -61,8 +61,16 @@ enum access_result access_identify(struct app *a, const struct http_client *c,
 	if (who->kind == AUTH_ANONYMOUS)
 		snprintf(who->tenant, sizeof(who->tenant), "%s",
 			 a->tenant->info.id);
-	if (!tenants_get(&a->tenants, who->tenant))
+	struct tenant *t = tenants_get(&a->tenants, who->tenant);
+	if (!t)
 		return ACCESS_BAD;
+	/* A province's identity asking for a member (?tenant=) reads that
+	 * member's summary, and nothing else of it (docs/api.md 2.5). */
+	if ((who->can & CAN_PROVINCE) && c->tenant[0] &&
+	    tenant_has_member(t, c->tenant)) {
+		snprintf(who->tenant, sizeof(who->tenant), "%s", c->tenant);
+		who->can = CAN_READ | CAN_MAYOR;
+	}
 	return ACCESS_OK;
 }
 
@@ -141,10 +149,13 @@ static void to_login(struct http_req *r, const char *next, const char *extra)
 	http_respond(r, 303, "text/plain; charset=utf-8", "", 0);
 }
 
-/* The page's canonical path ("/" or "/mayor"), from what was asked. */
+/* The page's canonical path ("/", "/mayor" or "/provinsi"), from what was
+ * asked. */
 static const char *page_path(const struct http_req *r)
 {
-	return strncmp(r->path, "/mayor", 6) == 0 ? "/mayor" : "/";
+	if (strncmp(r->path, "/mayor", 6) == 0)
+		return "/mayor";
+	return strncmp(r->path, "/provinsi", 9) == 0 ? "/provinsi" : "/";
 }
 
 /* A screen that shows itself with its cookie keeps it 30 more days. */
@@ -429,6 +440,8 @@ void access_login(struct http_req *r)
 	u = json_object_get(body, "username");
 	pw = json_object_get(body, "password");
 	tn = json_object_get(body, "tenant");
+	if (json_is_null(tn))
+		tn = NULL; /* a null member is an absent one (docs/api.md 1) */
 	if (!json_is_object(body) || !json_is_string(u) ||
 	    !json_is_string(pw) || (tn && !json_is_string(tn)) ||
 	    (tn && (json_string_length(tn) > AUTH_TENANT_MAX ||
@@ -600,6 +613,8 @@ bool access_page_file(struct http_req *r, const char *rel)
 		return access_page(r, CAN_WALL);
 	if (strcmp(rel, "/mayor.html") == 0)
 		return access_page(r, CAN_MAYOR);
+	if (strcmp(rel, "/provinsi.html") == 0)
+		return access_page(r, CAN_PROVINCE);
 	return true;
 }
 

@@ -45,7 +45,8 @@ const struct key_info *api_authorize(struct http_req *r)
 
 	/* A key of a tenant not served here (none: the command line gives
 	 * a province no key) is as unknown. */
-	if (!k || !(r->tenant = tenants_get(&r->app->tenants, k->tenant))) {
+	if (!k || !(r->tenant = tenants_get(&r->app->tenants, k->tenant)) ||
+	    r->tenant->info.province) {
 		unauthorized_key(r);
 		return NULL;
 	}

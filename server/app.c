@@ -217,6 +217,17 @@ static int add_tenant(struct app *a, const struct tenant_info *info)
 	return 0;
 }
 
+static void members_read(void *arg, PGresult *r, const char *error)
+{
+	struct app *a = arg;
+
+	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK)
+		log_warn("reading the provinces' members failed: %s",
+			 r ? PQresultErrorMessage(r) : error);
+	else if (tenants_set_members(&a->tenants, r) < 0)
+		log_error("out of memory reading the provinces' members");
+}
+
 static void tenants_read(void *arg, PGresult *r, const char *error)
 {
 	struct app *a = arg;
@@ -246,8 +257,12 @@ static void tenants_read(void *arg, PGresult *r, const char *error)
 		}
 		log_info("serving tenant %s (%s), created while running",
 			 info.id, info.name);
-		refresh_reference(a, info.id);
+		if (!info.province)
+			refresh_reference(a, info.id);
 	}
+	/* New members, or a new province's. */
+	if (reads_members(a->reader, members_read, a) < 0)
+		log_warn("the provinces' members not read: reader busy");
 }
 
 static void refresh_tenants(struct app *a)
@@ -486,6 +501,8 @@ static int load_one(struct app *a, PGconn *conn, struct tenant *t, char *err,
 {
 	struct store_sink sink = tenants_sink(&a->tenants);
 
+	if (t->info.province)
+		return 0; /* its members' state is its roll-up */
 	if (load_districts(conn, t->info.id, &t->districts, err, errlen) < 0)
 		return -1;
 	kpi_advance(t->kpi, clock_now_us());
@@ -526,7 +543,7 @@ static int startup_db(struct app *a)
 	a->keys = keys_new();
 	a->auth = auth_new();
 	if (!a->keys || !a->auth ||
-	    load_local_tenants(conn, &list, err, sizeof(err)) < 0) {
+	    load_tenants(conn, &list, err, sizeof(err)) < 0) {
 		log_error("%s", a->keys && a->auth ? err : "out of memory");
 		goto out;
 	}
@@ -539,7 +556,8 @@ static int startup_db(struct app *a)
 		}
 	}
 	a->tenant = tenants_get(&a->tenants, a->cfg.tenant);
-	if (load_credentials(conn, a->keys, a->auth, err, sizeof(err)) < 0) {
+	if (load_members(conn, &a->tenants, err, sizeof(err)) < 0 ||
+	    load_credentials(conn, a->keys, a->auth, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		goto out;
 	}

@@ -19,9 +19,9 @@
 #define HASH_LEN 32
 
 static const char *const role_names[ROLE_COUNT] = {"wall", "operator", "mayor",
-						   "admin"};
-static const char *const can_names[CAN_COUNT] = {"read", "ack", "wall", "mayor",
-						 "admin"};
+						   "admin", "province"};
+static const char *const can_names[CAN_COUNT] = {"read",  "ack",   "wall",
+						 "mayor", "admin", "province"};
 
 const char *auth_role_name(enum auth_role r)
 {
@@ -47,6 +47,8 @@ unsigned auth_role_can(enum auth_role r)
 		return CAN_READ | CAN_MAYOR;
 	case ROLE_ADMIN:
 		return CAN_READ | CAN_WALL | CAN_MAYOR | CAN_ACK | CAN_ADMIN;
+	case ROLE_PROVINCE:
+		return CAN_READ | CAN_PROVINCE;
 	default:
 		return 0;
 	}

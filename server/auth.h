@@ -26,7 +26,15 @@
 #define AUTH_NAME_MAX 64
 #define AUTH_TENANT_MAX 32 /* a tenant id (schema/011) */
 
-enum auth_role { ROLE_WALL, ROLE_OPERATOR, ROLE_MAYOR, ROLE_ADMIN, ROLE_COUNT };
+/* ROLE_PROVINCE is a province's, and only a province's (schema/013). */
+enum auth_role {
+	ROLE_WALL,
+	ROLE_OPERATOR,
+	ROLE_MAYOR,
+	ROLE_ADMIN,
+	ROLE_PROVINCE,
+	ROLE_COUNT
+};
 
 enum auth_kind { AUTH_SCREEN, AUTH_USER, AUTH_ANONYMOUS };
 
@@ -37,7 +45,10 @@ enum {
 	CAN_WALL = 1u << 2,  /* the wall page */
 	CAN_MAYOR = 1u << 3, /* the mayor's page */
 	CAN_ADMIN = 1u << 4, /* /metrics from anywhere */
-	CAN_COUNT = 5
+	/* The roll-up of a province's members (/provinsi), and each member's
+	 * summary read-only (docs/api.md 2.5). */
+	CAN_PROVINCE = 1u << 5,
+	CAN_COUNT = 6
 };
 
 struct identity {

@@ -27,13 +27,25 @@ static bool good_name(const char *s)
 	return reqtext_username_valid(s, strlen(s));
 }
 
-/* Whether role is one; says which are when not. */
-static bool good_role(const char *role)
+/* Whether role is one of the tenant's kind; says which are when not. */
+static bool good_role(const char *role, const struct cli_tenant *t)
 {
-	if (auth_role_parse(role) >= 0)
+	int r = auth_role_parse(role);
+
+	if (t->province && r == ROLE_PROVINCE)
+		return true;
+	if (t->province) {
+		fprintf(stderr,
+			"kendali: %s is a province: its --role is "
+			"province\n",
+			t->id);
+		return false;
+	}
+	if (r >= 0 && r != ROLE_PROVINCE)
 		return true;
 	fprintf(stderr,
-		"kendali: --role is one of wall, operator, mayor, admin\n");
+		"kendali: --role is one of wall, operator, mayor, admin (the "
+		"role province is a province's)\n");
 	return false;
 }
 
@@ -147,14 +159,16 @@ static int cli_update(PGconn *conn, const char *sql, int n,
 static int token_usage(void)
 {
 	fprintf(stderr, "usage: kendali token create --name NAME --role "
-			"wall|operator|mayor|admin\n"
+			"wall|operator|mayor|admin|province\n"
 			"       kendali token list\n"
 			"       kendali token revoke TOKEN_ID\n");
 	return 2;
 }
 
-static int token_create(PGconn *conn, const char *tenant, int argc, char **argv)
+static int token_create(PGconn *conn, const struct cli_tenant *t, int argc,
+			char **argv)
 {
+	const char *tenant = t->id;
 	const char *name = NULL, *role = NULL;
 	char cred[AUTH_CREDENTIAL_LEN + 1], id[AUTH_ID_LEN + 1],
 	    digest_hex[2 + 64 + 1] = "\\x";
@@ -170,7 +184,7 @@ static int token_create(PGconn *conn, const char *tenant, int argc, char **argv)
 				"digits and . _ - @\n");
 		return 2;
 	}
-	if (!good_role(role))
+	if (!good_role(role, t))
 		return 2;
 	if (auth_mint("st", cred, id, digest) < 0) {
 		fprintf(stderr, "kendali: no random bytes\n");
@@ -208,7 +222,7 @@ int cli_token(PGconn *conn, const struct cli_tenant *t, int argc, char **argv)
 	const char *tenant = t->id;
 
 	if (argc >= 1 && strcmp(argv[0], "create") == 0)
-		return token_create(conn, tenant, argc - 1, argv + 1);
+		return token_create(conn, t, argc - 1, argv + 1);
 	if (argc == 1 && strcmp(argv[0], "list") == 0)
 		return token_list(conn, tenant);
 	if (argc == 2 && strcmp(argv[0], "revoke") == 0) {
@@ -227,15 +241,15 @@ int cli_token(PGconn *conn, const struct cli_tenant *t, int argc, char **argv)
 
 static int user_usage(void)
 {
-	fprintf(
-	    stderr,
-	    "usage: kendali user add NAME --role wall|operator|mayor|admin\n"
-	    "       kendali user passwd NAME\n"
-	    "       kendali user list\n"
-	    "       kendali user disable NAME\n"
-	    "       kendali user enable NAME\n"
-	    "The password is asked for on a terminal, else read as one "
-	    "line from stdin.\n");
+	fprintf(stderr,
+		"usage: kendali user add NAME --role "
+		"wall|operator|mayor|admin|province\n"
+		"       kendali user passwd NAME\n"
+		"       kendali user list\n"
+		"       kendali user disable NAME\n"
+		"       kendali user enable NAME\n"
+		"The password is asked for on a terminal, else read as one "
+		"line from stdin.\n");
 	return 2;
 }
 
@@ -291,8 +305,10 @@ static int new_password(char *stored, size_t len)
 	return rc;
 }
 
-static int user_add(PGconn *conn, const char *tenant, int argc, char **argv)
+static int user_add(PGconn *conn, const struct cli_tenant *t, int argc,
+		    char **argv)
 {
+	const char *tenant = t->id;
 	const char *name = argc > 0 ? argv[0] : NULL, *role = NULL;
 	char stored[AUTH_HASH_LEN];
 	PGresult *r;
@@ -308,7 +324,7 @@ static int user_add(PGconn *conn, const char *tenant, int argc, char **argv)
 				"digits and . _ - @\n");
 		return 2;
 	}
-	if (!good_role(role))
+	if (!good_role(role, t))
 		return 2;
 	if ((rc = new_password(stored, sizeof(stored))) != 0)
 		return rc;
@@ -365,7 +381,7 @@ int cli_user(PGconn *conn, const struct cli_tenant *t, int argc, char **argv)
 	const char *cmd = argc > 0 ? argv[0] : "";
 
 	if (strcmp(cmd, "add") == 0)
-		return user_add(conn, tenant, argc - 1, argv + 1);
+		return user_add(conn, t, argc - 1, argv + 1);
 	if (strcmp(cmd, "list") == 0 && argc == 1)
 		return user_list(conn, tenant);
 	if (argc != 2)

@@ -197,18 +197,17 @@ void http_unavailable(struct http_req *r, const char *detail)
 		     NULL);
 }
 
-const char *http_arg(struct http_req *r, const char *name, char *buf, int len)
+static const char *wsi_arg(struct lws *wsi, const char *name, char *buf,
+			   int len)
 {
 	/* A fragment of the query is at most the 4 KiB of all headers. */
 	char frag[4097];
 	size_t n = strlen(name);
 
-	if (!r->wsi)
-		return NULL;
 	/* lws keeps each "k=v" of the query as a fragment, already
 	 * URL-decoded. */
 	for (int i = 0;; i++) {
-		int fl = lws_hdr_copy_fragment(r->wsi, frag, sizeof(frag),
+		int fl = lws_hdr_copy_fragment(wsi, frag, sizeof(frag),
 					       WSI_TOKEN_HTTP_URI_ARGS, i);
 		if (fl < 0)
 			return NULL;
@@ -225,6 +224,11 @@ const char *http_arg(struct http_req *r, const char *name, char *buf, int len)
 			return buf;
 		}
 	}
+}
+
+const char *http_arg(struct http_req *r, const char *name, char *buf, int len)
+{
+	return r->wsi ? wsi_arg(r->wsi, name, buf, len) : NULL;
 }
 
 /* ---- who is asking ---- */
@@ -293,6 +297,8 @@ void http_client_of(struct lws *wsi, struct http_client *c)
 	}
 	copy_header(wsi, WSI_TOKEN_ORIGIN, c->origin, sizeof(c->origin));
 	copy_header(wsi, WSI_TOKEN_HOST, c->host, sizeof(c->host));
+	if (!wsi_arg(wsi, "tenant", c->tenant, (int)sizeof(c->tenant)))
+		c->tenant[0] = '\0';
 	lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
 	c->tls = over_tls(wsi);
 	c->proxied = proxied(wsi);
@@ -465,6 +471,9 @@ static const char *static_file(const struct http *h, const char *path,
 		rel = "/index.html";
 	else if (strcmp(rel, "/mayor") == 0 || strcmp(rel, "/mayor/") == 0)
 		rel = "/mayor.html";
+	else if (strcmp(rel, "/provinsi") == 0 ||
+		 strcmp(rel, "/provinsi/") == 0)
+		rel = "/provinsi.html";
 	else if (strcmp(rel, "/login") == 0)
 		rel = "/login.html";
 	*mime = mime_of(rel);

@@ -55,6 +55,8 @@ struct http_client {
 	char origin[128];
 	char host[128];
 	char peer[64];
+	/* ?tenant=: the member a province's identity looks at (else none) */
+	char tenant[AUTH_TENANT_MAX + 1];
 	bool tls;      /* the connection is HTTPS or WSS */
 	bool proxied;  /* X-Forwarded-For, Forwarded, X-Real-IP or Via */
 	bool loopback; /* the peer is 127.0.0.0/8 and not a proxy for another */

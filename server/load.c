@@ -97,11 +97,24 @@ int load_tenant(PGconn *conn, const char *id, struct tenant_info *t, char *err,
 	return 0;
 }
 
-int load_local_tenants(PGconn *conn, PGresult **out, char *err, size_t errlen)
+int load_tenants(PGconn *conn, PGresult **out, char *err, size_t errlen)
 {
-	*out = query(conn, LOAD_TENANTS_SQL " WHERE kind = 'local' ORDER BY id",
-		     0, NULL, err, errlen);
+	*out =
+	    query(conn, LOAD_TENANTS_SQL " ORDER BY id", 0, NULL, err, errlen);
 	return *out ? 0 : -1;
+}
+
+int load_members(PGconn *conn, struct tenants *ts, char *err, size_t errlen)
+{
+	PGresult *r = query(conn, TENANT_MEMBERS_SQL, 0, NULL, err, errlen);
+	int rc;
+
+	if (!r)
+		return -1;
+	if ((rc = tenants_set_members(ts, r)) < 0)
+		snprintf(err, errlen, "out of memory");
+	PQclear(r);
+	return rc;
 }
 
 int load_district_rows(PGresult *r, struct hmap *names)

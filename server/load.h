@@ -54,9 +54,11 @@ int load_tenant(PGconn *conn, const char *id, struct tenant_info *t, char *err,
 	" extract(epoch FROM (now() AT TIME ZONE time_zone)"                   \
 	" - (now() AT TIME ZONE 'UTC'))::int FROM tenants"
 void load_tenant_row(PGresult *r, int i, struct tenant_info *t);
-/* Every tenant of kind local (those a server serves), by id, into *out
- * (rows of LOAD_TENANTS_SQL; PQclear it). */
-int load_local_tenants(PGconn *conn, PGresult **out, char *err, size_t errlen)
+/* Every tenant, by id, into *out (rows of LOAD_TENANTS_SQL; PQclear it). */
+int load_tenants(PGconn *conn, PGresult **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* The provinces' members, into the tenants served. */
+int load_members(PGconn *conn, struct tenants *ts, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* A tenant's kecamatan ($1) and sensors ($1), and their rows into a

@@ -455,8 +455,12 @@ int reads_prune(struct pgc *c)
 
 int reads_tenants(struct pgc *c, pgc_result_cb cb, void *arg)
 {
-	return pgc_query(c, LOAD_TENANTS_SQL " WHERE kind = 'local'", 0, NULL,
-			 cb, arg);
+	return pgc_query(c, LOAD_TENANTS_SQL, 0, NULL, cb, arg);
+}
+
+int reads_members(struct pgc *c, pgc_result_cb cb, void *arg)
+{
+	return pgc_query(c, TENANT_MEMBERS_SQL, 0, NULL, cb, arg);
 }
 
 int reads_tenant_districts(struct pgc *c, const char *tenant, pgc_result_cb cb,

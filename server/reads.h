@@ -122,6 +122,8 @@ int reads_prune(struct pgc *c);
  * tenant's kecamatan and sensors (LOAD_DISTRICTS_SQL, LOAD_SENSORS_SQL):
  * for a tenant created while the server runs. */
 int reads_tenants(struct pgc *c, pgc_result_cb cb, void *arg);
+/* The provinces' members (TENANT_MEMBERS_SQL, tenant.h). */
+int reads_members(struct pgc *c, pgc_result_cb cb, void *arg);
 int reads_tenant_districts(struct pgc *c, const char *tenant, pgc_result_cb cb,
 			   void *arg);
 int reads_tenant_sensors(struct pgc *c, const char *tenant, pgc_result_cb cb,

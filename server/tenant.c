@@ -25,8 +25,136 @@ void tenant_touch(struct tenant *t)
 	schedule_publish(t);
 }
 
+/* ---- a province's roll-up ---- */
+
+static json_int_t int_of(json_t *snap, const char *key)
+{
+	return json_integer_value(json_object_get(snap, key));
+}
+
+/* A member's headline numbers, as it published them last. */
+static json_t *member_summary(const struct tenant *m)
+{
+	json_t *s = m->published, *levels;
+
+	levels = json_object_get(s, "sensors.by_level");
+	return json_pack(
+	    "{s:s, s:s, s:s, s:I, s:I, s:I, s:O, s:I, s:I, s:I}", "id",
+	    m->info.id, "name", m->info.name, "head", m->info.head,
+	    "calls_today", int_of(s, "calls.received_today"), "reports_open",
+	    int_of(s, "reports.open"), "reports_overdue",
+	    int_of(s, "reports.overdue"), "sla_met_30d",
+	    json_object_get(s, "reports.sla_met_30d")
+		? json_object_get(s, "reports.sla_met_30d")
+		: json_null(),
+	    "gauges_siaga", int_of(levels, "siaga"), "gauges_awas",
+	    int_of(levels, "awas"), "alerts_active",
+	    (json_int_t)json_array_size(json_object_get(s, "alerts.active")));
+}
+
+/* Worst first: gauges at awas, then at siaga, active alerts, overdue
+ * reports; then by name. */
+static int worse_first(const void *a, const void *b)
+{
+	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+	static const char *const keys[] = {"gauges_awas", "gauges_siaga",
+					   "alerts_active", "reports_overdue"};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_int_t d = int_of(y, keys[i]) - int_of(x, keys[i]);
+		if (d)
+			return d > 0 ? 1 : -1;
+	}
+	return strcmp(json_string_value(json_object_get(x, "name")),
+		      json_string_value(json_object_get(y, "name")));
+}
+
+static int severity_rank(json_t *alert)
+{
+	const char *s = json_string_value(json_object_get(alert, "severity"));
+
+	if (!s)
+		return 0; /* offline */
+	return strcmp(s, "awas") == 0 ? 3 : strcmp(s, "siaga") == 0 ? 2 : 1;
+}
+
+/* The most severe first, then the newest (all in WIB or one zone: the
+ * times' text orders them). */
+static int alert_first(const void *a, const void *b)
+{
+	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+	int d = severity_rank(y) - severity_rank(x);
+	const char *rx, *ry;
+
+	if (d)
+		return d;
+	rx = json_string_value(json_object_get(x, "raised_at"));
+	ry = json_string_value(json_object_get(y, "raised_at"));
+	return strcmp(ry ? ry : "", rx ? rx : "");
+}
+
+/* A JSON array of the n items, sorted by cmp (items' references taken). */
+static json_t *sorted_array(json_t **items, size_t n,
+			    int (*cmp)(const void *, const void *))
+{
+	json_t *out = json_array();
+
+	qsort(items, n, sizeof(*items), cmp);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(out, items[i]);
+	return out;
+}
+
+static json_t *rollup(const struct tenant *p)
+{
+	size_t n_alerts = 0, k = 0;
+	json_t **members = calloc(p->n_members + 1, sizeof(*members));
+	json_t **alerts, *a, *snap;
+	size_t i, j;
+
+	for (i = 0; i < p->n_members; i++)
+		n_alerts += json_array_size(
+		    json_object_get(p->members[i]->published, "alerts.active"));
+	alerts = calloc(n_alerts + 1, sizeof(*alerts));
+	if (!members || !alerts) {
+		free(members);
+		free(alerts);
+		return NULL;
+	}
+	for (i = 0; i < p->n_members; i++) {
+		const struct tenant *m = p->members[i];
+
+		members[i] = member_summary(m);
+		json_array_foreach (
+		    json_object_get(m->published, "alerts.active"), j, a) {
+			alerts[k] = json_deep_copy(a);
+			json_object_set_new(alerts[k], "tenant",
+					    json_string(m->info.id));
+			json_object_set_new(alerts[k++], "tenant_name",
+					    json_string(m->info.name));
+		}
+	}
+	snap =
+	    json_pack("{s:o, s:o}", "province.members",
+		      sorted_array(members, p->n_members, worse_first),
+		      "province.alerts", sorted_array(alerts, k, alert_first));
+	free(members);
+	free(alerts);
+	return snap;
+}
+
+bool tenant_has_member(const struct tenant *p, const char *m)
+{
+	for (size_t i = 0; i < p->n_members; i++)
+		if (strcmp(p->members[i]->info.id, m) == 0)
+			return true;
+	return false;
+}
+
 json_t *tenant_snapshot(struct tenant *t, int64_t now)
 {
+	if (t->info.province)
+		return rollup(t);
 	json_t *s = kpi_snapshot(t->kpi, now);
 
 	json_object_set_new(s, "alerts.active", alerts_active_json(t->alerts));
@@ -117,6 +245,45 @@ int tenants_add(struct tenants *ts, struct tenant *t)
 		return -1;
 	ts->list[ts->n++] = t;
 	return 0;
+}
+
+int tenants_set_members(struct tenants *ts, PGresult *r)
+{
+	struct tenant ***lists = calloc(ts->n + 1, sizeof(*lists));
+	size_t *counts = calloc(ts->n + 1, sizeof(*counts));
+	int rc = -1;
+
+	if (!lists || !counts)
+		goto out;
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct tenant *p = tenants_get(ts, PQgetvalue(r, i, 0));
+		struct tenant *m = tenants_get(ts, PQgetvalue(r, i, 1));
+		size_t k;
+
+		if (!p || !m || !p->info.province)
+			continue;
+		for (k = 0; ts->list[k] != p; k++)
+			;
+		struct tenant **grown =
+		    realloc(lists[k], (counts[k] + 1) * sizeof(*grown));
+		if (!grown)
+			goto out;
+		lists[k] = grown;
+		lists[k][counts[k]++] = m;
+	}
+	for (size_t k = 0; k < ts->n; k++) {
+		free(ts->list[k]->members);
+		ts->list[k]->members = lists[k];
+		ts->list[k]->n_members = counts[k];
+		lists[k] = NULL;
+	}
+	rc = 0;
+out:
+	for (size_t k = 0; lists && k < ts->n; k++)
+		free(lists[k]);
+	free(lists);
+	free(counts);
+	return rc;
 }
 
 void tenants_free(struct tenants *ts)
@@ -297,6 +464,14 @@ static void record_history(struct tenant *t, int64_t now)
 
 void tenant_tick(struct tenant *t, int64_t now, bool prune)
 {
+	if (t->info.province) {
+		/* Its members' last publications, looked at every tick:
+		 * screens get what changed. */
+		t->dirty = true;
+		schedule_publish(t);
+		pub_tick(t->pub);
+		return;
+	}
 	check_alerts(t, now);
 	if (t->dirty || now - t->last_eval_us >= EVALUATE_US)
 		schedule_publish(t);
@@ -373,6 +548,7 @@ void tenant_free(struct tenant *t)
 	if (!t)
 		return;
 	json_decref(t->published);
+	free(t->members);
 	hmap_free_all(&t->districts, NULL);
 	pub_free(t->pub);
 	alerts_free(t->alerts);

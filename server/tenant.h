@@ -11,6 +11,7 @@
 #include "hmap.h"
 
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -40,6 +41,10 @@ struct tenant {
 	/* Its kecamatan by name (each key its own value), read at start-up
 	 * from `kendali tenant import`'s data; empty when none was. */
 	struct hmap districts;
+	/* A province's members, tenants of the same registry (schema/011's
+	 * tenant_members); none for a city or regency. */
+	struct tenant **members;
+	size_t n_members;
 
 	uv_timer_t publish; /* the next publication, when one is due */
 	bool publish_armed, timer_open;
@@ -95,7 +100,21 @@ void tenants_free(struct tenants *ts);
  * the tenant its row names. */
 struct store_sink tenants_sink(struct tenants *ts);
 
-/* The current snapshot, alerts.active included (new reference). */
+/* Every province's members, from rows (province, member) of
+ * TENANT_MEMBERS_SQL; members not served are left out.  -1 when out of
+ * memory (the lists are then as they were). */
+#define TENANT_MEMBERS_SQL "SELECT province, member FROM tenant_members"
+int tenants_set_members(struct tenants *ts, PGresult *r)
+    __attribute__((warn_unused_result));
+/* Whether m is one of province p's members. */
+bool tenant_has_member(const struct tenant *p, const char *m);
+
+/*
+ * The current snapshot (new reference): a city's or regency's KPIs,
+ * alerts.active included; a province's roll-up of its members, from what
+ * each published last (docs/api.md 2.5): province.members, one summary per
+ * member, worst first, and province.alerts, their active alerts.
+ */
 json_t *tenant_snapshot(struct tenant *t, int64_t now);
 
 /* Marks the state changed, to be published soon. */

@@ -40,7 +40,8 @@
 
   function wsUrl() {
     const scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
-    return scheme + '//' + window.location.host + '/ws';
+    const path = window.UI && UI.withTenant ? UI.withTenant('/ws') : '/ws';
+    return scheme + '//' + window.location.host + path;
   }
 
   /** Order of alerts.active: newest raised_at first, then the greater id. */

@@ -80,6 +80,17 @@
     }, timeoutMs || 10000);
   }
 
+  /**
+   * A province's screen looking at one of its members (the page's own
+   * ?tenant=, docs/api.md 2.5) reads that member: every API address and the
+   * websocket carry the same ?tenant=. Elsewhere addresses stay as they are.
+   */
+  const viewTenant = new URLSearchParams(window.location.search).get('tenant');
+  function withTenant(path) {
+    if (!viewTenant || !(path.startsWith('/api/') || path === '/ws')) return path;
+    return path + (path.includes('?') ? '&' : '?') + 'tenant=' + encodeURIComponent(viewTenant);
+  }
+
   let unauthorized = null;
 
   /** fn(url) is called after any request of getJSON / postJSON is answered 401. */
@@ -94,7 +105,7 @@
     opts.headers = Object.assign({ Accept: 'application/json, application/problem+json' }, init.headers);
     if (ctl) opts.signal = ctl.signal;
     let status = 0;
-    return fetch(url, opts)
+    return fetch(withTenant(url), opts)
       .then((res) => {
         status = res.status;
         return res.text().then((text) => {
@@ -366,6 +377,7 @@
     svg,
     getJSON,
     postJSON,
+    withTenant,
     onUnauthorized,
     every,
     alertSeverity,
