@@ -2,9 +2,13 @@
 # The kendali demo, from a fresh Debian 12 machine (run as root, or with sudo):
 #
 #   installs what is missing, builds, starts a private PostgreSQL (unless
-#   DATABASE_URL is set), migrates, creates an API key for the demo feed,
-#   starts the server, posts a few days of simulated history the first time,
-#   then feeds it live: Semarang's 112 calls, citizen reports and river gauges.
+#   DATABASE_URL is set), migrates, makes three tenants (Kota Semarang,
+#   Kabupaten Batang, Kabupaten Pati) with their reference data and the
+#   province of Jawa Tengah over them, creates an API key for each demo feed
+#   and a screen token for each regency and the province, starts the server,
+#   posts a few days of Semarang's simulated history the first time, then
+#   feeds the three live: 112 calls, citizen reports and river gauges, each
+#   regency with its own floods.
 #
 # Environment:
 #   DATABASE_URL        use this PostgreSQL instead of the private one in .run/pg
@@ -30,7 +34,11 @@ PY=/usr/bin/python3
 
 server_pid=
 feed_pid=
+feed_pids=()
 started_pg=0
+# The regencies beside Semarang: id, name, the share of Semarang's volume
+# their feed posts, and when their first flood rises (s).
+REGENCIES=("batang|Kabupaten Batang|0.4|150" "pati|Kabupaten Pati|0.5|300")
 
 say() { printf 'demo: %s\n' "$*"; }
 die() {
@@ -49,6 +57,9 @@ cleanup() {
 		say "stopping"
 	fi
 	stop_child "$feed_pid" 10
+	for pid in "${feed_pids[@]}"; do
+		stop_child "$pid" 10
+	done
 	if [[ -n $server_pid ]]; then
 		stop_child "$server_pid" 15
 		say "server stopped"
@@ -90,8 +101,58 @@ export DATABASE_URL
 
 say "migrating the database"
 "$BIN" migrate
-# Semarang's kecamatan, agencies and gauges (again: nothing changes).
+# Semarang's kecamatan, agencies and gauges (again: nothing changes); the
+# regencies and the province, the first time.
 "$BIN" tenant import semarang data/tenants/semarang >/dev/null
+tenants=$("$BIN" tenant list)
+for r in "${REGENCIES[@]}"; do
+	IFS='|' read -r id name _ _ <<<"$r"
+	if ! awk -v id="$id" 'NR > 1 && $1 == id { found = 1 } END { exit !found }' <<<"$tenants"; then
+		"$BIN" tenant create "$id" --name "$name" --head Bupati >/dev/null
+		say "created the tenant $id ($name)"
+	fi
+	"$BIN" tenant import "$id" "data/tenants/$id" >/dev/null
+done
+if ! awk 'NR > 1 && $1 == "jateng" { found = 1 } END { exit !found }' <<<"$tenants"; then
+	"$BIN" tenant create jateng --name "Provinsi Jawa Tengah" --head Gubernur \
+		--province --members semarang,batang,pati >/dev/null
+	say "created the province jateng over semarang, batang and pati"
+fi
+
+# A credential kept in FILE (a key, kd_..., or a screen token, st_...) while
+# `kendali KIND list --tenant TENANT` still lists it live; else a new one from
+# the command that follows, kept there.  Prints it.
+credential() {
+	local kind=$1 tenant=$2 file=$3 stored id made
+	shift 3
+	if [[ -s $file ]]; then
+		stored=$(tr -d '[:space:]' <"$file")
+		id=${stored#??_}
+		id=${id%%_*}
+		if "$BIN" "$kind" list --tenant "$tenant" |
+			awk -v id="$id" 'NR > 1 && $1 == id && $NF == "-" { found = 1 } END { exit !found }'; then
+			printf '%s\n' "$stored"
+			return
+		fi
+	fi
+	made=$("$BIN" "$kind" create --tenant "$tenant" "$@" | tail -n 1 | tr -d '[:space:]')
+	[[ -n $made ]] || die "kendali $kind create printed nothing"
+	(
+		umask 077
+		printf '%s\n' "$made" >"$file"
+	)
+	printf '%s\n' "$made"
+}
+declare -A feed_key screen_token
+for r in "${REGENCIES[@]}"; do
+	IFS='|' read -r id _ _ _ <<<"$r"
+	feed_key[$id]=$(credential key "$id" "$RUN/demo-$id.key" --poster demo-feed \
+		--types call,report,sensor)
+	screen_token[$id]=$(credential token "$id" "$RUN/demo-$id.token" --name demo-screen \
+		--role admin)
+done
+screen_token[jateng]=$(credential token jateng "$RUN/demo-jateng.token" --name demo-screen \
+	--role province)
 
 # The demo feed's key: reuse the stored one while the server still lists it
 # (not revoked), else create one.  A database that never had a key of the
@@ -179,15 +240,25 @@ banner() {
 	local line='================================================================'
 	echo
 	echo "$line"
-	echo "  kendali is running"
+	echo "  kendali is running: three tenants and their province"
 	echo
+	echo "  Kota Semarang (no login from this machine)"
 	echo "    Wall screen:    $URL/"
 	echo "    Mayor's page:   $URL/mayor"
+	for r in "${REGENCIES[@]}"; do
+		IFS='|' read -r id name _ _ <<<"$r"
+		echo "  $name"
+		echo "    Wall screen:    $URL/?token=${screen_token[$id]}"
+		echo "    Bupati's page:  $URL/mayor?token=${screen_token[$id]}"
+	done
+	echo "  Provinsi Jawa Tengah"
+	echo "    Roll-up:        $URL/provinsi?token=${screen_token[jateng]}"
+	echo "  (a token link sets the screen's cookie: one tenant per browser profile)"
 	echo
 	echo "  API $URL/api/v1/   server log .run/kendali.log"
 	echo "  No login from this machine.  Other machines need a login or a"
 	echo "  screen token (docs/security.md), for example:"
-	echo "    DATABASE_URL='$DATABASE_URL' build/server/kendali user add operator1 --role operator"
+	echo "    DATABASE_URL='$DATABASE_URL' build/server/kendali user add operator1 --tenant semarang --role operator"
 	if [[ $url_host != "$host" ]]; then
 		echo "  (listening on $LISTEN: other machines use this machine's address)"
 	fi
@@ -212,13 +283,19 @@ if ((fresh_db)) && [[ $BACKFILL_DAYS != 0 ]]; then
 	banner
 fi
 
-say "feeding live events"
+say "feeding live events: Semarang, and each regency with its own floods"
 "$PY" tools/demofeed.py &
 feed_pid=$!
+for r in "${REGENCIES[@]}"; do
+	IFS='|' read -r id _ scale first <<<"$r"
+	KENDALI_KEY=${feed_key[$id]} "$PY" tools/demofeed.py --data "data/tenants/$id" \
+		--scale "$scale" --flood-first "$first" --status-every 0 &
+	feed_pids+=($!)
+done
 
-# Runs until Ctrl-C, or until the server or the feed stops by itself.
+# Runs until Ctrl-C, or until the server or a feed stops by itself.
 rc=0
-wait -n "$server_pid" "$feed_pid" || rc=$?
+wait -n "$server_pid" "$feed_pid" "${feed_pids[@]}" || rc=$?
 if ! kill -0 "$server_pid" 2>/dev/null; then
 	tail -n 20 "$SERVER_LOG" >&2 || true
 	say "the server stopped (exit $rc; log: $SERVER_LOG)"

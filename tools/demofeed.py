@@ -20,6 +20,14 @@ second.  Python 3 standard library only.
 
   tools/demofeed.py --url http://127.0.0.1:8080 --key KEY --backfill-days 3
   tools/demofeed.py --dry-run --backfill-days 2     # self-check, no server
+  tools/demofeed.py --key BATANG_KEY --data data/tenants/batang --scale 0.4
+
+--data is Semarang's city file (data/semarang.json, the default) or a tenant's
+reference set (a directory of docs/reference-data.md's format: its kecamatan,
+agencies and gauges); the set has no coordinates, so its kecamatan are placed
+around the regency's centre (REGION_CENTRES, or --centre) and each gauge's
+river is its name before " - ".  The first river of a set floods unless
+--flood-rivers says otherwise.
 
 Event ids are random per run (call-<uuid>-<n>, report-<uuid>-<n>) and stable
 across retries, so a batch re-sent after an error is never stored twice;
@@ -47,6 +55,12 @@ import uuid
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = os.path.join(REPO, "data", "semarang.json")
+
+# Approximate centres of the regencies whose reference sets are shipped
+# (Kemendagri code -> lat, lon), for a set without coordinates.
+REGION_CENTRES = {"33.74": (-6.99, 110.42), "33.25": (-6.96, 109.83),
+                  "33.18": (-6.75, 111.04), "33.10": (-7.70, 110.60),
+                  "33.17": (-6.80, 111.45), "33.08": (-7.48, 110.22)}
 
 WIB_OFFSET = 7 * 3600
 WIB = datetime.timezone(datetime.timedelta(seconds=WIB_OFFSET), "WIB")
@@ -133,7 +147,7 @@ DISTRICT_WEIGHT = {"Pedurungan": 193, "Tembalang": 189, "Semarang Barat": 149,
                    "Semarang Selatan": 62, "Gajahmungkur": 60,
                    "Semarang Tengah": 55, "Tugu": 32}
 
-DEFAULT_FLOOD_RIVERS = "Kali Beringin,Banjir Kanal Timur"
+DEFAULT_FLOOD_RIVERS = "Kali Beringin,Banjir Kanal Timur"   # Semarang's
 DEFAULT_SILENT_GAUGE = "SMG-SIANGKER-BANDARA"
 
 
@@ -1471,7 +1485,10 @@ def parse_args(argv):
                    help="server base URL (env KENDALI_URL)")
     p.add_argument("--key", default=os.environ.get("KENDALI_KEY"),
                    help="API key with types call,report,sensor (env KENDALI_KEY)")
-    p.add_argument("--data", default=DEFAULT_DATA, help="city data file")
+    p.add_argument("--data", default=DEFAULT_DATA,
+                   help="city data file, or a tenant's reference set (a directory)")
+    p.add_argument("--centre", default=None,
+                   help="LAT,LON of a reference set's regency (default: by its region code)")
     p.add_argument("--backfill-days", type=float, default=0.0,
                    help="post this many days of history before going live")
     p.add_argument("--backfill-only", action="store_true",
@@ -1492,7 +1509,7 @@ def parse_args(argv):
                         "(at least 1 s of real time)")
     p.add_argument("--offline-after", type=int, default=600,
                    help="offline_after_s registered for every gauge")
-    p.add_argument("--flood-rivers", default=DEFAULT_FLOOD_RIVERS,
+    p.add_argument("--flood-rivers", default=None,
                    help="live: rivers with a rising-water episode (comma-separated; 'none')")
     p.add_argument("--flood-period", type=float, default=1800.0,
                    help="live: simulated seconds between the starts of two episodes")
@@ -1500,7 +1517,7 @@ def parse_args(argv):
                    help="live: simulated seconds an episode lasts (rise, peak, recede)")
     p.add_argument("--flood-first", type=float, default=60.0,
                    help="live: simulated seconds before the first episode starts")
-    p.add_argument("--silent-gauge", default=DEFAULT_SILENT_GAUGE,
+    p.add_argument("--silent-gauge", default=None,
                    help="a gauge that stops reporting ('none')")
     p.add_argument("--connections", type=int, default=4,
                    help="concurrent connections for the backfill")
@@ -1536,17 +1553,59 @@ def parse_args(argv):
     return a
 
 
+def reference_set(directory, centre=None):
+    """A tenant's reference set (docs/reference-data.md) as a city data file:
+    kecamatan placed evenly on a ring around the regency's centre, each
+    gauge at its kecamatan (or its own location) on the river its name
+    begins with."""
+    def load(name):
+        with open(os.path.join(directory, name), encoding="utf-8") as f:
+            return json.load(f)
+    districts = load("districts.json")
+    region = districts.get("region") or {}
+    region = region.get("code", "") if isinstance(region, dict) else str(region)
+    if centre is None:
+        centre = REGION_CENTRES.get(region)
+        if centre is None:
+            raise ValueError(f"no centre known for region {region!r}: give --centre LAT,LON")
+    names = [d["name"] for d in districts["districts"]]
+    ring = {}
+    for i, name in enumerate(names):
+        angle = 2 * math.pi * i / max(1, len(names))
+        ring[name] = {"name": name, "lat": round(centre[0] + 0.12 * math.sin(angle), 4),
+                      "lon": round(centre[1] + 0.15 * math.cos(angle), 4)}
+    gauges = []
+    for g in load("gauges.json")["gauges"]:
+        at = g.get("location") or ring.get(g.get("district")) or {"lat": centre[0], "lon": centre[1]}
+        gauges.append({"id": g["sensor_id"], "name": g["name"], "river": g["name"].split(" - ")[0],
+                       "district": g.get("district"), "lat": at["lat"], "lon": at["lon"],
+                       "thresholds": g.get("thresholds", {})})
+    return {"districts": list(ring.values()), "agencies": load("agencies.json")["agencies"],
+            "gauges": gauges}
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        with open(args.data, encoding="utf-8") as f:
-            data = json.load(f)
+        if os.path.isdir(args.data):
+            centre = tuple(float(x) for x in args.centre.split(",")) if args.centre else None
+            data = reference_set(args.data, centre)
+        else:
+            with open(args.data, encoding="utf-8") as f:
+                data = json.load(f)
         for k in ("districts", "agencies", "gauges"):
             if not data.get(k):
                 raise ValueError(f"no {k!r} in it")
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, KeyError, TypeError) as e:
         print(f"demofeed: cannot use data file {args.data}: {e}", file=sys.stderr)
         return 2
+    # Semarang floods on its two flood-prone rivers, and its airport gauge
+    # goes silent; a reference set floods on its first river.
+    semarang = not os.path.isdir(args.data)
+    if args.flood_rivers is None:
+        args.flood_rivers = DEFAULT_FLOOD_RIVERS if semarang else data["gauges"][0]["river"]
+    if args.silent_gauge is None:
+        args.silent_gauge = DEFAULT_SILENT_GAUGE if semarang else "none"
     rng = random.Random(args.seed)
     t0 = time.time()
     sim = Sim(data, args, rng, t0)
