@@ -78,19 +78,25 @@ static int severity_rank(json_t *alert)
 	return strcmp(s, "awas") == 0 ? 3 : strcmp(s, "siaga") == 0 ? 2 : 1;
 }
 
-/* The most severe first, then the newest (all in WIB or one zone: the
- * times' text orders them). */
+/* The most severe first, then the newest, then the greater id.  A
+ * province's members share its zone (Indonesia's zones follow provinces):
+ * the times' text orders them. */
 static int alert_first(const void *a, const void *b)
 {
 	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
 	int d = severity_rank(y) - severity_rank(x);
 	const char *rx, *ry;
+	json_int_t ix, iy;
 
 	if (d)
 		return d;
 	rx = json_string_value(json_object_get(x, "raised_at"));
 	ry = json_string_value(json_object_get(y, "raised_at"));
-	return strcmp(ry ? ry : "", rx ? rx : "");
+	if ((d = strcmp(ry ? ry : "", rx ? rx : "")))
+		return d;
+	ix = json_integer_value(json_object_get(x, "id"));
+	iy = json_integer_value(json_object_get(y, "id"));
+	return (iy > ix) - (iy < ix);
 }
 
 /* A JSON array of the n items, sorted by cmp (items' references taken). */

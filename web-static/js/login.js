@@ -97,6 +97,7 @@
     return [
       can.includes('wall') && refused !== '/' ? ['/', 'login.go_wall'] : null,
       can.includes('mayor') && refused !== '/mayor' ? ['/mayor', 'login.go_mayor'] : null,
+      can.includes('province') && refused !== '/provinsi' ? ['/provinsi', 'login.go_province'] : null,
     ].filter(Boolean);
   }
 
