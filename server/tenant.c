@@ -281,8 +281,12 @@ int tenants_set_members(struct tenants *ts, PGresult *r)
 		free(ts->list[k]->members);
 		ts->list[k]->members = lists[k];
 		ts->list[k]->n_members = counts[k];
+		ts->list[k]->province = NULL;
 		lists[k] = NULL;
 	}
+	for (size_t k = 0; k < ts->n; k++)
+		for (size_t i = 0; i < ts->list[k]->n_members; i++)
+			ts->list[k]->members[i]->province = ts->list[k];
 	rc = 0;
 out:
 	for (size_t k = 0; lists && k < ts->n; k++)
@@ -395,6 +399,9 @@ static void publish(struct tenant *t, int64_t now, bool force)
 	pub_state(t->pub, snap, changed, at);
 	json_decref(t->published);
 	t->published = snap;
+	/* Its province's roll-up follows at once, not at the next tick. */
+	if (t->province && json_object_size(changed) > 0)
+		tenant_touch(t->province);
 	json_decref(changed);
 }
 

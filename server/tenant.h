@@ -45,6 +45,7 @@ struct tenant {
 	 * tenant_members); none for a city or regency. */
 	struct tenant **members;
 	size_t n_members;
+	struct tenant *province; /* a member's, told of each change */
 
 	uv_timer_t publish; /* the next publication, when one is due */
 	bool publish_armed, timer_open;

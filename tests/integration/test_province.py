@@ -153,7 +153,8 @@ def test_rollup_is_live_over_the_websocket(world):
         assert r.status == 202, r
         t0 = time.monotonic()
         assert ws.wait(lambda: {m["id"]: m["calls_today"] for m in ws.state["province.members"]}
-                       .get("semarang") == before["semarang"] + 1, 1.0), ws.messages[-3:]
+                       .get("semarang") == before["semarang"] + 1, 1.0), \
+            (before, ws.state["province.members"], ws.messages[-3:])
         assert time.monotonic() - t0 <= 1.0
         # Pati is no member: its calls change nothing.
         n = len(ws.messages)
