@@ -43,13 +43,18 @@ enum ev_kind { KIND_CALL, KIND_REPORT, KIND_MIX };
 
 static const char *const kind_names[] = {"call", "report", "mix"};
 
+#define MAX_KEYS 256
+
 struct options {
 	const char *url;
 	char host[64]; /* numeric address, for the Host header */
 	int port;
 	char path[256];
 	struct sockaddr_storage addr;
-	const char *key;
+	/* Connection i posts with keys[i % nkeys]: keys of several tenants
+	 * spread the load over them. */
+	const char *keys[MAX_KEYS];
+	int nkeys;
 	int connections;
 	int batch;
 	double duration_s;
@@ -90,6 +95,7 @@ struct conn {
 	uv_write_t write;
 	uv_timer_t retry;
 	enum conn_state state;
+	const char *key;  /* its API key */
 	bool busy;	  /* a request is in flight */
 	bool writing;	  /* its write has not completed yet */
 	bool want_next;	  /* answered before the write completed */
@@ -188,7 +194,8 @@ static const char usage_text[] =
     "throughput and the latency of the acknowledgements.\n"
     "\n"
     "  --url URL        loopback server (http://127.0.0.1:8080)\n"
-    "  --key KEY        API key (default: $KENDALI_KEY)\n"
+    "  --key KEY        API key (default: $KENDALI_KEY); given again,\n"
+    "                   each connection takes the next key in turn\n"
     "  --connections N  keep-alive connections (64)\n"
     "  --batch N        events per request, an array when > 1 (1)\n"
     "  --duration S     seconds measured, after the warm-up (10)\n"
@@ -324,7 +331,9 @@ static void parse_options(int argc, char **argv)
 		if (strcmp(o, "--url") == 0) {
 			opt.url = v;
 		} else if (strcmp(o, "--key") == 0) {
-			opt.key = v;
+			if (opt.nkeys == MAX_KEYS)
+				die("at most %d --key", MAX_KEYS);
+			opt.keys[opt.nkeys++] = v;
 		} else if (strcmp(o, "--connections") == 0) {
 			opt.connections = (int)parse_num(o, v, 1, 10000);
 		} else if (strcmp(o, "--batch") == 0) {
@@ -361,15 +370,17 @@ static void parse_options(int argc, char **argv)
 		die("--type must be call, report or mix (got \"%s\")", type);
 	if (opt.events && !opt.warmup_set)
 		opt.warmup_s = 0;
-	if (!opt.key)
-		opt.key = getenv("KENDALI_KEY");
-	if (!opt.key || !*opt.key)
+	if (!opt.nkeys && getenv("KENDALI_KEY"))
+		opt.keys[opt.nkeys++] = getenv("KENDALI_KEY");
+	if (!opt.nkeys || !*opt.keys[0])
 		die("no API key: give --key KEY or set KENDALI_KEY");
-	if (strlen(opt.key) > 512)
-		die("the API key is longer than 512 characters");
-	for (const char *s = opt.key; *s; s++)
-		if (*s <= ' ' || *s >= 127)
-			die("the API key may only hold printable ASCII");
+	for (int k = 0; k < opt.nkeys; k++) {
+		if (strlen(opt.keys[k]) > 512)
+			die("an API key is longer than 512 characters");
+		for (const char *s = opt.keys[k]; *s; s++)
+			if (*s <= ' ' || *s >= 127)
+				die("an API key may only hold printable ASCII");
+	}
 	parse_url(opt.url);
 }
 
@@ -572,7 +583,7 @@ static void build_request(struct conn *c, uint64_t first, int count)
 			 "Content-Type: application/json\r\n"
 			 "Content-Length: %zu\r\n"
 			 "\r\n",
-			 opt.path, opt.host, opt.key, c->body_len);
+			 opt.path, opt.host, c->key, c->body_len);
 	if (n < 0 || (size_t)n >= sizeof(c->head))
 		die("request header too long");
 	c->head_len = (size_t)n;
@@ -1408,6 +1419,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < opt.connections; i++) {
 		uv_timer_init(loop, &conns[i].retry);
 		conns[i].retry.data = &conns[i];
+		conns[i].key = opt.keys[i % opt.nkeys];
 	}
 	uv_timer_init(loop, &tick_timer);
 	uv_timer_init(loop, &deadline_timer);
