@@ -1035,6 +1035,7 @@ struct http *http_new(uv_loop_t *loop, const struct http_handler *handler,
 	    .callback = ws_cb,
 	    .per_session_data_size = pub_session_size(),
 	    .rx_buffer_size = PUB_RX_CHUNK,
+	    .tx_packet_size = PUB_TX_CHUNK,
 	    .user = door,
 	};
 	/* Pings find dead screens: pub sends them (pub_set_ping); lws' own

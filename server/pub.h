@@ -26,6 +26,15 @@
  * reassembles up to PUB_RX_MAX, so a small buffer saves ~4 KiB a screen.
  */
 #define PUB_RX_CHUNK 256
+/*
+ * The most lws hands the kernel in one send to a screen.  Unset, lws 4.1
+ * caps each send at the rx buffer's size (256 bytes above), and a message
+ * then leaves in 256-byte sends, each after its own writable turn: a 3 KB
+ * kpis message cost a dozen sends and poll rounds per screen, which made
+ * the fan-out, not the database, the limit of a city with 1,000 screens
+ * (tests/bench/tenants.sh).  Nothing is allocated for it.
+ */
+#define PUB_TX_CHUNK (256 * 1024)
 
 struct pub;
 
