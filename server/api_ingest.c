@@ -247,12 +247,13 @@ void api_post_events(struct http_req *r)
 		return;
 	}
 	pe->r = r;
-	pe->count = counters_poster(&a->by_poster, key->poster);
+	pe->count = counters_poster(&r->tenant->by_poster, key->poster);
 	pe->n_unknown = 0;
 	for (size_t i = 0; i < batch.n && pe->n_unknown < n_unknown; i++)
 		if (!tenant_district_known(r->tenant, batch.events[i].district))
-			pe->unknown[pe->n_unknown++] = counters_poster(
-			    &a->unknown_districts, batch.events[i].district);
+			pe->unknown[pe->n_unknown++] =
+			    counters_poster(&r->tenant->unknown_districts,
+					    batch.events[i].district);
 	int rc = store_submit(a->store, r->tenant->info.id, key->poster,
 			      r->client.peer, &batch, events_done, pe);
 	if (rc < 0) {

@@ -76,18 +76,30 @@ static void label_value(struct buf *b, const char *s)
  * label, and none before the first: there is no unlabelled total beside
  * it, which Prometheus gives as sum(name).
  */
-static void per_label(struct buf *b, const struct counters *c, const char *name,
-		      const char *label, bool duplicate, const char *help)
+/* A counter per tenant and label value: the tenants' posters, or
+ * (districts) their unknown districts. */
+static void per_label(struct buf *b, const struct app *a, bool districts,
+		      const char *name, bool duplicate, const char *help)
 {
 	const struct poster_count *row;
 
 	family(b, name, "counter", help);
-	for (size_t i = 0; (row = counters_next(c, &i));) {
-		buf_printf(b, "%s{%s=\"", name, label);
-		label_value(b, row->poster);
-		buf_printf(b, "\"} %llu\n",
-			   (unsigned long long)(duplicate ? row->duplicate
-							  : row->accepted));
+	for (size_t t = 0; t < a->tenants.n; t++) {
+		const struct tenant *tn = a->tenants.list[t];
+		const struct counters *c =
+		    districts ? &tn->unknown_districts : &tn->by_poster;
+
+		for (size_t i = 0; (row = counters_next(c, &i));) {
+			buf_printf(b, "%s{tenant=\"", name);
+			label_value(b, tn->info.id);
+			buf_printf(b, "\",%s=\"",
+				   districts ? "district" : "poster");
+			label_value(b, row->poster);
+			buf_printf(b, "\"} %llu\n",
+				   (unsigned long long)(duplicate
+							    ? row->duplicate
+							    : row->accepted));
+		}
 	}
 }
 
@@ -121,26 +133,24 @@ static void ingest_metrics(struct buf *b, struct app *a)
 	/* The bound and the bucket of counters.h, said where operators
 	 * look. */
 	snprintf(help, sizeof(help),
-		 "Events stored, per poster (the poster of the agency's key). "
-		 "An agency that stops rising has stopped sending. Posters "
-		 "past the first %d are counted as poster=\"%s\".",
+		 "Events stored, per tenant and poster (the poster of the "
+		 "agency's key). An agency that stops rising has stopped "
+		 "sending. A tenant's posters past its first %d are counted "
+		 "as poster=\"%s\".",
 		 COUNTERS_POSTERS_MAX, COUNTERS_OTHER);
-	per_label(b, &a->by_poster, "kendali_events_accepted_total", "poster",
-		  false, help);
-	per_label(b, &a->by_poster, "kendali_events_duplicate_total", "poster",
-		  true,
+	per_label(b, a, false, "kendali_events_accepted_total", false, help);
+	per_label(b, a, false, "kendali_events_duplicate_total", true,
 		  "Events posted again (same poster and id) and not stored "
-		  "twice, per poster. A steady rise means that agency resends "
-		  "what was already stored.");
+		  "twice, per tenant and poster. A steady rise means that "
+		  "agency resends what was already stored.");
 	snprintf(help, sizeof(help),
 		 "Events accepted whose district is none of the tenant's "
 		 "kecamatan (kendali tenant import), by that name, resent "
 		 "ones included: a misspelling to fix at its agency. Their "
-		 "reports count under \"%s\". Names past the first %d are "
-		 "counted as district=\"%s\".",
+		 "reports count under \"%s\". A tenant's names past its "
+		 "first %d are counted as district=\"%s\".",
 		 TENANT_OTHER_DISTRICT, COUNTERS_POSTERS_MAX, COUNTERS_OTHER);
-	per_label(b, &a->unknown_districts,
-		  "kendali_events_unknown_district_total", "district", false,
+	per_label(b, a, true, "kendali_events_unknown_district_total", false,
 		  help);
 	counter(b, "kendali_requests_rejected_total", a->rejected,
 		"Agency requests refused: POST /api/v1/events for its content "

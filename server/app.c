@@ -657,7 +657,6 @@ int app_serve(const struct config *cfg)
 
 	a->cfg = *cfg;
 	a->schema_missing = -1;
-	a->unknown_districts.label = "district";
 	if (startup_db(a) < 0)
 		goto out;
 	if (uv_loop_init(&loop) != 0)
@@ -755,7 +754,5 @@ out:
 	tenants_free(&a->tenants);
 	keys_free(a->keys);
 	auth_free(a->auth);
-	counters_free(&a->by_poster);
-	counters_free(&a->unknown_districts);
 	return rc;
 }

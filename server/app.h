@@ -77,14 +77,6 @@ struct app {
 
 	/* Counters for /metrics. */
 	uint64_t requests, rejected;
-
-	/* Counters for /metrics with a label: events accepted and duplicate
-	 * per poster (api_ingest.c counts them, api_ops.c writes them).
-	 * Zero is an empty table; app_serve frees it. */
-	struct counters by_poster;
-	/* Events accepted naming a district that is none of their tenant's
-	 * kecamatan, by that name (the rows' accepted). */
-	struct counters unknown_districts;
 };
 
 /* Both database connections are up: events can be committed and read. */

@@ -1,7 +1,8 @@
 /*
  * server/counters.h - the counters of /metrics that have a label: events
  * stored and events found already stored, per poster (the agency key's
- * poster name); events naming an unknown district, per district name.
+ * poster name); events naming an unknown district, per district name.  Each
+ * tenant has its own tables (struct tenant).
  *
  * Posters are named by the keys the city's admins create: a few hundred at
  * most.  The table is still bounded, so that /metrics stays small whatever

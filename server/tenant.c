@@ -515,6 +515,7 @@ struct tenant *tenant_new(struct app *a, const struct tenant_info *info)
 		return NULL;
 	t->app = a;
 	t->info = *info;
+	t->unknown_districts.label = "district";
 	/* The first record is at the next boundary, or now if this is one:
 	 * a record says what the server saw at its time. */
 	int64_t now = clock_now_us();
@@ -562,6 +563,8 @@ void tenant_free(struct tenant *t)
 		return;
 	json_decref(t->published);
 	free(t->members);
+	counters_free(&t->by_poster);
+	counters_free(&t->unknown_districts);
 	hmap_free_all(&t->districts, NULL);
 	pub_free(t->pub);
 	alerts_free(t->alerts);

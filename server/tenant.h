@@ -8,6 +8,7 @@
 #ifndef KENDALI_TENANT_H
 #define KENDALI_TENANT_H
 
+#include "counters.h"
 #include "hmap.h"
 
 #include <jansson.h>
@@ -46,6 +47,12 @@ struct tenant {
 	struct tenant **members;
 	size_t n_members;
 	struct tenant *province; /* a member's, told of each change */
+
+	/* Counters for /metrics, labelled with the tenant: events accepted
+	 * and duplicate per poster (api_ingest.c counts them), and events
+	 * naming a district that is none of its kecamatan, by that name. */
+	struct counters by_poster;
+	struct counters unknown_districts;
 
 	uv_timer_t publish; /* the next publication, when one is due */
 	bool publish_armed, timer_open;

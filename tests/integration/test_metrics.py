@@ -239,10 +239,13 @@ def scrape(srv):
     return parse_exposition(r.raw.decode("utf-8"))     # strict UTF-8: a bad byte raises
 
 
-def by_poster(families, name):
+def by_poster(families, name, tenant="semarang"):
+    """The samples of a per-poster counter, by poster: every one labelled
+    with the tenant and the poster (docs/api.md section 6), of tenant."""
     out = {}
     for sample, labels, value in families[name]["samples"]:
-        assert sample == name and set(labels) == {"poster"}, (sample, labels)
+        assert sample == name and set(labels) == {"tenant", "poster"}, (sample, labels)
+        assert labels["tenant"] == tenant, labels
         out[labels["poster"]] = value
     return out
 

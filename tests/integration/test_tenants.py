@@ -220,6 +220,9 @@ def test_each_key_posts_into_its_own_tenant(db, make_server):
         ("batang", "cc", "t-1"), ("semarang", "cc", "t-1")]
     assert db.rows("SELECT tenant, call_id FROM calls ORDER BY tenant") == [
         ("batang", "C-1"), ("semarang", "C-1")]
+    # The same poster in two tenants: a counter each.
+    assert metrics_of(srv, "kendali_events_accepted_total") == {
+        'tenant="semarang",poster="cc"': 1, 'tenant="batang",poster="cc"': 1}
     kendali_cli(db, "key", "revoke", key_id(key_bt), "--tenant", "batang")
     wait_until(lambda: http.post_events([dict(EVENT, id="t-2")], key=key_bt).status == 401,
                what="the revoked key refused")
@@ -279,16 +282,26 @@ def test_a_province_or_unknown_tenant_is_not_the_default(db, kendali_bin):
         assert says in cp.stderr, cp.stderr
 
 
-def metrics_unknown(srv):
-    """kendali_events_unknown_district_total by district, from /metrics."""
+def metrics_of(srv, name):
+    """A labelled counter of /metrics: {label text (inside the braces): value}."""
     r = srv.http().get("/metrics")
     assert r.status == 200, r
     out = {}
     for line in r.raw.decode().splitlines():
-        if line.startswith("kendali_events_unknown_district_total{"):
-            label, value = line[len("kendali_events_unknown_district_total{"):].split("} ")
-            assert label.startswith('district="') and label.endswith('"'), line
-            out[label[len('district="'):-1]] = int(value)
+        if line.startswith(name + "{"):
+            label, value = line[len(name) + 1:].split("} ")
+            out[label] = int(value)
+    return out
+
+
+def metrics_unknown(srv, tenant="semarang"):
+    """kendali_events_unknown_district_total by district, from /metrics:
+    every sample labelled with its tenant first (all of tenant)."""
+    out = {}
+    head = f'tenant="{tenant}",district="'
+    for label, value in metrics_of(srv, "kendali_events_unknown_district_total").items():
+        assert label.startswith(head) and label.endswith('"'), label
+        out[label[len(head):-1]] = value
     return out
 
 

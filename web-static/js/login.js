@@ -199,20 +199,9 @@
 
   // ---- wiring ---------------------------------------------------------------------
 
-  /** The language link keeps the other query parameters. */
-  function setupLangSwitch() {
-    const link = $('lang-switch');
-    const q = new URLSearchParams(window.location.search);
-    if (I18n.lang === 'en') q.delete('lang');
-    else q.set('lang', 'en');
-    const s = q.toString();
-    link.href = window.location.pathname + (s ? '?' + s : '');
-    link.hreflang = I18n.lang === 'en' ? 'id' : 'en';
-  }
-
   function init() {
     I18n.apply(document);
-    setupLangSwitch();
+    UI.setupLangSwitch($('lang-switch'));
     $('login-form').addEventListener('submit', (e) => {
       e.preventDefault();
       submit();

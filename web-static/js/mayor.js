@@ -306,20 +306,9 @@
     if (has('reports.sla_met_30d')) drawSla();
   }
 
-  /** The language link keeps the other query parameters. */
-  function setupLangSwitch() {
-    const link = $('lang-switch');
-    const params = new URLSearchParams(window.location.search);
-    if (I18n.lang === 'en') params.delete('lang');
-    else params.set('lang', 'en');
-    const q = params.toString();
-    link.href = window.location.pathname + (q ? '?' + q : '');
-    link.hreflang = I18n.lang === 'en' ? 'id' : 'en';
-  }
-
   function init() {
     I18n.apply(document);
-    setupLangSwitch();
+    UI.setupLangSwitch($('lang-switch'));
     UI.startClock($('clock'), $('date'));
     render(null);
     // The tenant titles the page and sets the zone: every time is shown again.

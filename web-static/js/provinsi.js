@@ -179,20 +179,9 @@
     if (has('province.alerts')) renderAlerts();
   }
 
-  /** The language link keeps the other query parameters. */
-  function setupLangSwitch() {
-    const link = $('lang-switch');
-    const params = new URLSearchParams(window.location.search);
-    if (I18n.lang === 'en') params.delete('lang');
-    else params.set('lang', 'en');
-    const q = params.toString();
-    link.href = window.location.pathname + (q ? '?' + q : '');
-    link.hreflang = I18n.lang === 'en' ? 'id' : 'en';
-  }
-
   function init() {
     I18n.apply(document);
-    setupLangSwitch();
+    UI.setupLangSwitch($('lang-switch'));
     setupRowClicks();
     UI.startClock($('clock'), $('date'));
     render(null);

@@ -91,6 +91,17 @@
     return path + (path.includes('?') ? '&' : '?') + 'tenant=' + encodeURIComponent(viewTenant);
   }
 
+  /** The language link (link) switches to the other language, keeping the page's
+   * other query parameters. */
+  function setupLangSwitch(link) {
+    const params = new URLSearchParams(window.location.search);
+    if (I18n.lang === 'en') params.delete('lang');
+    else params.set('lang', 'en');
+    const q = params.toString();
+    link.href = window.location.pathname + (q ? '?' + q : '');
+    link.hreflang = I18n.lang === 'en' ? 'id' : 'en';
+  }
+
   let unauthorized = null;
 
   /** fn(url) is called after any request of getJSON / postJSON is answered 401. */
@@ -378,6 +389,7 @@
     getJSON,
     postJSON,
     withTenant,
+    setupLangSwitch,
     onUnauthorized,
     every,
     alertSeverity,
