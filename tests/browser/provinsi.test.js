@@ -544,6 +544,12 @@ test('a member opens its own summary, read-only, with that member\'s numbers', {
     await settle(page);
     await shot(page, 'provinsi-batang-mayor-1024x768.png');
 
+    // The way back to the roll-up, for the province only (a member's own
+    // screens never see it: the other tests of the mayor page).
+    await page.waitForSelector('#to-province:not([hidden])', { timeout: 5000 });
+    assert.equal(await page.getAttribute('#to-province', 'href'), '/provinsi');
+    assert.equal((await page.textContent('#to-province')).trim(), '← Provinsi');
+
     // Anywhere on the row opens it too.
     await page.goBack({ waitUntil: 'load' });
     assert.equal(new URL(page.url()).pathname, '/provinsi');
@@ -590,6 +596,9 @@ test('English with ?lang=en, kept on the way to a member', { timeout: 90000 }, a
     assert.equal(u.searchParams.get('lang'), 'en');
     const m = await expectMemberSummary(page, BATANG.id, 'en', "Kabupaten Batang — Regent's summary");
     assert.equal(m.tt.title, "Regent's summary — Kabupaten Batang");
+    await page.waitForSelector('#to-province:not([hidden])', { timeout: 5000 });
+    assert.equal(await page.getAttribute('#to-province', 'href'), '/provinsi?lang=en');
+    assert.equal((await page.textContent('#to-province')).trim(), '← Province');
     t.diagnostic(`Batang's summary in English: ${m.compared} numbers equal Batang's own KPIs`);
     await settle(page);
     assertNoProblems(p);

@@ -111,13 +111,16 @@ static void key(const uint8_t *data, size_t size)
 	bit = ws_topic_of_key(k);
 
 	/* A key belongs to a topic when it is the topic's name, a dot and
-	 * anything: at most one topic, since no name is a prefix of another. */
+	 * anything: at most one topic, since no name is a prefix of another.
+	 * A province's roll-up ("province." and anything) is of every topic. */
 	for (int i = 0; i < 4; i++) {
 		size_t n = strlen(names[i]);
 
 		if (strncmp(k, names[i], n) == 0 && k[n] == '.')
 			want = 1u << i;
 	}
+	if (strncmp(k, "province.", 9) == 0)
+		want = WS_TOPIC_ALL;
 	check(bit == want);
 	free(k);
 }

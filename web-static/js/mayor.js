@@ -312,7 +312,15 @@
     UI.startClock($('clock'), $('date'));
     render(null);
     // The tenant titles the page and sets the zone: every time is shown again.
-    Session.start({ onChange: (id, tenantChanged) => tenantChanged && render(null) });
+    // A province looking at one member gets its way back to the roll-up.
+    Session.start({
+      onChange: (id, tenantChanged) => {
+        const back = $('to-province');
+        back.hidden = !(id && id.role === 'province');
+        back.href = '/provinsi' + (I18n.lang === 'en' ? '?lang=en' : '');
+        if (tenantChanged) render(null);
+      },
+    });
 
     const statusEls = { overlay: $('stale'), lastEl: $('stale-last'), updatedEl: $('updated') };
     Live.start({

@@ -247,8 +247,11 @@ static void key_case(const json_t *c, struct note *n)
 {
 	const char *key = json_string_value(json_object_get(c, "key"));
 	const json_t *topic = json_object_get(c, "topic");
-	unsigned want =
-	    json_is_string(topic) ? topic_bit(json_string_value(topic)) : 0;
+	/* "all": a province's roll-up, of every topic. */
+	unsigned want = !json_is_string(topic) ? 0
+			: strcmp(json_string_value(topic), "all") == 0
+			    ? WS_TOPIC_ALL
+			    : topic_bit(json_string_value(topic));
 	unsigned got;
 
 	if (!key || (!json_is_null(topic) && !want)) {
