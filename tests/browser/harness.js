@@ -577,6 +577,16 @@ class Harness {
     return { context, page, watch, label };
   }
 
+  /** fn(page) with a page opened as open() does; its context closed after. */
+  async withPage(pathAndQuery, viewport, label, fn) {
+    const p = await this.open(pathAndQuery, viewport, label);
+    try {
+      return await fn(p);
+    } finally {
+      await p.context.close();
+    }
+  }
+
   async stop() {
     const errors = [];
     const step = async (what, fn) => {

@@ -74,14 +74,7 @@ async function screenshot(page, pg, query, sz) {
   await page.screenshot({ path: file, fullPage: true, animations: 'disabled' });
 }
 
-async function withPage(pathAndQuery, viewport, label, fn) {
-  const p = await h.open(pathAndQuery, viewport, label);
-  try {
-    return await fn(p);
-  } finally {
-    await p.context.close();
-  }
-}
+const withPage = (pathAndQuery, viewport, label, fn) => h.withPage(pathAndQuery, viewport, label, fn);
 
 function isPlain(el) {
   return el.key == null && el.field == null && el.derived == null;

@@ -355,14 +355,7 @@ async function settle(page) {
   await sleep(300);
 }
 
-async function withPage(pathAndQuery, viewport, label, fn) {
-  const p = await h.open(pathAndQuery, viewport, label);
-  try {
-    return await fn(p);
-  } finally {
-    await p.context.close();
-  }
-}
+const withPage = (pathAndQuery, viewport, label, fn) => h.withPage(pathAndQuery, viewport, label, fn);
 
 /** The province's screen opens the page with its token (then kept as its cookie). */
 const provinsi = (query = '') => `/provinsi?token=${provinceToken}${query ? '&' + query.replace(/^\?/, '') : ''}`;
