@@ -57,10 +57,12 @@ enum access_result access_identify(struct app *a, const struct http_client *c,
 	}
 	*who = *w;
 	/* Anonymous reads are the default tenant's.  A credential of a
-	 * tenant not served here (a province's) is none. */
+	 * tenant not served yet (created since the tenants were last read)
+	 * is none for now. */
 	if (who->kind == AUTH_ANONYMOUS)
 		snprintf(who->tenant, sizeof(who->tenant), "%s",
 			 a->tenant->info.id);
+	memcpy(who->home, who->tenant, sizeof(who->home));
 	struct tenant *t = tenants_get(&a->tenants, who->tenant);
 	if (!t)
 		return ACCESS_BAD;
@@ -540,7 +542,8 @@ void access_logout(struct http_req *r)
 	o->r = r;
 	memcpy(o->id, r->who.id, sizeof(o->id));
 	access_actor(&r->who, NULL, actor, sizeof(actor));
-	if (reads_session_end(a->reader, r->who.tenant, o->id, actor,
+	/* The session's own tenant, whichever member a province reads. */
+	if (reads_session_end(a->reader, r->who.home, o->id, actor,
 			      r->client.peer, logout_done, o) < 0)
 		logout_done(o, false);
 }

@@ -56,7 +56,10 @@ struct identity {
 	char id[AUTH_ID_LEN + 1]; /* token or session id; "" when anonymous */
 	char name[AUTH_NAME_MAX + 1];
 	char tenant[AUTH_TENANT_MAX + 1]; /* whose: "" when anonymous */
-	enum auth_role role;		  /* not for AUTH_ANONYMOUS */
+	/* The tenant it belongs to, where tenant is the one it reads: they
+	 * differ for a province's identity reading a member (access.c). */
+	char home[AUTH_TENANT_MAX + 1];
+	enum auth_role role; /* not for AUTH_ANONYMOUS */
 	unsigned can;
 	int64_t expires_us; /* 0: until revoked */
 	unsigned char sha256[32];

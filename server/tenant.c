@@ -477,18 +477,16 @@ static void record_history(struct tenant *t, int64_t now)
 
 void tenant_tick(struct tenant *t, int64_t now, bool prune)
 {
-	if (t->info.province) {
-		/* Its members' last publications, looked at every tick:
-		 * screens get what changed. */
-		t->dirty = true;
-		schedule_publish(t);
-		pub_tick(t->pub);
-		return;
-	}
-	check_alerts(t, now);
+	/* A province has no gauges, KPIs or record of its own: its roll-up
+	 * follows its members' publications (each touches it), and is looked
+	 * at again every second like any snapshot (a membership changed). */
+	if (!t->info.province)
+		check_alerts(t, now);
 	if (t->dirty || now - t->last_eval_us >= EVALUATE_US)
 		schedule_publish(t);
 	pub_tick(t->pub);
+	if (t->info.province)
+		return;
 	record_history(t, now);
 	if (prune)
 		kpi_prune(t->kpi, now);

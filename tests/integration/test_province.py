@@ -223,3 +223,31 @@ def test_a_province_created_while_running_is_served(world):
     assert [m["id"] for m in got] == ["pati"]
     want = expected_summary(w, "pati", "Kabupaten Pati", "Bupati")
     assert got == [want], (got, want)
+
+
+def test_a_governor_logs_out_from_a_members_summary(world):
+    """A province's user reading a member (its pages send `?tenant=` on
+    every request, the logout too) ends its own session: in PostgreSQL,
+    in its province, with the audit row there; the cookie no longer
+    reads anything."""
+    w = world
+    kendali_cli(w.db, "user", "add", "gubernur", "--tenant", "jateng", "--role", "province",
+                input="gubernur-pw-1\n")
+    c = w.srv.http()
+    try:
+        r = c.post("/api/v1/session", {"username": "gubernur", "password": "gubernur-pw-1",
+                                       "tenant": "jateng"}, key=None)
+        assert r.status == 200, r
+        cookie = next(v.split(";")[0].split("=", 1)[1] for v in r.headers.get_all("Set-Cookie")
+                      if v.startswith("kendali_session="))
+        r = c.get("/api/v1/session?tenant=batang", key=None, cookie=cookie)
+        assert r.status == 200 and r.json["tenant"]["id"] == "batang", r
+        r = c.post("/api/v1/logout?tenant=batang", {}, key=None, cookie=cookie)
+        assert r.status == 200 and r.json == {"logged_out": True}, r
+    finally:
+        c.close()
+    assert w.db.rows("SELECT tenant, ended_at IS NOT NULL FROM sessions WHERE username = 'gubernur'") == \
+        [("jateng", True)]
+    assert w.db.rows("SELECT tenant FROM audit WHERE action = 'session.logout'") == [("jateng",)]
+    r = w.http.get("/api/v1/session?tenant=batang", key=None, cookie=cookie)
+    assert r.status == 401, r
