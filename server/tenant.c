@@ -123,9 +123,11 @@ static json_t *rollup(const struct tenant *p)
 		    json_object_get(p->members[i]->published, "alerts.active"));
 	alerts = calloc(n_alerts + 1, sizeof(*alerts));
 	if (!members || !alerts) {
+		/* Out of memory: an empty snapshot, never none (every caller
+		 * reads one). */
 		free(members);
 		free(alerts);
-		return NULL;
+		return json_object();
 	}
 	for (i = 0; i < p->n_members; i++) {
 		const struct tenant *m = p->members[i];
